@@ -1,0 +1,198 @@
+"""Choosing German or English, and the server's and CLI's own sentences in both.
+
+Browsers tell us their language with `Accept-Language`, terminals with `KREIS_LANG`,
+`LC_ALL` or `LANG`. Everything a person reads exists in German and English; any
+language we do not have falls back to English.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+Lang = Literal["de", "en"]
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # key: (English, German)
+    "first_run": (
+        "First start: a configuration was written to {path}\n"
+        "Group (leader login): {group}\n"
+        "Password: {password}\n"
+        "This password is shown only once. Write it down now.",
+        "Erster Start: Eine Konfiguration wurde nach {path} geschrieben.\n"
+        "Gruppe (Anmeldung für Leitende): {group}\n"
+        "Passwort: {password}\n"
+        "Dieses Passwort wird nur dieses eine Mal angezeigt. Bitte jetzt notieren.",
+    ),
+    "not_built": (
+        "'kreis {command}' is not built yet (module {module} is missing).",
+        "'kreis {command}' gibt es noch nicht (Modul {module} fehlt).",
+    ),
+    "group_added": (
+        "Group {group} added.",
+        "Gruppe {group} hinzugefügt.",
+    ),
+    "group_passwd": (
+        "Password of group {group} changed.",
+        "Passwort der Gruppe {group} geändert.",
+    ),
+    "group_removed": (
+        "Group {group} removed.",
+        "Gruppe {group} entfernt.",
+    ),
+    "generated_password": (
+        "Password of group {group}: {password}\nIt is shown only once. Write it down now.",
+        "Passwort der Gruppe {group}: {password}\n"
+        "Es wird nur dieses eine Mal angezeigt. Bitte jetzt notieren.",
+    ),
+    "no_groups": (
+        "No groups configured.",
+        "Keine Gruppen eingerichtet.",
+    ),
+    "prompt_password": (
+        "New password for group {group}: ",
+        "Neues Passwort für Gruppe {group}: ",
+    ),
+    "prompt_repeat": (
+        "Repeat the password: ",
+        "Passwort wiederholen: ",
+    ),
+    "restart_hint": (
+        "Restart the server (kreis serve) so that it reads the change.",
+        "Bitte den Server (kreis serve) neu starten, damit er die Änderung liest.",
+    ),
+    "error_prefix": (
+        "Error: {message}",
+        "Fehler: {message}",
+    ),
+    "config.bool": ("must be true or false", "muss true oder false sein"),
+    "config.int": (
+        "must be an integer between {low} and {high}",
+        "muss eine ganze Zahl zwischen {low} und {high} sein",
+    ),
+    "config.str": ("must be a string (text in quotes)", "muss ein Text in Anführungszeichen sein"),
+    "config.list": (
+        'must be a list of strings, e.g. ["a", "b"]',
+        'muss eine Liste von Texten sein, z. B. ["a", "b"]',
+    ),
+    "config.choice": ("must be one of {choices}", "muss eines davon sein: {choices}"),
+    "config.url": (
+        "must be empty or a URL starting with http:// or https://",
+        "muss leer sein oder eine mit http:// oder https:// beginnende URL",
+    ),
+    "config.turn_url": (
+        "must be empty or a URL starting with turn: or turns:",
+        "muss leer sein oder eine mit turn: oder turns: beginnende URL",
+    ),
+    "config.ip": (
+        "must be an IP address such as 127.0.0.1",
+        "muss eine IP-Adresse sein, z. B. 127.0.0.1",
+    ),
+    "config.network": (
+        "{item!r} is not an IP address or network",
+        "{item!r} ist keine IP-Adresse und kein Netz",
+    ),
+    "config.table": ("must be a table ([{key}])", "muss eine Tabelle sein ([{key}])"),
+    "config.unknown": ("unknown key", "unbekannter Schlüssel"),
+    "config.unknown_near": (
+        "unknown key (did you mean {near}?)",
+        "unbekannter Schlüssel (meinten Sie {near}?)",
+    ),
+    "config.group_id": (
+        "a group id must be 2 to 32 characters of a-z, 0-9 and '-'",
+        "eine Gruppen-Id muss aus 2 bis 32 Zeichen a-z, 0-9 und '-' bestehen",
+    ),
+    "config.hash": (
+        "must be a hash written by 'kreis group passwd' (scrypt$…)",
+        "muss ein von 'kreis group passwd' geschriebener Hash sein (scrypt$…)",
+    ),
+    "config.port_order": (
+        "must not be greater than media.port_max",
+        "darf nicht größer als media.port_max sein",
+    ),
+    "config.tls_pair": (
+        "server.tls_cert and server.tls_key must be set together",
+        "server.tls_cert und server.tls_key müssen zusammen gesetzt sein",
+    ),
+    "config.turn_secret": (
+        "must be set when turn.url is set",
+        "muss gesetzt sein, wenn turn.url gesetzt ist",
+    ),
+    "config.no_groups": (
+        "no group is configured; add one with 'kreis group add NAME'",
+        "keine Gruppe eingerichtet; mit 'kreis group add NAME' eine hinzufügen",
+    ),
+    "config.unsafe_bind": (
+        "listening on {host} is refused without encryption: passwords and chat would "
+        "travel in clear text. Set server.tls_cert and server.tls_key, or set "
+        "server.behind_proxy = true when a reverse proxy with HTTPS is in front, or "
+        "listen on 127.0.0.1.",
+        "Lauschen auf {host} ohne Verschlüsselung wird verweigert: Passwörter und Chat "
+        "gingen im Klartext übers Netz. Bitte server.tls_cert und server.tls_key setzen, "
+        "oder server.behind_proxy = true, wenn ein Reverse-Proxy mit HTTPS davor steht, "
+        "oder auf 127.0.0.1 lauschen.",
+    ),
+    "config_file": (
+        "Configuration: {path}",
+        "Konfiguration: {path}",
+    ),
+}
+
+
+def normalise_lang(value: str | None) -> Lang:
+    """`de` for a language tag starting with `de` (`de`, `de-AT`, `de_DE.UTF-8`), else `en`."""
+    return "de" if value and value.strip().lower().startswith("de") else "en"
+
+
+def pick_lang(accept_language: str | None) -> Lang:
+    """The better of German and English for an HTTP `Accept-Language` header.
+
+    Follows the quality values (`en;q=0.5, de;q=0.9` is German); without a usable
+    header, English.
+    """
+    if not accept_language:
+        return "en"
+    best: tuple[float, int, Lang] | None = None
+    for position, item in enumerate(accept_language.split(",")):
+        tag, _, params = item.strip().partition(";")
+        tag = tag.strip().lower()
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.split("-")[0]
+        if primary not in ("de", "en") or quality <= 0:
+            continue
+        lang: Lang = "de" if primary == "de" else "en"
+        # Higher quality wins; on a tie the earlier entry wins.
+        candidate = (quality, -position, lang)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else "en"
+
+
+def terminal_lang(environ: Mapping[str, str] | None = None) -> Lang:
+    """The language for a terminal: `KREIS_LANG`, else `LC_ALL`, `LC_MESSAGES`, `LANG`."""
+    env = os.environ if environ is None else environ
+    for name in ("KREIS_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(name)
+        if value:
+            return normalise_lang(value)
+    return "en"
+
+
+def both(text_key: str, /, **values: object) -> tuple[str, str]:
+    """The sentence `text_key` in English and German, placeholders filled (for `KreisError`)."""
+    en, de = TEXTS[text_key]
+    return en.format(**values), de.format(**values)
+
+
+def t(key: str, lang: str | None, **values: object) -> str:
+    """The sentence `key` in `lang`, with `{name}` placeholders filled from `values`."""
+    en, de = TEXTS[key]
+    text = de if normalise_lang(lang) == "de" else en
+    return text.format(**values) if values else text
