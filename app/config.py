@@ -404,6 +404,7 @@ def save_raw(path: Path, data: Mapping[str, Any]) -> None:
     except FileNotFoundError:
         st = None
     mode = (st.st_mode & 0o770) if st else 0o600
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp_name = tempfile.mkstemp(prefix=".kreis-", suffix=".toml", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -133,6 +133,68 @@ TEXTS: dict[str, tuple[str, str]] = {
         "oder server.behind_proxy = true, wenn ein Reverse-Proxy mit HTTPS davor steht, "
         "oder auf 127.0.0.1 lauschen.",
     ),
+    "group.exists": (
+        "the group {group} exists already (change its password with 'kreis group passwd {group}')",
+        "die Gruppe {group} gibt es schon (Passwort ändern mit 'kreis group passwd {group}')",
+    ),
+    "group.missing": (
+        "there is no group {group} (see 'kreis group list')",
+        "es gibt keine Gruppe {group} (siehe 'kreis group list')",
+    ),
+    "group.mismatch": (
+        "the two passwords are not the same; nothing was changed",
+        "die beiden Passwörter sind nicht gleich; nichts wurde geändert",
+    ),
+    "group.short": (
+        "the password must have at least {min} characters; nothing was changed",
+        "das Passwort muss mindestens {min} Zeichen haben; nichts wurde geändert",
+    ),
+    "group.long": (
+        "the password must have at most {max} characters; nothing was changed",
+        "das Passwort darf höchstens {max} Zeichen haben; nichts wurde geändert",
+    ),
+    "group.no_input": (
+        "no password was entered; nothing was changed",
+        "es wurde kein Passwort eingegeben; nichts wurde geändert",
+    ),
+    "help.description": (
+        "Kreis: a meeting server for confidential groups.",
+        "Kreis: ein Treffpunkt-Server für vertrauliche Gruppen.",
+    ),
+    "help.config": (
+        "configuration file (default: {path})",
+        "Konfigurationsdatei (Standard: {path})",
+    ),
+    "help.lang": ("language of messages", "Sprache der Meldungen"),
+    "help.serve": ("start the server", "den Server starten"),
+    "help.console": (
+        "moderation console for leaders (a client of the server)",
+        "Moderationskonsole für Leitende (ein Client des Servers)",
+    ),
+    "help.dial_in": (
+        "SIP gateway for phone callers (a client of the server)",
+        "SIP-Gateway für Anrufe per Telefon (ein Client des Servers)",
+    ),
+    "help.group": (
+        "add, change, remove or list groups in the configuration",
+        "Gruppen in der Konfiguration hinzufügen, ändern, entfernen oder auflisten",
+    ),
+    "help.group_add": ("add a group", "eine Gruppe hinzufügen"),
+    "help.group_passwd": ("set a new group password", "ein neues Gruppenpasswort setzen"),
+    "help.group_remove": ("remove a group", "eine Gruppe entfernen"),
+    "help.group_list": ("list the groups", "die Gruppen auflisten"),
+    "help.name": (
+        "group id: 2-32 characters a-z, 0-9, '-'",
+        "Gruppen-Id: 2-32 Zeichen a-z, 0-9, '-'",
+    ),
+    "help.generate": (
+        "generate a strong password and print it once",
+        "ein starkes Passwort erzeugen und einmal anzeigen",
+    ),
+    "help.password_stdin": (
+        "read the password twice from standard input (one line each), for scripts",
+        "das Passwort zweimal von der Standardeingabe lesen (je eine Zeile), für Skripte",
+    ),
     "config_file": (
         "Configuration: {path}",
         "Konfiguration: {path}",
