@@ -1,0 +1,294 @@
+/**
+ * The E2EE frame transform, run in one dedicated module Worker per page.
+ *
+ * Both browser APIs end up here: `RTCRtpScriptTransform` delivers an `rtctransform`
+ * event, the older `createEncodedStreams` path posts the streams in a `stream` message.
+ * One worker serves every sender and receiver of the page so that there is exactly one
+ * frame counter per media key (audio, camera and screen share all use the same key; the
+ * counter is what keeps the AES-GCM IVs unique).
+ *
+ * Fail closed: a frame that claims encryption but does not decrypt, a clear frame from a
+ * participant whose mode is "on", and our own frame while we encrypt but lack a key are
+ * dropped and counted, never handed on.
+ */
+
+import {
+  MAX_RATCHET_STEPS,
+  clearPrefixLength,
+  decryptFrame,
+  encryptFrame,
+  frameKeyFromMediaKey,
+  hasMagic,
+  nextKeyId,
+  ratchetMediaKey,
+  readTrailer,
+} from "./frame.js";
+
+/** Our sending side: null key means "encrypting but no key yet" → drop. */
+const send = { encrypt: false, keyId: null, frameKey: null, counter: 0 };
+
+/**
+ * Receiving side, per publishing participant:
+ * { mode: "on"|"off", latest: keyId|null, keys: Map<keyId, {raw, frameKey, derived, expires}> }
+ */
+const peers = new Map();
+/** Receiver transforms by id (rid) → participant id; the SFU can remap a receiver. */
+const receiverOwner = new Map();
+
+let graceMs = 5000;
+let defaultMode = "on";
+
+const stats = {
+  encrypted: 0,
+  decrypted: 0,
+  dropped: 0,
+  passedClear: 0,
+  sentClear: 0,
+  droppedBy: { noKey: 0, badTag: 0, clear: 0, codec: 0, noSendKey: 0, unknownReceiver: 0 },
+  perParticipant: {},
+};
+
+function peer(participantId) {
+  let p = peers.get(participantId);
+  if (!p) {
+    p = { mode: defaultMode, latest: null, keys: new Map() };
+    peers.set(participantId, p);
+  }
+  return p;
+}
+
+function participantStats(participantId) {
+  let s = stats.perParticipant[participantId];
+  if (!s) {
+    s = { decrypted: 0, dropped: 0, passedClear: 0, keyId: null, lastFrame: null };
+    stats.perParticipant[participantId] = s;
+  }
+  return s;
+}
+
+function drop(reason, participantId) {
+  stats.dropped++;
+  stats.droppedBy[reason]++;
+  if (participantId) participantStats(participantId).dropped++;
+}
+
+/** Older keys of a participant stay usable for `graceMs` after a newer one is in use. */
+function expireOthers(p, keyId) {
+  const until = Date.now() + graceMs;
+  for (const [id, entry] of p.keys) {
+    if (id !== keyId && entry.expires === null) entry.expires = until;
+  }
+}
+
+function sweep() {
+  const now = Date.now();
+  for (const p of peers.values()) {
+    for (const [id, entry] of p.keys) {
+      if (entry.expires !== null && entry.expires <= now) p.keys.delete(id);
+    }
+  }
+}
+setInterval(sweep, 1000);
+
+async function setPeerKey(participantId, keyId, raw) {
+  const p = peer(participantId);
+  const frameKey = await frameKeyFromMediaKey(raw);
+  p.keys.set(keyId, { raw, frameKey, derived: false, expires: null });
+  p.latest = keyId;
+  expireOthers(p, keyId);
+}
+
+/** Looks up the key for a frame; derives ratchet steps forward from the latest key. */
+async function keyFor(p, keyId) {
+  const found = p.keys.get(keyId);
+  if (found) return found;
+  if (p.latest === null) return null;
+  const steps = (keyId - p.latest) >>> 0;
+  if (steps < 1 || steps > MAX_RATCHET_STEPS) return null;
+  let id = p.latest;
+  let raw = p.keys.get(id)?.raw;
+  if (!raw) return null;
+  for (let i = 0; i < steps; i++) {
+    raw = await ratchetMediaKey(raw);
+    id = nextKeyId(id);
+    if (!p.keys.has(id)) {
+      const frameKey = await frameKeyFromMediaKey(raw);
+      p.keys.set(id, { raw, frameKey, derived: true, expires: null });
+    }
+  }
+  return p.keys.get(keyId) ?? null;
+}
+
+function mimeTypeOf(frame) {
+  try {
+    return frame.getMetadata?.().mimeType ?? null;
+  } catch {
+    return null;
+  }
+}
+
+async function encodeFrame(frame, controller, options) {
+  if (!send.encrypt) {
+    stats.sentClear++;
+    controller.enqueue(frame);
+    return;
+  }
+  const data = new Uint8Array(frame.data);
+  if (data.byteLength === 0) {
+    controller.enqueue(frame);
+    return;
+  }
+  if (!send.frameKey) {
+    drop("noSendKey");
+    return;
+  }
+  const prefixLen = clearPrefixLength(options.kind, data, mimeTypeOf(frame));
+  if (prefixLen < 0) {
+    drop("codec");
+    return;
+  }
+  const counter = send.counter;
+  send.counter = (send.counter + 1) >>> 0;
+  const out = await encryptFrame(send.frameKey, send.keyId, counter, data, prefixLen);
+  frame.data = out.buffer;
+  stats.encrypted++;
+  controller.enqueue(frame);
+}
+
+async function decodeFrame(frame, controller, options) {
+  const participantId = receiverOwner.get(options.rid) ?? options.participantId ?? null;
+  if (participantId === null) {
+    drop("unknownReceiver");
+    return;
+  }
+  const data = new Uint8Array(frame.data);
+  if (data.byteLength === 0) {
+    controller.enqueue(frame);
+    return;
+  }
+  const p = peer(participantId);
+  const ps = participantStats(participantId);
+  if (!hasMagic(data)) {
+    if (p.mode === "on") {
+      drop("clear", participantId);
+      return;
+    }
+    stats.passedClear++;
+    ps.passedClear++;
+    ps.lastFrame = "clear";
+    controller.enqueue(frame);
+    return;
+  }
+  const { keyId } = readTrailer(data);
+  const entry = await keyFor(p, keyId);
+  if (!entry) {
+    drop("noKey", participantId);
+    return;
+  }
+  const prefixLen = clearPrefixLength(options.kind, data, null);
+  let plain;
+  try {
+    plain = await decryptFrame(entry.frameKey, data, prefixLen);
+  } catch {
+    drop("badTag", participantId);
+    return;
+  }
+  const ahead = p.latest === null ? 0 : (keyId - p.latest) >>> 0;
+  if (ahead >= 1 && ahead <= MAX_RATCHET_STEPS) {
+    // A ratchet step proved itself (the tag verified): older keys now expire.
+    entry.derived = false;
+    p.latest = keyId;
+    expireOthers(p, keyId);
+  }
+  frame.data = plain.buffer;
+  stats.decrypted++;
+  ps.decrypted++;
+  ps.keyId = keyId;
+  ps.lastFrame = "encrypted";
+  controller.enqueue(frame);
+}
+
+function runTransform(readable, writable, options) {
+  const handler = options.role === "sender" ? encodeFrame : decodeFrame;
+  const transform = new TransformStream({
+    transform: (frame, controller) => handler(frame, controller, options),
+  });
+  readable
+    .pipeThrough(transform)
+    .pipeTo(writable)
+    .catch(() => {
+      // The sender or receiver went away; nothing to clean up.
+    });
+}
+
+// RTCRtpScriptTransform (Chrome 141+, Firefox 117+, Safari 15.4+).
+self.onrtctransform = (event) => {
+  const t = event.transformer;
+  runTransform(t.readable, t.writable, t.options);
+};
+
+// Commands from the page (index.js). Messages are handled strictly in order.
+let queue = Promise.resolve();
+self.onmessage = (event) => {
+  const msg = event.data;
+  queue = queue.then(() => handle(msg)).catch((err) => {
+    self.postMessage({ type: "error", message: String(err) });
+  });
+};
+
+async function handle(msg) {
+  switch (msg.type) {
+    case "stream": // createEncodedStreams fallback
+      runTransform(msg.readable, msg.writable, msg.options);
+      break;
+    case "config":
+      if (typeof msg.graceMs === "number") graceMs = msg.graceMs;
+      if (msg.defaultMode === "on" || msg.defaultMode === "off") defaultMode = msg.defaultMode;
+      break;
+    case "setEncrypt":
+      send.encrypt = Boolean(msg.on);
+      break;
+    case "setSendKey":
+      if (msg.raw === null) {
+        send.frameKey = null;
+        send.keyId = null;
+      } else {
+        // Set both at once: a frame must never pair one key id with another key.
+        const frameKey = await frameKeyFromMediaKey(msg.raw);
+        send.frameKey = frameKey;
+        send.keyId = msg.keyId >>> 0;
+        send.counter = 0;
+      }
+      break;
+    case "setKey":
+      await setPeerKey(msg.participantId, msg.keyId >>> 0, msg.raw);
+      break;
+    case "setMode":
+      peer(msg.participantId).mode = msg.mode === "off" ? "off" : "on";
+      break;
+    case "removeParticipant": {
+      const p = peers.get(msg.participantId);
+      if (p) expireOthers(p, null);
+      break;
+    }
+    case "mapReceiver":
+      receiverOwner.set(msg.rid, msg.participantId);
+      break;
+    case "stats":
+      self.postMessage({
+        type: "stats",
+        reqId: msg.reqId,
+        stats: {
+          ...structuredClone(stats),
+          sendKeyId: send.encrypt ? send.keyId : null,
+          modes: Object.fromEntries([...peers].map(([id, p]) => [id, p.mode])),
+          receiveKeyIds: Object.fromEntries(
+            [...peers].map(([id, p]) => [id, [...p.keys.keys()]]),
+          ),
+        },
+      });
+      break;
+    default:
+      break;
+  }
+}
