@@ -63,6 +63,8 @@ def _check_text(key: str, value: str, check: str, base_dir: Path) -> str:
     """Validates a string by its `check` kind; returns it (paths made absolute)."""
     if check == "url" and value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
         raise _problem(key, "url")
+    if check == "server_url" and not re.match(r"^(https?|wss?)://[^\s/]+(/\S*)?$", value):
+        raise _problem(key, "server_url")
     if check == "turn_url" and value and not re.match(r"^turns?:\S+$", value):
         raise _problem(key, "turn_url")
     if check == "ip":
@@ -240,7 +242,7 @@ class GatewayConfig:
     """Digits of a room's dial-in PIN."""
     hide_numbers: bool = False
     """Show callers as `Telefon` instead of `Telefon …47`."""
-    server_url: str = field(default="http://127.0.0.1:8080", metadata={"check": "url"})
+    server_url: str = field(default="http://127.0.0.1:8080", metadata={"check": "server_url"})
     """URL of the Kreis server the gateway connects to."""
 
     @property

@@ -81,6 +81,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "must be empty or a URL starting with http:// or https://",
         "muss leer sein oder eine mit http:// oder https:// beginnende URL",
     ),
+    "config.server_url": (
+        "must be a URL starting with http://, https://, ws:// or wss://",
+        "muss eine mit http://, https://, ws:// oder wss:// beginnende URL sein",
+    ),
     "config.turn_url": (
         "must be empty or a URL starting with turn: or turns:",
         "muss leer sein oder eine mit turn: oder turns: beginnende URL",
