@@ -163,6 +163,12 @@ class E2EE {
     await this.run(async () => {
       await this.ensureIdentity();
       this.announce();
+      for (const [id, payloads] of [...this.pendingKeys]) {
+        if (!this.peers.get(id)?.publicKey) continue;
+        this.pendingKeys.delete(id);
+        for (const payload of payloads) await this.gotKey(id, payload);
+      }
+      await this.updateSas();
     });
   }
 

@@ -1,0 +1,105 @@
+"""Fixtures for the E2EE browser tests: a loopback static server and Debian's Chromium.
+
+The static server serves `app/static` under /static/ and the test bench in
+`tests/e2ee/page` under /test/ (never part of the product), with a strict CSP so the
+engine is proven to run without inline scripts or eval.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "app" / "static"
+BENCH = Path(__file__).resolve().parent / "page"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+CSP = (
+    "default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'"
+)
+
+
+class BenchHandler(http.server.SimpleHTTPRequestHandler):
+    """Maps /static/ → app/static and /test/ → the bench; everything else is 404."""
+
+    extensions_map = {  # noqa: RUF012 - class attribute of the stdlib handler
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+    }
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?", 1)[0]
+        for prefix, base in (("/static/", STATIC), ("/test/", BENCH)):
+            if path.startswith(prefix):
+                target = (base / path[len(prefix) :]).resolve()
+                if base in target.parents or target == base:
+                    return str(target)
+        return str(BENCH / "does-not-exist")
+
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def bench_url() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BenchHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def bench(chromium: Any, bench_url: str) -> Iterator[Any]:
+    """A fresh bench page; console errors are collected on `page.errors`."""
+    context = chromium.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{bench_url}/test/loopback.html")
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=10_000)
+    page.errors = errors  # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()
+
+
