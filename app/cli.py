@@ -128,7 +128,10 @@ def _run_handover(command: str, rest: list[str], lang: Lang) -> int:
         print(t("not_built", lang, command=command, module=module_name), file=sys.stderr)
         return 1
     entry: Callable[[list[str]], Any] = module.main
-    result = entry(rest)
+    try:
+        result = entry(rest)
+    except SystemExit as e:  # the client's own argparse (--help, usage errors)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return int(result or 0)
 
 
