@@ -104,9 +104,13 @@ def start_server(tmp: Path, extra_config: str = "", env: dict[str, str] | None =
     import urllib.request
 
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     config_path = tmp / "kreis.toml"
-    if not config_path.exists():
+    if config_path.exists():  # a restart of the same server keeps its config and port
+        import tomllib
+
+        port = int(tomllib.loads(config_path.read_text())["server"]["port"])
+    else:
+        port = free_port()
         write_config(config_path, port, extra_config)
     log_dir = tmp / "logs"
     proc_env = dict(os.environ)

@@ -1,0 +1,1 @@
+"""Kreis server: pages, signalling, rooms, lobby, auth and configuration."""

@@ -1,0 +1,376 @@
+"""Handlers for incoming messages, one per type, named after the message (`got_join`).
+
+Each handler gets the hub, the connection and the validated message dataclass. Who may
+send what is decided in `app/signalling.py` (before admission) and here (roles).
+Leader-only room commands live in `app/moderation.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app import protocol as p
+from app.connection import Connection
+from app.hub import LEADER_NAME, Hub, Refused
+from app.logsetup import log_room_started
+from app.names import NameError_, clean_name, slug_problem, slug_warning, suggest_slug
+from app.passwords import verify_password
+from app.rooms import Room
+from app.turn import ice_servers as turn_servers
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Hub, Connection, Any], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+# A hash of a random password: verifying against it costs the same as a real group,
+# so the time of a login does not reveal whether a group exists.
+_DUMMY_HASH: list[str] = []
+_KDF_SLOTS = asyncio.Semaphore(2)
+_CALLER_RE = re.compile(r"^…?[0-9]{0,4}$")
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        HANDLERS[kind] = func
+        return func
+
+    return register
+
+
+def rate_keys(conn: Connection, scope: str) -> list[tuple[str, str]]:
+    return [("conn", f"{scope}:{conn.id}"), ("ip", f"{scope}:{conn.address}")]
+
+
+async def check_secret(hub: Hub, conn: Connection, scope: str, ok: Callable[[], bool]) -> bool:
+    """Rate-limited secret check; raises Refused(rate_limited) while locked out."""
+    keys = rate_keys(conn, scope)
+    wait = hub.limiter.retry_after(keys)
+    if wait:
+        raise Refused("rate_limited", wait)
+    if ok():
+        hub.limiter.succeeded(keys)
+        return True
+    hub.limiter.failed(keys, scale=10 if conn.gateway else 1)
+    return False
+
+
+# -- connection
+
+
+@handler("hello")
+async def got_hello(hub: Hub, conn: Connection, msg: p.Hello) -> None:
+    if msg.version != p.VERSION:
+        raise Refused("bad_version")
+    conn.kind = msg.kind
+    conn.lang = msg.lang
+    conn.ready = True
+    conn.send(
+        p.HelloDown(
+            ice_servers=ice_servers(hub),
+            max_frame_bytes=hub.config.limits.max_frame_bytes,
+        )
+    )
+
+
+def ice_servers(hub: Hub) -> list[dict[str, Any]]:
+    return turn_servers(hub.config, time.time())
+
+
+@handler("ping")
+async def got_ping(hub: Hub, conn: Connection, msg: p.Ping) -> None:
+    conn.send(p.Pong())
+
+
+@handler("login")
+async def got_login(hub: Hub, conn: Connection, msg: p.Login) -> None:
+    if conn.kind == "gateway":
+        raise Refused("not_allowed")
+    group = hub.config.groups.get(msg.group)
+    if not _DUMMY_HASH:
+        from app.passwords import generate_password, hash_password
+
+        _DUMMY_HASH.append(hash_password(generate_password()))
+    stored = group.password_hash if group is not None else _DUMMY_HASH[0]
+    keys = rate_keys(conn, "login")
+    wait = hub.limiter.retry_after(keys)
+    if wait:
+        raise Refused("rate_limited", wait)
+    async with _KDF_SLOTS:
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, verify_password, msg.password, stored
+        )
+    if not ok or group is None:
+        hub.limiter.failed(keys)
+        raise Refused("bad_credentials")
+    hub.limiter.succeeded(keys)
+    conn.group = msg.group
+    conn.send(p.LoginOk(msg.group))
+
+
+@handler("gateway_auth")
+async def got_gateway_auth(hub: Hub, conn: Connection, msg: p.GatewayAuth) -> None:
+    secret = hub.config.gateway.secret
+    if conn.kind != "gateway":
+        raise Refused("not_allowed")
+
+    def ok() -> bool:
+        return bool(secret) and hmac.compare_digest(msg.secret.encode(), secret.encode())
+
+    if not await check_secret(hub, conn, "gateway", ok):
+        raise Refused("bad_credentials")
+    conn.gateway = True
+    conn.send(p.GatewayOk())
+
+
+# -- rooms (leaders)
+
+
+def require_leader(conn: Connection) -> str:
+    if conn.group is None:
+        raise Refused("not_allowed")
+    return conn.group
+
+
+@handler("list_rooms")
+async def got_list_rooms(hub: Hub, conn: Connection, msg: p.ListRooms) -> None:
+    group = require_leader(conn)
+    conn.send(p.RoomList([r.summary() for r in hub.store.by_group(group)]))
+
+
+@handler("check_slug")
+async def got_check_slug(hub: Hub, conn: Connection, msg: p.CheckSlug) -> None:
+    require_leader(conn)
+    reason = slug_problem(msg.slug)
+    if reason is None and hub.store.get(msg.slug) is not None:
+        reason = "room_exists"
+    warning = slug_warning(msg.slug) if reason is None else None
+    suggestion = suggest_slug() if reason or warning else None
+    conn.send(p.SlugCheck(msg.slug, reason is None, reason, warning, suggestion))
+
+
+@handler("create_room")
+async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None:
+    group = require_leader(conn)
+    problem = slug_problem(msg.slug)
+    if problem:
+        raise Refused(problem)
+    if hub.store.get(msg.slug) is not None:
+        raise Refused("room_exists")
+    if len(hub.store.all()) >= hub.config.rooms.max_rooms:
+        raise Refused("internal")
+    room = Room(msg.slug, group)
+    room.settings.lobby = msg.lobby
+    room.set_password(msg.password)
+    if msg.dial_in:
+        room.settings.dial_in = True
+        room.dial_in_pin = hub.new_pin()
+    hub.store.add(room)
+    log_room_started(group)
+    warning = slug_warning(msg.slug)
+    conn.send(
+        p.RoomCreated(
+            msg.slug, hub.room_url(msg.slug), warning, suggest_slug() if warning else None
+        )
+    )
+    watch(hub, conn, room)
+    await hub.room_started(room)
+
+
+def watch(hub: Hub, conn: Connection, room: Room) -> None:
+    room.watchers[conn.id] = conn
+    conn.watching.add(room.slug)
+    room.touch()
+    conn.send(room.state_msg(True, hub.config.gateway.numbers))
+    conn.send(room.lobby_msg())
+    conn.send(room.participants_msg())
+    for line in room.chat:
+        conn.send(p.ChatDown(**{**line.__dict__, "history": True}))
+
+
+def leader_room(hub: Hub, conn: Connection, slug: str) -> Room:
+    """The room, if this connection may lead it."""
+    room = hub.store.get(slug)
+    if room is None:
+        if conn.group is None and not conn.admitted:
+            raise Refused("not_admitted")
+        raise Refused("no_such_room")
+    if not hub.is_leader_of(conn, room):
+        raise Refused("not_allowed" if conn.admitted or conn.group else "not_admitted")
+    return room
+
+
+@handler("watch")
+async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
+    require_leader(conn)
+    room = hub.store.get(msg.room)
+    if room is None:
+        raise Refused("no_such_room")
+    if room.group != conn.group:
+        raise Refused("not_allowed")
+    watch(hub, conn, room)
+
+
+@handler("unwatch")
+async def got_unwatch(hub: Hub, conn: Connection, msg: p.Unwatch) -> None:
+    room = hub.store.get(msg.room)
+    conn.watching.discard(msg.room)
+    if room is not None:
+        room.watchers.pop(conn.id, None)
+        room.touch()
+
+
+# -- entering and leaving
+
+
+def display_name(conn: Connection, raw: str) -> str:
+    if not raw.strip() and conn.group is not None:
+        return LEADER_NAME
+    try:
+        return clean_name(raw)
+    except NameError_:
+        raise Refused("bad_name") from None
+
+
+@handler("join")
+async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
+    if conn.gateway or conn.kind == "gateway":
+        raise Refused("not_allowed")
+    if conn.member is not None or conn.waiting is not None:
+        raise Refused("already_joined")
+    if slug_problem(msg.room):
+        raise Refused("bad_slug")
+    name = display_name(conn, msg.name)
+    await hub.join(conn, msg.room, name, msg.password, msg.resume)
+
+
+@handler("dial_in")
+async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
+    if not conn.gateway:
+        raise Refused("not_allowed")
+    if conn.member is not None:
+        raise Refused("already_joined")
+    found: list[Room] = []
+
+    def ok() -> bool:
+        room = hub.store.by_pin(msg.pin) if msg.pin.isdigit() else None
+        if room is not None:
+            found.append(room)
+        return room is not None
+
+    if not await check_secret(hub, conn, "pin", ok):
+        raise Refused("bad_pin")
+    caller = msg.caller if _CALLER_RE.match(msg.caller) else ""
+    if hub.config.gateway.hide_numbers or not caller.strip("…"):
+        name = "Telefon"
+    else:
+        name = f"Telefon {caller if caller.startswith('…') else '…' + caller}"
+    await hub.enter(conn, found[0], name, None, kind="phone")
+
+
+@handler("leave")
+async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
+    await hub.leave(conn, dropped=False)
+
+
+# -- in the room
+
+
+@handler("chat")
+async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
+    text = msg.text.strip()
+    if not text:
+        raise Refused("bad_message")
+    now = int(time.time())
+    if msg.room is not None and conn.group is not None and not conn.admitted:
+        # A leader watching the room: room chat, or a message to one lobby entrant.
+        room = leader_room(hub, conn, msg.room)
+        send_as_leader(room, conn, LEADER_NAME, text, msg.to, now)
+        return
+    room, member = conn.room, conn.member
+    if room is None or member is None:
+        raise Refused("not_admitted")
+    if member.id in room.lobby:
+        line = p.ChatDown(room.slug, text, member.name, now, None, False, True, member.id)
+        for peer in room.leaders():
+            peer.send(line)
+        return
+    if msg.to is not None and msg.to in room.lobby:
+        if not hub.is_leader_of(conn, room):
+            raise Refused("not_allowed")
+        send_as_leader(room, conn, member.name, text, msg.to, now)
+        return
+    line = p.ChatDown(room.slug, text, member.name, now, msg.to, False, False, member.id)
+    if msg.to is None:
+        room.chat.append(line)
+        for peer in room.audience():
+            peer.send(line)
+        return
+    target = room.participants.get(msg.to)
+    if target is None:
+        raise Refused("no_such_participant")
+    target.peer.send(line)
+    conn.send(line)
+
+
+def send_as_leader(
+    room: Room, conn: Connection, name: str, text: str, to: str | None, now: int
+) -> None:
+    if to is None:
+        line = p.ChatDown(room.slug, text, name, now, None, False, False, conn.id)
+        room.chat.append(line)
+        for peer in room.audience():
+            peer.send(line)
+        return
+    entrant = room.lobby.get(to)
+    if entrant is None:
+        raise Refused("no_such_participant")
+    line = p.ChatDown(room.slug, text, name, now, to, False, True, conn.id)
+    entrant.peer.send(line)
+    for peer in room.leaders():
+        peer.send(line)
+
+
+def admitted_member(conn: Connection) -> tuple[Room, Any]:
+    if not conn.admitted or conn.room is None or conn.member is None:
+        raise Refused("not_admitted")
+    return conn.room, conn.member
+
+
+@handler("hand")
+async def got_hand(hub: Hub, conn: Connection, msg: p.Hand) -> None:
+    room, member = admitted_member(conn)
+    member.hand = msg.raised
+    room.broadcast_participants()
+
+
+@handler("media_state")
+async def got_media_state(hub: Hub, conn: Connection, msg: p.MediaState) -> None:
+    room, member = admitted_member(conn)
+    member.mic, member.camera, member.screen = msg.mic, msg.camera, msg.screen
+    if hub.media is not None:
+        hub.media.media_state(room, member)
+    room.broadcast_participants()
+
+
+@handler("e2ee_state")
+async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
+    room, member = admitted_member(conn)
+    member.e2ee = msg.state
+    member.public_key = msg.public_key
+    room.broadcast_participants()
+
+
+@handler("e2ee_key")
+async def got_e2ee_key(hub: Hub, conn: Connection, msg: p.E2eeKeyUp) -> None:
+    room, member = admitted_member(conn)
+    target = room.participants.get(msg.to)
+    if target is None:
+        raise Refused("no_such_participant")
+    target.peer.send(p.E2eeKeyDown(msg.payload, member.id))

@@ -1,0 +1,114 @@
+"""Glue between the rooms and the SFU: who may publish and subscribe, and the
+`up_offer` / `down_answer` / `keyframe` messages.
+
+The SFU (`sfu/`) knows only opaque room and participant ids. This module tells it when
+a participant is admitted (subscribe to everyone else) or leaves, and which sources to
+stop forwarding when a participant mutes. Lobby entrants are never added, so they
+cannot receive any media.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from app import protocol as p
+from app.handlers import admitted_member, handler
+from app.hub import Hub, Refused
+
+if TYPE_CHECKING:
+    from app.config import Config
+    from app.connection import Connection
+    from app.rooms import Member, Room
+
+log = logging.getLogger(__name__)
+
+
+class Media:
+    """Owns the SFU router for this server process."""
+
+    def __init__(self, config: Config) -> None:
+        from sfu import MediaSettings, Router
+
+        m = config.media
+        self.router = Router(
+            MediaSettings(
+                bind_address=m.bind_address,
+                advertised_address=m.advertised_address,
+                port_min=m.port_min,
+                port_max=m.port_max,
+            )
+        )
+
+    async def start(self) -> None:
+        await self.router.start()
+
+    async def stop(self) -> None:
+        await self.router.stop()
+
+    def admitted(self, room: Room, member: Member) -> None:
+        peer = member.peer
+
+        async def send_down_offer(sdp: str, tracks: list[Any]) -> None:
+            peer.send(p.DownOffer(sdp, [dataclasses.asdict(t) for t in tracks]))
+
+        self.router.add_participant(room.id, member.id, send_down_offer)
+
+    async def left(self, room: Room, member: Member) -> None:
+        await self.router.remove_participant(room.id, member.id)
+
+    def media_state(self, room: Room, member: Member) -> None:
+        for source, on in (
+            ("mic", member.mic),
+            ("camera", member.camera),
+            ("screen", member.screen),
+        ):
+            self.router.set_forwarding(room.id, member.id, source, on)
+
+    def stats(self) -> dict[str, int]:
+        s = self.router.stats
+        return {
+            "forwarded_packets": int(getattr(s, "forwarded_packets", 0)),
+            "forwarded_bytes": int(getattr(s, "forwarded_bytes", 0)),
+        }
+
+
+def media_of(hub: Hub) -> Media:
+    if hub.media is None:
+        raise Refused("internal")
+    return hub.media
+
+
+@handler("up_offer")
+async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
+    from sfu import TrackInfo
+    from sfu.errors import BadSdp
+
+    room, member = admitted_member(conn)
+    media = media_of(hub)
+    tracks = [TrackInfo(t.mid, t.kind, t.source) for t in msg.tracks]
+    try:
+        answer = await media.router.got_up_offer(room.id, member.id, msg.sdp, tracks)
+    except BadSdp:
+        raise Refused("bad_sdp") from None
+    conn.send(p.UpAnswer(answer))
+
+
+@handler("down_answer")
+async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None:
+    from sfu.errors import BadSdp
+
+    room, member = admitted_member(conn)
+    try:
+        await media_of(hub).router.got_down_answer(room.id, member.id, msg.sdp)
+    except BadSdp:
+        raise Refused("bad_sdp") from None
+
+
+@handler("keyframe")
+async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
+    room, _member = admitted_member(conn)
+    if msg.participant not in room.participants:
+        raise Refused("no_such_participant")
+    media_of(hub).router.request_keyframe(room.id, msg.participant)

@@ -1,0 +1,141 @@
+"""Leader-only room commands: admit, deny, password, lobby, lock, E2EE, dial-in, mute,
+remove, promote, end.
+
+Every handler first asks `leader_room()`, which refuses anyone who is not a leader of
+the room's group or a co-leader of that room. The room password is stored only as a
+salted hash and never sent to anyone.
+"""
+
+from __future__ import annotations
+
+from app import protocol as p
+from app.connection import Connection
+from app.handlers import handler, leader_room
+from app.hub import Hub, Refused
+from app.rooms import Member, Room
+
+
+def lobby_entrant(room: Room, member_id: str) -> Member:
+    member = room.lobby.get(member_id)
+    if member is None:
+        raise Refused("no_such_participant")
+    return member
+
+
+def participant(room: Room, member_id: str) -> Member:
+    member = room.participants.get(member_id)
+    if member is None:
+        raise Refused("no_such_participant")
+    return member
+
+
+def settings_changed(hub: Hub, room: Room) -> None:
+    room.broadcast_state(hub.config.gateway.numbers)
+
+
+@handler("admit")
+async def got_admit(hub: Hub, conn: Connection, msg: p.Admit) -> None:
+    room = leader_room(hub, conn, msg.room)
+    hub.admit(room, lobby_entrant(room, msg.id))
+
+
+@handler("deny")
+async def got_deny(hub: Hub, conn: Connection, msg: p.Deny) -> None:
+    room = leader_room(hub, conn, msg.room)
+    hub.deny(room, lobby_entrant(room, msg.id))
+
+
+@handler("admit_all")
+async def got_admit_all(hub: Hub, conn: Connection, msg: p.AdmitAll) -> None:
+    room = leader_room(hub, conn, msg.room)
+    for member in list(room.lobby.values()):
+        hub.admit(room, member)
+
+
+@handler("set_password")
+async def got_set_password(hub: Hub, conn: Connection, msg: p.SetPassword) -> None:
+    room = leader_room(hub, conn, msg.room)
+    room.set_password(msg.password)
+    settings_changed(hub, room)
+
+
+@handler("set_lobby")
+async def got_set_lobby(hub: Hub, conn: Connection, msg: p.SetLobby) -> None:
+    room = leader_room(hub, conn, msg.room)
+    room.settings.lobby = msg.on
+    settings_changed(hub, room)
+
+
+@handler("set_lock")
+async def got_set_lock(hub: Hub, conn: Connection, msg: p.SetLock) -> None:
+    room = leader_room(hub, conn, msg.room)
+    room.settings.locked = msg.locked
+    settings_changed(hub, room)
+
+
+@handler("set_e2ee")
+async def got_set_e2ee(hub: Hub, conn: Connection, msg: p.SetE2ee) -> None:
+    """Phone callers cannot be end-to-end encrypted: switching on with callers present
+    needs the leader's explicit `drop_phones`, and dial-in goes off."""
+    room = leader_room(hub, conn, msg.room)
+    if msg.on:
+        phones = room.phones()
+        if phones and not msg.drop_phones:
+            raise Refused("phones_present")
+        for member in phones:
+            if member.id in room.lobby:
+                hub.deny(room, member, "ended")
+            else:
+                await hub.remove(room, member, bar=False)
+        room.settings.dial_in = False
+        room.dial_in_pin = None
+    room.settings.e2ee = msg.on
+    settings_changed(hub, room)
+
+
+@handler("set_dial_in")
+async def got_set_dial_in(hub: Hub, conn: Connection, msg: p.SetDialIn) -> None:
+    room = leader_room(hub, conn, msg.room)
+    if msg.on and room.settings.e2ee:
+        raise Refused("e2ee_on")
+    room.settings.dial_in = msg.on
+    if msg.on and room.dial_in_pin is None:
+        room.dial_in_pin = hub.new_pin()
+    if not msg.on:
+        room.dial_in_pin = None
+    settings_changed(hub, room)
+
+
+@handler("mute_request")
+async def got_mute_request(hub: Hub, conn: Connection, msg: p.MuteRequest) -> None:
+    room = leader_room(hub, conn, msg.room)
+    target = participant(room, msg.id)
+    target.peer.send(p.MuteRequestDown(room.slug, conn.id))
+
+
+@handler("remove")
+async def got_remove(hub: Hub, conn: Connection, msg: p.Remove) -> None:
+    room = leader_room(hub, conn, msg.room)
+    target = participant(room, msg.id)
+    if target.role == "leader" and conn.group != room.group:
+        raise Refused("not_allowed")
+    await hub.remove(room, target, msg.bar)
+
+
+@handler("promote")
+async def got_promote(hub: Hub, conn: Connection, msg: p.Promote) -> None:
+    room = leader_room(hub, conn, msg.room)
+    target = participant(room, msg.id)
+    if target.role == "phone":
+        raise Refused("not_allowed")
+    if target.role == "guest":
+        target.role = "coleader"
+        target.peer.send(room.lobby_msg())
+        target.peer.send(room.state_msg(True, hub.config.gateway.numbers))
+    room.broadcast_participants()
+
+
+@handler("end_room")
+async def got_end_room(hub: Hub, conn: Connection, msg: p.EndRoom) -> None:
+    room = leader_room(hub, conn, msg.room)
+    await hub.end_room(room)

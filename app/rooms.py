@@ -1,0 +1,296 @@
+"""Rooms, their members and their settings, held in memory only.
+
+A `Room` knows its participants (admitted), its lobby (waiting entrants), the leader
+connections that watch it, its settings and its in-memory chat. `RoomStore` is the one
+small interface through which the handlers find rooms, so that a shared store can later
+hold the placement for a cluster without touching them. Nothing here is ever written
+to disk; `Room.end()` drops everything the room knew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.protocol import ChatDown, DownMessage
+
+CHAT_HISTORY = 200
+
+
+class Peer(Protocol):
+    """What a room needs from a connection: an id and a way to send."""
+
+    id: str
+
+    def send(self, msg: DownMessage) -> None: ...
+
+    def close_soon(self, code: int = 1000) -> None: ...
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(12)[:16]
+
+
+@dataclass
+class Member:
+    """A participant or a lobby entrant of one room."""
+
+    id: str
+    name: str
+    kind: str
+    """`browser`, `console` or `phone`."""
+    role: str
+    """`leader`, `coleader`, `guest` or `phone`."""
+    peer: Peer
+    since: float = field(default_factory=time.time)
+    mic: bool = False
+    camera: bool = False
+    screen: bool = False
+    hand: bool = False
+    e2ee: str = "off"
+    public_key: str | None = None
+    resume: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "kind": self.kind,
+            "mic": self.mic,
+            "camera": self.camera,
+            "screen": self.screen,
+            "hand": self.hand,
+            "e2ee": self.e2ee,
+            "public_key": self.public_key,
+        }
+
+    def entrant(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "kind": self.kind, "since": int(self.since)}
+
+
+@dataclass
+class Settings:
+    lobby: bool = True
+    locked: bool = False
+    e2ee: bool = False
+    dial_in: bool = False
+
+    def public(self, has_password: bool) -> dict[str, Any]:
+        return {
+            "lobby": self.lobby,
+            "locked": self.locked,
+            "has_password": has_password,
+            "e2ee": self.e2ee,
+            "dial_in": self.dial_in,
+        }
+
+
+@dataclass
+class ResumeTicket:
+    """Lets a participant whose connection dropped come back without the lobby."""
+
+    member_id: str
+    name: str
+    role: str
+    kind: str
+    expires: float
+
+
+class Room:
+    """One live meeting."""
+
+    def __init__(self, slug: str, group: str) -> None:
+        self.slug = slug
+        self.group = group
+        """The group that started the room (memory only)."""
+        self.id = new_id("r_")
+        """Opaque id used towards the SFU (which never learns the slug)."""
+        self.settings = Settings()
+        self.participants: dict[str, Member] = {}
+        self.lobby: dict[str, Member] = {}
+        self.watchers: dict[str, Peer] = {}
+        """Leader connections following the room without being participants."""
+        self.barred: set[str] = set()
+        self.chat: deque[ChatDown] = deque(maxlen=CHAT_HISTORY)
+        self.resume: dict[str, ResumeTicket] = {}
+        self.dial_in_pin: str | None = None
+        self._password: tuple[bytes, bytes] | None = None
+        self.empty_since: float | None = time.monotonic()
+        self.ended = False
+
+    # -- password: kept as a salted hash, never sent anywhere
+
+    @property
+    def has_password(self) -> bool:
+        return self._password is not None
+
+    def set_password(self, password: str | None) -> None:
+        if password is None:
+            self._password = None
+            return
+        salt = secrets.token_bytes(16)
+        self._password = (salt, hashlib.sha256(salt + password.encode()).digest())
+
+    def check_password(self, password: str | None) -> bool:
+        if self._password is None:
+            return True
+        salt, digest = self._password
+        given = hashlib.sha256(salt + (password or "").encode()).digest()
+        return hmac.compare_digest(given, digest)
+
+    # -- membership
+
+    def leaders(self) -> list[Peer]:
+        """Everyone who gets leader-only messages: watchers and (co-)leader participants."""
+        peers: dict[str, Peer] = dict(self.watchers)
+        for m in self.participants.values():
+            if m.role in ("leader", "coleader"):
+                peers[m.peer.id] = m.peer
+        return list(peers.values())
+
+    def audience(self) -> list[Peer]:
+        """Participants and watchers: who sees the participant list and room chat."""
+        peers: dict[str, Peer] = dict(self.watchers)
+        for m in self.participants.values():
+            peers[m.peer.id] = m.peer
+        return list(peers.values())
+
+    def phones(self) -> list[Member]:
+        return [m for m in [*self.participants.values(), *self.lobby.values()] if m.kind == "phone"]
+
+    def is_empty(self) -> bool:
+        return not (self.participants or self.lobby or self.watchers)
+
+    def touch(self) -> None:
+        self.empty_since = time.monotonic() if self.is_empty() else None
+
+    # -- messages the room sends
+
+    def participants_msg(self) -> DownMessage:
+        from app.protocol import Participants
+
+        return Participants(self.slug, [m.public() for m in self.participants.values()])
+
+    def lobby_msg(self, knock: bool = False) -> DownMessage:
+        from app.protocol import LobbyQueue
+
+        return LobbyQueue(self.slug, knock, [m.entrant() for m in self.lobby.values()])
+
+    def state_msg(self, for_leader: bool, numbers: list[str]) -> DownMessage:
+        from app.protocol import RoomState
+
+        return RoomState(
+            self.slug,
+            self.settings.public(self.has_password),
+            self.dial_in_pin if for_leader and self.settings.dial_in else None,
+            numbers if for_leader and self.settings.dial_in else None,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "participants": len(self.participants),
+            "lobby": len(self.lobby),
+            "settings": self.settings.public(self.has_password),
+        }
+
+    def broadcast_participants(self) -> None:
+        msg = self.participants_msg()
+        for peer in self.audience():
+            peer.send(msg)
+
+    def broadcast_lobby(self, knock: bool = False) -> None:
+        msg = self.lobby_msg(knock)
+        for peer in self.leaders():
+            peer.send(msg)
+
+    def broadcast_state(self, numbers: list[str]) -> None:
+        leaders = {p.id for p in self.leaders()}
+        for peer in self.audience():
+            peer.send(self.state_msg(peer.id in leaders, numbers))
+
+    def end(self) -> None:
+        """Forgets everything the room held."""
+        self.ended = True
+        self.participants.clear()
+        self.lobby.clear()
+        self.watchers.clear()
+        self.barred.clear()
+        self.chat.clear()
+        self.resume.clear()
+        self._password = None
+        self.dial_in_pin = None
+
+
+class RoomStore(Protocol):
+    """Where rooms live. The in-memory store is the only one so far."""
+
+    def get(self, slug: str) -> Room | None: ...
+    def add(self, room: Room) -> None: ...
+    def remove(self, slug: str) -> None: ...
+    def all(self) -> list[Room]: ...
+    def by_group(self, group: str) -> list[Room]: ...
+    def by_pin(self, pin: str) -> Room | None: ...
+
+
+class MemoryRoomStore:
+    """Rooms in this process's memory."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, Room] = {}
+
+    def get(self, slug: str) -> Room | None:
+        return self._rooms.get(slug)
+
+    def add(self, room: Room) -> None:
+        self._rooms[room.slug] = room
+
+    def remove(self, slug: str) -> None:
+        self._rooms.pop(slug, None)
+
+    def all(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    def by_group(self, group: str) -> list[Room]:
+        return [r for r in self._rooms.values() if r.group == group]
+
+    def by_pin(self, pin: str) -> Room | None:
+        """Constant-time over every room: the answer's timing does not reveal PINs."""
+        found: Room | None = None
+        for room in self._rooms.values():
+            stored = room.dial_in_pin if room.settings.dial_in else None
+            same = hmac.compare_digest((stored or "\0" * len(pin)).encode(), pin.encode())
+            if same and stored is not None:
+                found = room
+        return found
+
+    def pin_in_use(self, pin: str) -> bool:
+        return any(r.dial_in_pin == pin for r in self._rooms.values())
+
+
+def stats(store: RoomStore) -> dict[str, Any]:
+    """Aggregate counts for /metrics: no names, no slugs."""
+    kinds = {"browser": 0, "phone": 0, "console": 0}
+    mic = camera = screen = lobby = 0
+    rooms = store.all()
+    for room in rooms:
+        lobby += len(room.lobby)
+        for m in room.participants.values():
+            kinds[m.kind] = kinds.get(m.kind, 0) + 1
+            mic += m.mic
+            camera += m.camera
+            screen += m.screen
+    return {
+        "rooms": len(rooms),
+        "participants": kinds,
+        "mic_on": mic,
+        "camera_on": camera,
+        "screen_on": screen,
+        "lobby_waiting": lobby,
+    }

@@ -1,0 +1,144 @@
+"""The aiohttp application: pages, static files, the signalling socket, health.
+
+`create_app(config)` builds the application; shared objects live under typed
+`web.AppKey`s, and the hub and SFU start and stop in `cleanup_ctx`. `serve()` runs it,
+and on SIGTERM tells every client the server is restarting before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from app.config import Config
+from app.hub import Hub
+from app.logsetup import access_log_options, configure_logging
+from app.metrics import setup_metrics
+from app.names import slug_problem
+from app.protocol import ServerRestart
+from app.rooms import stats as room_stats
+from app.security import client_address, setup_security
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+CONFIG_KEY = web.AppKey("config", Config)
+HUB_KEY = web.AppKey("hub", Hub)
+RESTART_NOTICE_SECONDS = 5
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    return web.json_response(
+        {"status": "ok", "rooms": len(hub.store.all()), "media": hub.media is not None}
+    )
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    from app.signalling import handle_ws
+
+    hub = request.app[HUB_KEY]
+    return await handle_ws(request, hub, client_address(request, hub.config))
+
+
+async def index_page(request: web.Request) -> web.StreamResponse:
+    return page("index.html")
+
+
+async def room_page(request: web.Request) -> web.StreamResponse:
+    if slug_problem(request.match_info["slug"]):
+        raise web.HTTPNotFound()
+    return page("room.html")
+
+
+def page(name: str) -> web.StreamResponse:
+    path = STATIC / name
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB_KEY]
+    try:
+        from app.media import Media
+
+        hub.media = Media(hub.config)
+    except ImportError as exc:
+        log.warning("media (SFU) not available: %s", exc)
+    if hub.media is not None:
+        await hub.media.start()
+    await hub.start()
+    yield
+    await hub.stop()
+    if hub.media is not None:
+        await hub.media.stop()
+
+
+async def _tell_clients_restart(app: web.Application) -> None:
+    hub = app[HUB_KEY]
+    for conn in list(hub.connections):
+        conn.send(ServerRestart(RESTART_NOTICE_SECONDS))
+        conn.close_soon(1012)
+    with contextlib.suppress(Exception):
+        await asyncio.sleep(0.2)
+
+
+def snapshot(hub: Hub) -> dict[str, object]:
+    """Aggregate counts for /metrics."""
+    counts: dict[str, object] = dict(room_stats(hub.store))
+    if hub.media is not None:
+        counts.update(hub.media.stats())
+    return counts
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    setup_security(app, config)
+    app[CONFIG_KEY] = config
+    hub = Hub(config)
+    app[HUB_KEY] = hub
+    app.cleanup_ctx.append(_hub_ctx)
+    app.on_shutdown.append(_tell_clients_restart)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/", index_page)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    setup_metrics(app, config, lambda: snapshot(hub))
+    app.router.add_get("/{slug}", room_page)
+    return app
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    if not (config.server.tls_cert and config.server.tls_key):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.server.tls_cert, config.server.tls_key)
+    return ctx
+
+
+async def serve(config: Config, config_path: Path | None = None) -> None:
+    """Runs the server until SIGTERM or SIGINT."""
+    configure_logging(config)
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, **access_log_options())
+    await runner.setup()
+    site = web.TCPSite(
+        runner, config.server.host, config.server.port, ssl_context=tls_context(config)
+    )
+    await site.start()
+    log.info("serving on port %d", config.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()

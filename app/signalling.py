@@ -1,0 +1,92 @@
+"""The signalling WebSocket at /ws: reading, gating and dispatching messages.
+
+Order of checks for every frame: size (aiohttp closes over-sized frames with 1009),
+flood (closed with 1008), JSON shape and depth, `hello` first, the message's fields
+(`app/protocol.py`), then the admission gate: before a connection is admitted it may
+send only the messages in `BEFORE_ADMISSION` (leaders also their room commands).
+A bad message gets an `error` with a stable code and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSMsgType, web
+
+import app.media
+import app.moderation  # noqa: F401 - registers the leader handlers
+from app import protocol as p
+from app.connection import Connection
+from app.handlers import HANDLERS
+from app.hub import Hub, Refused
+
+log = logging.getLogger(__name__)
+
+BEFORE_ADMISSION = frozenset(
+    {"hello", "ping", "login", "gateway_auth", "join", "dial_in", "leave", "chat"}
+)
+LEADER_COMMANDS = frozenset(
+    {
+        "list_rooms", "check_slug", "create_room", "watch", "unwatch", "admit", "deny",
+        "admit_all", "set_password", "set_lobby", "set_lock", "set_e2ee", "set_dial_in",
+        "mute_request", "remove", "promote", "end_room",
+    }
+)  # fmt: skip
+
+
+async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSocketResponse:
+    limits = hub.config.limits
+    ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=30)
+    await ws.prepare(request)
+    conn = Connection(ws, address)
+    conn.start()
+    hub.connections.add(conn)
+    try:
+        async for frame in ws:
+            if frame.type == WSMsgType.BINARY:
+                conn.error("bad_json")
+                continue
+            if frame.type != WSMsgType.TEXT:
+                continue
+            if not conn.count_message(limits.flood_messages_per_10s):
+                log.warning("closing a flooding connection")
+                await ws.close(code=1008, message=b"flood")
+                break
+            await dispatch(hub, conn, frame.data)
+    finally:
+        hub.connections.discard(conn)
+        try:
+            await hub.leave(conn, dropped=True)
+        finally:
+            await conn.stop()
+    return ws
+
+
+async def dispatch(hub: Hub, conn: Connection, text: str) -> None:
+    ref: str | None = None
+    try:
+        data = p.decode_frame(text)
+        ref = data.get("type") if isinstance(data.get("type"), str) else None
+        msg = p.parse_up(data)
+        if not conn.ready and msg.type != "hello":
+            raise Refused("not_ready")
+        if conn.ready and msg.type == "hello":
+            raise Refused("not_allowed")
+        leader_command = conn.group is not None and msg.type in LEADER_COMMANDS
+        if not conn.admitted and msg.type not in BEFORE_ADMISSION and not leader_command:
+            raise Refused("not_admitted")
+        await HANDLERS[msg.type](hub, conn, msg)
+    except p.ProtocolViolation as exc:
+        conn.send(p.Error(exc.code, _detail(conn, exc.code, exc.detail), exc.ref or ref, None))
+    except Refused as refused:
+        conn.error(refused.code, ref, refused.retry_after)
+    except Exception:
+        log.exception("handler failed for a %s message", ref if ref in HANDLERS else "bad")
+        conn.error("internal", ref)
+
+
+def _detail(conn: Connection, code: str, detail: str) -> str:
+    from app.connection import error_text
+
+    text = error_text(code, conn.lang)
+    return f"{text} ({detail})" if detail else text
