@@ -35,6 +35,12 @@ class Relay {
     this.broadcast();
   }
 
+  /** A lying server: announce a state for someone that they never sent. */
+  claim(id, state) {
+    this.members.get(id).e2ee = state;
+    this.broadcast();
+  }
+
   leave(id) {
     this.members.delete(id);
     this.broadcast();
@@ -150,6 +156,9 @@ window.kreisTest = {
   tapSamples,
   addPerson,
   connect,
+  claim(id, state) {
+    relay.claim(id, state);
+  },
   async enable(id) {
     return people.get(id).engine.enable();
   },
