@@ -1,0 +1,212 @@
+"""The dial-in gateway's configuration: the `[gateway]` and `[sip]` tables of the shared TOML.
+
+The gateway runs as its own process (possibly on another host), so it reads only the
+two tables it needs and never imports the server's config module. Every key is typed
+and checked here; a bad value raises `ConfigError` naming the key, so an operator sees
+`[sip] udp_port must be an integer 1-65535` instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sipgw.errors import ConfigError
+
+LANGUAGES = ("de", "en")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """`[gateway]`: how the gateway reaches the Kreis server."""
+
+    secret: str
+    """Shared secret for `gateway_auth`."""
+    server_url: str = "ws://127.0.0.1:8080/ws"
+    """WebSocket URL of the server's signalling endpoint."""
+    numbers: tuple[str, ...] = ()
+    """Dial-in numbers shown to leaders (informational for the gateway)."""
+    pin_length: int = 9
+    """Digits in a room PIN; entry ends after this many digits or at `#`."""
+    hide_numbers: bool = False
+    """When true, leaders see only "Telefon", not the last two digits of the caller."""
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    """`[sip]`: the SIP side of the gateway."""
+
+    listen_address: str = "127.0.0.1"
+    """Address the SIP transports bind to."""
+    udp_port: int = 5060
+    """UDP port (0 disables UDP)."""
+    tcp_port: int = 5060
+    """TCP port (0 disables TCP)."""
+    tls_port: int = 5061
+    """TLS port, used only when `tls_cert` and `tls_key` are set."""
+    tls_cert: Path | None = None
+    """PEM certificate for SIP over TLS."""
+    tls_key: Path | None = None
+    """PEM private key for SIP over TLS."""
+    registrar: str | None = None
+    """SIP URI of a trunk registrar (e.g. `sip:sip.example.net`); no registration if unset."""
+    user: str | None = None
+    """Account user at the trunk."""
+    password: str | None = None
+    """Account password at the trunk."""
+    allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=lambda: (
+            ipaddress.ip_network("127.0.0.1/32"),
+            ipaddress.ip_network("::1/128"),
+        )
+    )
+    """Source networks whose INVITEs are accepted; everything else gets 403."""
+    pin_tries: int = 3
+    """Wrong PINs per call before the gateway hangs up."""
+    lockout_seconds: int = 300
+    """First lockout after `pin_tries` failures; doubles with every further lockout."""
+    prompts_dir: Path | None = None
+    """Directory with `de/` and `en/` WAV prompts overriding the built-in ones."""
+    language: str = "de"
+    """Language of the prompts: `de`, `en`, or `choose` (the caller presses 1 or 2)."""
+    rtp_port: int = 4000
+    """First RTP port for calls."""
+    max_calls: int = 64
+    """Concurrent calls accepted; further INVITEs get 486 Busy Here."""
+
+    def allows(self, address: str) -> bool:
+        """True if `address` (an IP, without port) is inside `allow_from`."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == net.version and ip in net for net in self.allow_from)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `kreis dial-in` needs."""
+
+    gateway: GatewayConfig
+    sip: SipConfig
+
+
+def _get(table: dict[str, Any], section: str, key: str, kind: type, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    # bool is an int in Python; a port of `true` is a mistake worth naming.
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"[{section}] {key} must be an integer")
+    if kind is not int and not isinstance(value, kind):
+        raise ConfigError(f"[{section}] {key} must be of type {kind.__name__}")
+    return value
+
+
+def _port(table: dict[str, Any], key: str, default: int) -> int:
+    value = int(_get(table, "sip", key, int, default))
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"[sip] {key} must be an integer 0-65535")
+    return value
+
+
+def _path(table: dict[str, Any], key: str) -> Path | None:
+    value = _get(table, "sip", key, str, None)
+    return Path(value).expanduser() if value else None
+
+
+def parse_gateway(table: dict[str, Any]) -> GatewayConfig:
+    """Builds `GatewayConfig` from the `[gateway]` table."""
+    secret = _get(table, "gateway", "secret", str, "")
+    if not secret:
+        raise ConfigError("[gateway] secret is missing")
+    url = _get(table, "gateway", "server_url", str, GatewayConfig.server_url)
+    if not url.startswith(("ws://", "wss://", "http://", "https://")):
+        raise ConfigError("[gateway] server_url must start with ws://, wss://, http:// or https://")
+    if url.startswith("http"):
+        url = "ws" + url[4:].rstrip("/") + "/ws"
+    numbers = _get(table, "gateway", "numbers", list, [])
+    if not all(isinstance(n, str) for n in numbers):
+        raise ConfigError("[gateway] numbers must be a list of strings")
+    pin_length = int(_get(table, "gateway", "pin_length", int, 9))
+    if not 4 <= pin_length <= 16:
+        raise ConfigError("[gateway] pin_length must be between 4 and 16")
+    hide = _get(table, "gateway", "hide_numbers", bool, False)
+    return GatewayConfig(secret, url, tuple(numbers), pin_length, bool(hide))
+
+
+def parse_sip(table: dict[str, Any]) -> SipConfig:
+    """Builds `SipConfig` from the `[sip]` table."""
+    defaults = SipConfig()
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    raw_allow = _get(table, "sip", "allow_from", list, None)
+    if raw_allow is None:
+        nets = list(defaults.allow_from)
+    else:
+        for item in raw_allow:
+            try:
+                nets.append(ipaddress.ip_network(str(item), strict=False))
+            except ValueError as exc:
+                raise ConfigError(f"[sip] allow_from has a bad network: {exc}") from None
+    language = _get(table, "sip", "language", str, "de")
+    if language not in (*LANGUAGES, "choose"):
+        raise ConfigError('[sip] language must be "de", "en" or "choose"')
+    cert, key = _path(table, "tls_cert"), _path(table, "tls_key")
+    if (cert is None) != (key is None):
+        raise ConfigError("[sip] tls_cert and tls_key must be set together")
+    pin_tries = int(_get(table, "sip", "pin_tries", int, defaults.pin_tries))
+    if not 1 <= pin_tries <= 10:
+        raise ConfigError("[sip] pin_tries must be between 1 and 10")
+    lockout = int(_get(table, "sip", "lockout_seconds", int, defaults.lockout_seconds))
+    if lockout < 0:
+        raise ConfigError("[sip] lockout_seconds must not be negative")
+    max_calls = int(_get(table, "sip", "max_calls", int, defaults.max_calls))
+    if max_calls < 1:
+        raise ConfigError("[sip] max_calls must be at least 1")
+    registrar = _get(table, "sip", "registrar", str, None) or None
+    if registrar and not registrar.startswith(("sip:", "sips:")):
+        raise ConfigError("[sip] registrar must be a SIP URI (sip:host)")
+    return SipConfig(
+        listen_address=_get(table, "sip", "listen_address", str, defaults.listen_address),
+        udp_port=_port(table, "udp_port", defaults.udp_port),
+        tcp_port=_port(table, "tcp_port", defaults.tcp_port),
+        tls_port=_port(table, "tls_port", defaults.tls_port),
+        tls_cert=cert,
+        tls_key=key,
+        registrar=registrar,
+        user=_get(table, "sip", "user", str, None) or None,
+        password=_get(table, "sip", "password", str, None) or None,
+        allow_from=tuple(nets),
+        pin_tries=pin_tries,
+        lockout_seconds=lockout,
+        prompts_dir=_path(table, "prompts_dir"),
+        language=language,
+        rtp_port=_port(table, "rtp_port", defaults.rtp_port),
+        max_calls=max_calls,
+    )
+
+
+def parse(data: dict[str, Any]) -> Config:
+    """Builds `Config` from a parsed TOML document (other tables are ignored)."""
+    gateway = data.get("gateway")
+    if not isinstance(gateway, dict):
+        raise ConfigError("[gateway] table is missing")
+    sip = data.get("sip", {})
+    if not isinstance(sip, dict):
+        raise ConfigError("[sip] must be a table")
+    return Config(parse_gateway(gateway), parse_sip(sip))
+
+
+def load(path: Path) -> Config:
+    """Reads and checks the TOML file at `path`."""
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return parse(data)

@@ -1,0 +1,283 @@
+"""The pjsua2 Endpoint and the one thread that owns it.
+
+pjsip is not thread-safe in the way asyncio code would like, so the gateway gives it
+one dedicated thread: the Endpoint is created there with `threadCnt=0` and
+`mainThreadOnly=True`, and that thread pumps `libHandleEvents`. Every call into pjsua2
+from asyncio goes through `SipWorker.run()`, which queues the function for the pjsip
+thread; every pjsip callback goes back to asyncio with `call_soon_threadsafe`.
+
+pjsip's own log goes into Python logging through `PjLogWriter`, which masks addresses,
+SIP URIs and digit runs so that no phone number, PIN or IP address reaches a log file.
+The pjsua2 configuration is translated from `SipConfig` in `endpoint_config()` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import itertools
+import logging
+import queue
+import re
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import pjsua2 as pj
+
+from sipgw.config import SipConfig
+from sipgw.errors import SipStartError
+
+log = logging.getLogger(__name__)
+pjlog = logging.getLogger("sipgw.pjsip")
+
+T = TypeVar("T")
+
+CLOCK_RATE = 16000
+"""The conference bridge runs at 16 kHz: G.722 natively, G.711 resampled by pjmedia."""
+PTIME_MS = 20
+
+_MASKS = (
+    (re.compile(r"\bsips?:[^\s;>\"]*", re.I), "sip:***"),
+    (re.compile(r"\btel:[^\s;>\"]*", re.I), "tel:***"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\[?[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\]?(?::\d+)?", re.I), "<ip>"),
+    (re.compile(r"\d{3,}"), "<n>"),
+)
+
+
+def mask(text: str) -> str:
+    """`text` with SIP URIs, IP addresses and digit runs (numbers, PINs) replaced."""
+    for pattern, replacement in _MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class PjLogWriter(pj.LogWriter):  # type: ignore[misc]
+    """Sends pjsip's log lines into Python logging, masked."""
+
+    _LEVELS: ClassVar[dict[int, int]] = {
+        0: logging.CRITICAL,
+        1: logging.ERROR,
+        2: logging.WARNING,
+        3: logging.INFO,
+    }
+
+    def write(self, entry: pj.LogEntry) -> None:
+        level = self._LEVELS.get(int(entry.level), logging.DEBUG)
+        if pjlog.isEnabledFor(level):
+            pjlog.log(level, "%s", mask(str(entry.msg).rstrip()))
+
+
+def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> pj.EpConfig:
+    """The one place where `SipConfig` becomes pjsua2's EpConfig."""
+    ep_cfg = pj.EpConfig()
+    ep_cfg.uaConfig.threadCnt = 0
+    ep_cfg.uaConfig.mainThreadOnly = True
+    ep_cfg.uaConfig.maxCalls = min(max(config.max_calls + 4, 8), 512)
+    ep_cfg.uaConfig.userAgent = "Kreis dial-in"
+    ep_cfg.logConfig.writer = writer
+    ep_cfg.logConfig.level = log_level
+    ep_cfg.logConfig.consoleLevel = log_level
+    ep_cfg.logConfig.decor = 0
+    ep_cfg.medConfig.clockRate = CLOCK_RATE
+    ep_cfg.medConfig.sndClockRate = CLOCK_RATE
+    ep_cfg.medConfig.channelCount = 1
+    ep_cfg.medConfig.audioFramePtime = PTIME_MS
+    ep_cfg.medConfig.ptime = PTIME_MS
+    ep_cfg.medConfig.noVad = True
+    ep_cfg.medConfig.ecTailLen = 0
+    ep_cfg.medConfig.maxMediaPorts = 4 * config.max_calls + 16
+    return ep_cfg
+
+
+def transport_configs(config: SipConfig) -> list[tuple[int, pj.TransportConfig]]:
+    """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS."""
+    ipv6 = ":" in config.listen_address
+    out: list[tuple[int, pj.TransportConfig]] = []
+
+    def make(port: int) -> pj.TransportConfig:
+        tc = pj.TransportConfig()
+        tc.port = port
+        tc.boundAddress = config.listen_address
+        tc.publicAddress = config.listen_address
+        return tc
+
+    if config.udp_port:
+        kind = pj.PJSIP_TRANSPORT_UDP6 if ipv6 else pj.PJSIP_TRANSPORT_UDP
+        out.append((kind, make(config.udp_port)))
+    if config.tcp_port:
+        kind = pj.PJSIP_TRANSPORT_TCP6 if ipv6 else pj.PJSIP_TRANSPORT_TCP
+        out.append((kind, make(config.tcp_port)))
+    if config.tls_cert and config.tls_key and config.tls_port:
+        tc = make(config.tls_port)
+        tc.tlsConfig.certFile = str(config.tls_cert)
+        tc.tlsConfig.privKeyFile = str(config.tls_key)
+        tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+        kind = pj.PJSIP_TRANSPORT_TLS6 if ipv6 else pj.PJSIP_TRANSPORT_TLS
+        out.append((kind, tc))
+    return out
+
+
+class SipWorker:
+    """Owns the pjsua2 Endpoint on its own thread; runs functions there on request.
+
+    `setup` is called on the pjsip thread after `libStart` (to create accounts); its
+    return value is kept so the objects it made live as long as the Endpoint.
+    """
+
+    def __init__(
+        self,
+        config: SipConfig,
+        setup: Callable[[pj.Endpoint], Any],
+        log_level: int = 2,
+    ) -> None:
+        self.config = config
+        self._setup = setup
+        self._log_level = log_level
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._jobs = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._start_error: BaseException | None = None
+        self.endpoint: pj.Endpoint | None = None
+        self.keep: list[Any] = []
+        """References to pjsua2 objects that must outlive their Python callers."""
+        self.setup_result: Any = None
+        self._objects: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._keys = itertools.count(1)
+
+    def track(self, obj: Any) -> None:
+        """Registers a pjsua2 object so that shutdown can disown it after libDestroy."""
+        self._objects.add(obj)
+
+    def next_call_key(self) -> int:
+        """A gateway-wide call number (never reused while the process runs)."""
+        return next(self._keys)
+
+    # ------------------------------------------------------------------ control
+
+    def start(self, timeout: float = 15) -> None:
+        """Starts the thread and waits until pjsip listens (raises SipStartError)."""
+        self._thread = threading.Thread(target=self._main, name="pjsip", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise SipStartError("pjsip did not start in time")
+        if self._start_error is not None:
+            raise SipStartError(str(self._start_error)) from self._start_error
+
+    def stop(self, timeout: float = 10) -> None:
+        """Hangs up every call, destroys the Endpoint and joins the thread."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("pjsip thread did not stop in time")
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Queues `fn` for the pjsip thread; the future holds its result."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if self._stopping.is_set():
+            future.set_exception(SipStartError("the SIP worker is stopping"))
+            return future
+        self._jobs.put((fn, future))
+        return future
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Runs `fn` on the pjsip thread and awaits its result from asyncio."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def later(self, fn: Callable[[], Any]) -> None:
+        """Queues `fn` for the pjsip thread from inside a pjsip callback (fire and forget)."""
+        self._jobs.put((fn, concurrent.futures.Future()))
+
+    # ------------------------------------------------------------------ thread
+
+    def _main(self) -> None:
+        ep = pj.Endpoint()
+        self.endpoint = ep
+        writer = PjLogWriter()
+        self.keep.append(writer)
+        try:
+            ep.libCreate()
+            ep.libInit(endpoint_config(self.config, writer, self._log_level))
+            ep.audDevManager().setNullDev()
+            for kind, tc in transport_configs(self.config):
+                ep.transportCreate(kind, tc)
+            ep.libStart()
+            self._prefer_codecs(ep)
+            self.setup_result = self._setup(ep)
+        except pj.Error as exc:
+            self._start_error = RuntimeError(mask(str(exc.info())))
+        except Exception as exc:
+            self._start_error = exc
+        finally:
+            self._ready.set()
+        if self._start_error is None:
+            log.info("SIP gateway listening")
+            self._pump(ep)
+        self._destroy(ep)
+
+    def _prefer_codecs(self, ep: pj.Endpoint) -> None:
+        # Telephone codecs only: G.722 first (wideband), then G.711; the rest off.
+        for info in ep.codecEnum2():
+            name = str(info.codecId)
+            if name.startswith("G722"):
+                prio = 255
+            elif name.startswith(("PCMA", "PCMU")):
+                prio = 200
+            else:
+                prio = 0
+            ep.codecSetPriority(name, prio)
+
+    def _pump(self, ep: pj.Endpoint) -> None:
+        while not self._stopping.is_set():
+            ep.libHandleEvents(10)
+            self._drain()
+        try:
+            ep.hangupAllCalls()
+            for _ in range(30):
+                ep.libHandleEvents(10)
+                self._drain()
+        except pj.Error:
+            log.exception("hanging up calls at shutdown failed")
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _destroy(self, ep: pj.Endpoint) -> None:
+        # pjsua2 objects must die on this thread and before libDestroy: their C++
+        # destructors call into pjsua, which asserts once the library is gone.
+        for obj in list(self._objects):
+            if isinstance(obj, pj.Account):
+                try:
+                    obj.shutdown()
+                except pj.Error:
+                    log.debug("account shutdown failed")
+        self.setup_result = None
+        self.keep.clear()
+        gc.collect()
+        try:
+            ep.libDestroy()
+        except pj.Error:
+            log.exception("pjsip shutdown failed")
+        # Whatever Python still holds now must never run its C++ destructor.
+        leftover = list(self._objects)
+        for obj in leftover:
+            obj.thisown = False
+        if leftover:
+            log.debug("%d pjsua2 objects outlived the endpoint (disowned)", len(leftover))
+        log.info("SIP gateway stopped")

@@ -1,0 +1,167 @@
+"""The running gateway: the SIP worker, its accounts, and one session task per call.
+
+`Gateway` is the asyncio half of the bridge. pjsip callbacks (`PhoneEvents`) arrive
+here on the event loop; each answered call gets a `CallSession` in its own task, and
+a call's end cancels only that task. Nothing a single call does can stop another: a
+session's exceptions end in its own task, and the pjsip thread never waits for asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+from sipgw.announce import Prompts
+from sipgw.audio import CallAudio
+from sipgw.config import Config
+from sipgw.endpoint import SipWorker
+from sipgw.link import CallerLabel, LinkFactory
+from sipgw.lockout import Lockout
+from sipgw.phone import GatewayAccount, IncomingCall
+from sipgw.session import CallSession, SessionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Live:
+    session: CallSession
+    task: asyncio.Task[str]
+
+
+@dataclass
+class GatewayStats:
+    """Aggregate counts only (nothing per caller)."""
+
+    calls: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def account_configs(config: Config) -> list[pj.AccountConfig]:
+    """The local account (calls from allowed peers) and, if configured, a trunk account."""
+    sip = config.sip
+    host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
+    local = pj.AccountConfig()
+    local.idUri = f"sip:kreis@{host}"
+    configs = [local]
+    if sip.registrar:
+        trunk = pj.AccountConfig()
+        registrar_host = sip.registrar.split(":", 1)[1]
+        trunk.idUri = f"sip:{sip.user or 'kreis'}@{registrar_host}"
+        trunk.regConfig.registrarUri = sip.registrar
+        trunk.regConfig.registerOnAdd = True
+        if sip.user and sip.password:
+            cred = pj.AuthCredInfo("digest", "*", sip.user, 0, sip.password)
+            trunk.sipConfig.authCreds.append(cred)
+        configs.append(trunk)
+    for acc in configs:
+        acc.mediaConfig.transportConfig.port = sip.rtp_port
+        acc.mediaConfig.transportConfig.portRange = 2 * sip.max_calls + 16
+        acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
+        if ":" in sip.listen_address:
+            acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+    return configs
+
+
+class Gateway:
+    """Owns the SIP worker and the live calls."""
+
+    def __init__(
+        self,
+        config: Config,
+        link_factory: LinkFactory,
+        prompts: Prompts,
+        pjsip_log_level: int = 2,
+    ) -> None:
+        self.config = config
+        self.link_factory = link_factory
+        self.prompts = prompts
+        self.lockout = Lockout(config.sip.pin_tries, config.sip.lockout_seconds)
+        self.settings = SessionSettings(
+            pin_length=config.gateway.pin_length,
+            pin_tries=config.sip.pin_tries,
+            language=config.sip.language,
+        )
+        self.stats = GatewayStats()
+        self.calls: dict[int, _Live] = {}
+        self.worker = SipWorker(config.sip, self._setup, pjsip_log_level)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.accounts: list[GatewayAccount] = []
+
+    async def start(self) -> None:
+        """Starts pjsip (raises SipStartError when it cannot listen)."""
+        self._loop = asyncio.get_running_loop()
+        await self._loop.run_in_executor(None, self.worker.start)
+
+    async def stop(self) -> None:
+        """Ends every call and stops pjsip."""
+        for live in list(self.calls.values()):
+            live.task.cancel()
+        for live in list(self.calls.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await live.task
+        assert self._loop is not None
+        await self._loop.run_in_executor(None, self.worker.stop)
+
+    def _setup(self, ep: pj.Endpoint) -> list[GatewayAccount]:
+        assert self._loop is not None
+        loop = self._loop
+        for index, acc_cfg in enumerate(account_configs(self.config)):
+            account = GatewayAccount(
+                self.worker, self, loop.call_soon_threadsafe, self.config.sip.max_calls
+            )
+            account.create(acc_cfg, index == 0)
+            self.accounts.append(account)
+        return self.accounts
+
+    # ------------------------------------------------------------ PhoneEvents
+
+    def call_started(self, incoming: IncomingCall, audio: CallAudio) -> None:
+        self.stats.calls += 1
+        label = CallerLabel.from_digits(incoming.caller_digits, self.config.gateway.hide_numbers)
+        keys = self.lockout.keys(incoming.caller_digits, incoming.source_ip, incoming.called_user)
+
+        key = incoming.call_key
+
+        async def hangup() -> None:
+            # By key, on the pjsip thread: asyncio never holds a pjsua2 object.
+            await self.worker.run(lambda: self._hangup(key))
+
+        session = CallSession(
+            audio=audio,
+            hangup=hangup,
+            link=self.link_factory(),
+            prompts=self.prompts,
+            lockout=self.lockout,
+            keys=keys,
+            label=label,
+            settings=self.settings,
+        )
+        task = asyncio.get_running_loop().create_task(session.run())
+        self.calls[incoming.call_key] = _Live(session, task)
+        task.add_done_callback(lambda t: self._finished(incoming.call_key, t))
+        log.info("call %d answered (%d live)", incoming.call_key, len(self.calls))
+
+    def _finished(self, key: int, task: asyncio.Task[str]) -> None:
+        live = self.calls.pop(key, None)
+        outcome = "hung_up" if task.cancelled() else (live.session.outcome if live else "?")
+        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        log.info("call %d finished: %s (%d live)", key, outcome, len(self.calls))
+
+    def _hangup(self, key: int) -> None:
+        for account in self.accounts:
+            account.hangup(key)
+
+    def call_ended(self, call_key: int) -> None:
+        live = self.calls.get(call_key)
+        if live is not None and not live.task.done():
+            live.task.cancel()
+
+    def dtmf(self, call_key: int, digit: str) -> None:
+        live = self.calls.get(call_key)
+        if live is not None:
+            live.session.on_dtmf(digit)

@@ -1,0 +1,251 @@
+"""pjsua2 `Account`, `Call` and `AudioMediaPort` subclasses: the SIP side of one phone call.
+
+Everything here runs on the pjsip thread (see `sipgw.endpoint`), except the audio
+port's frame callbacks, which pjmedia's clock thread calls every 20 ms. Events go to
+asyncio through `PhoneEvents`, whose methods the gateway schedules with
+`call_soon_threadsafe`; nothing here blocks or waits for asyncio.
+
+Policy that must be decided before a call is answered lives here too, because it has
+to happen on the pjsip thread: the source-address allow-list (403), the call limit
+(486), and refusing REFER, replaces and redirects (the gateway is inbound only and
+never originates or transfers a call).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pjsua2 as pj
+
+from sipgw.audio import FRAME_SAMPLES, CallAudio
+from sipgw.endpoint import CLOCK_RATE, PTIME_MS, SipWorker
+
+log = logging.getLogger(__name__)
+
+_URI_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
+_TEL = re.compile(r"tel:([^;>]+)", re.I)
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """What the asyncio side learns about a new, answered call."""
+
+    call_key: int
+    """The gateway's own id of the call (not the SIP Call-ID)."""
+    caller_digits: str
+    """Digits of the caller's number, empty when anonymous; never logged."""
+    source_ip: str
+    """The address the INVITE came from; never logged."""
+    called_user: str
+    """The user part of the request URI (the dialled number at a trunk); never logged."""
+
+
+class PhoneEvents(Protocol):
+    """The asyncio side of the calls; every method is called on the event loop."""
+
+    def call_started(self, incoming: IncomingCall, audio: CallAudio) -> None: ...
+
+    def call_ended(self, call_key: int) -> None: ...
+
+    def dtmf(self, call_key: int, digit: str) -> None: ...
+
+
+def caller_digits(remote_uri: str) -> str:
+    """The digits of the caller's number in a From/remote URI ('' when none)."""
+    match = _URI_USER.search(remote_uri) or _TEL.search(remote_uri)
+    if not match:
+        return ""
+    return "".join(ch for ch in match.group(1) if ch.isdigit())
+
+
+def source_ip(src_address: str) -> str:
+    """`1.2.3.4:5060` or `[::1]:5060` → the bare address."""
+    if src_address.startswith("["):
+        return src_address[1 : src_address.find("]")]
+    return src_address.rsplit(":", 1)[0] if src_address.count(":") == 1 else src_address
+
+
+class CallPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """PCM in and out of one call at 16 kHz, mono, 20 ms frames, via `CallAudio`."""
+
+    def __init__(self, audio: CallAudio) -> None:
+        super().__init__()
+        self.audio = audio
+
+    def create(self, name: str) -> None:
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.clockRate = CLOCK_RATE
+        fmt.channelCount = 1
+        fmt.bitsPerSample = 16
+        fmt.frameTimeUsec = PTIME_MS * 1000
+        self.createPort(name, fmt)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(self.audio.next_frame())
+        frame.size = FRAME_SAMPLES * 2
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
+            return
+        if not self.audio.wants_caller_audio():
+            return
+        pcm = np.frombuffer(bytes(frame.buf), dtype="<i2")
+        self.audio.caller_frame(pcm)
+
+
+class GatewayCall(pj.Call):  # type: ignore[misc]
+    """One inbound phone call."""
+
+    def __init__(self, account: GatewayAccount, call_id: int, key: int) -> None:
+        super().__init__(account, call_id)
+        account.worker.track(self)
+        self.account = account
+        self.key = key
+        self.audio = CallAudio()
+        self.port: CallPort | None = None
+        self.ended = False
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
+            self.ended = True
+            self.audio.close()
+            self.account.call_ended(self)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            if media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            stream = self.getAudioMedia(index)
+            if self.port is None:
+                self.port = CallPort(self.audio)
+                self.port.create(f"call{self.key}")
+                self.account.worker.track(self.port)
+            stream.startTransmit(self.port)
+            self.port.startTransmit(stream)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        # Called for RFC 4733 events and for SIP INFO (application/dtmf-relay) alike.
+        digit = str(prm.digit)[:1]
+        if digit and digit in "0123456789*#ABCD":
+            # Capture plain values only: the asyncio side must never hold (and so
+            # never free) a pjsua2 object, which would run its destructor off-thread.
+            events, key = self.account.events, self.key
+            self.account.post(lambda: events.dtmf(key, digit))
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        log.info("refused a REFER (the gateway never transfers calls)")
+        prm.statusCode = 603
+
+    def onCallReplaceRequest(self, prm: pj.OnCallReplaceRequestParam) -> None:
+        log.info("refused an INVITE with Replaces")
+        prm.statusCode = 403
+
+    def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
+        return int(pj.PJSIP_REDIRECT_REJECT)
+
+    def hangup_with(self, code: int = 200) -> None:
+        """Ends the call (or rejects it with `code` before it is answered)."""
+        if self.ended:
+            return
+        op = pj.CallOpParam()
+        op.statusCode = code
+        try:
+            self.hangup(op)
+        except pj.Error:
+            log.debug("hangup of an already ended call")
+
+
+class GatewayAccount(pj.Account):  # type: ignore[misc]
+    """The gateway's SIP identity; answers allowed INVITEs and rejects the rest."""
+
+    def __init__(
+        self,
+        worker: SipWorker,
+        events: PhoneEvents,
+        post: Callable[[Callable[[], None]], None],
+        max_calls: int,
+    ) -> None:
+        super().__init__()
+        worker.track(self)
+        self.worker = worker
+        self.events = events
+        self.post = post
+        """Schedules a callable on the asyncio loop (`loop.call_soon_threadsafe`)."""
+        self.max_calls = max_calls
+        self.calls: dict[int, GatewayCall] = {}
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        key = self.worker.next_call_key()
+        call = GatewayCall(self, prm.callId, key)
+        src = source_ip(str(prm.rdata.srcAddress))
+        if not self.worker.config.allows(src):
+            log.warning("rejected a call from an address outside allow_from (403)")
+            self._reject(call, 403)
+            return
+        if len(self.calls) >= self.max_calls:
+            log.warning("rejected a call: %d calls already (486)", len(self.calls))
+            self._reject(call, 486)
+            return
+        info = call.getInfo()
+        called = _URI_USER.search(str(info.localUri))
+        incoming = IncomingCall(
+            call_key=key,
+            caller_digits=caller_digits(str(info.remoteUri)),
+            source_ip=src,
+            called_user=called.group(1) if called else "",
+        )
+        self.calls[key] = call
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        try:
+            call.answer(op)
+        except pj.Error:
+            log.warning("answering a call failed")
+            self.calls.pop(key, None)
+            return
+        events, audio = self.events, call.audio
+        self.post(lambda: events.call_started(incoming, audio))
+
+    def _reject(self, call: GatewayCall, code: int) -> None:
+        call.ended = True
+        op = pj.CallOpParam()
+        op.statusCode = code
+        try:
+            call.hangup(op)
+        except pj.Error:
+            log.debug("reject failed")
+        # Keep the object until pjsip is done with it; drop it on a later turn.
+        self.worker.keep.append(call)
+        self.worker.later(lambda: self.worker.keep.remove(call))
+
+    def hangup(self, key: int, code: int = 200) -> None:
+        """Ends the call `key` if it is still up (on the pjsip thread)."""
+        call = self.calls.get(key)
+        if call is not None:
+            call.hangup_with(code)
+
+    def call_ended(self, call: GatewayCall) -> None:
+        key, events = call.key, self.events
+        self.post(lambda: events.call_ended(key))
+        # pjsua2 objects must not be freed inside their own callback: drop it next turn.
+        self.worker.later(lambda: self._forget(key))
+
+    def _forget(self, key: int) -> None:
+        call = self.calls.pop(key, None)
+        if call is not None and call.port is not None:
+            self.worker.keep.append(call.port)
+            # The port is unregistered from the bridge when the call's media ended;
+            # release it a little later still.
+            port = call.port
+            self.worker.later(lambda: self.worker.keep.remove(port))
