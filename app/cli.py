@@ -200,8 +200,8 @@ def _group(args: argparse.Namespace, lang: Lang) -> int:
     if action == "list":
         if not groups:
             print(t("no_groups", lang))
-        for group_id in sorted(groups):
-            print(group_id)
+        for listed in sorted(groups):
+            print(listed)
         return 0
     group_id: str = args.name
     check_group_id(group_id)

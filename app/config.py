@@ -354,7 +354,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> C
     for key in data:
         if key not in _KNOWN_TOP:
             raise unknown_key_error(key, key, list(_KNOWN_TOP))
-    sections = {
+    sections: dict[str, Any] = {
         name: _section(cls, name, data.get(name, {}), base) for name, cls in _SECTIONS.items()
     }
     raw = {name: MappingProxyType(dict(_table(name, data.get(name, {})))) for name in _RAW_SECTIONS}
