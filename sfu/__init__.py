@@ -1,0 +1,49 @@
+"""Kreis SFU: forwards RTP between participants without decoding or encoding.
+
+Public API (the server in app/ uses only this)::
+
+    from sfu import Router, MediaSettings, TrackInfo, DownTrackInfo, BadSdp
+
+    router = Router(MediaSettings(bind_address=..., advertised_address=...,
+                                  port_min=40000, port_max=40999))
+    await router.start()
+    router.add_participant(room, participant, send_down_offer)
+        # send_down_offer(sdp, [DownTrackInfo]) is awaited whenever the set of
+        # tracks the participant should receive changes (complete SDP, server offers)
+    answer = await router.got_up_offer(room, participant, sdp, [TrackInfo(...)])
+        # raises BadSdp (code "bad_sdp")
+    await router.got_down_answer(room, participant, sdp)    # raises BadSdp
+    router.set_forwarding(room, participant, "mic", False)  # mute: stop forwarding
+    router.request_keyframe(room, participant)              # throttled PLI upstream
+    await router.remove_participant(room, participant)
+    await router.stop()                                     # closes every connection
+    router.stats                                            # sfu.stats.Stats counters
+
+room and participant are opaque ids; the SFU knows no names, lobbies or passwords.
+Unknown room/participant ids raise UnknownParticipant. A participant has an up
+connection (it offers) and a down connection (the SFU offers); see docs/protocol.md.
+
+Modules: conn (vocabulary), settings, router (this API), peer (up/down peer
+connections), uptrack, downtrack (rewrite, packet cache, sender reports), rtpheader,
+rtcp, stats, errors, aiortc_private (every use of aiortc/aioice internals).
+"""
+
+from __future__ import annotations
+
+from sfu.conn import DownTrackInfo, TrackInfo
+from sfu.errors import BadSdp, PortRangeExhausted, SfuError, UnknownParticipant
+from sfu.router import Router
+from sfu.settings import MediaSettings
+from sfu.stats import Stats
+
+__all__ = [
+    "BadSdp",
+    "DownTrackInfo",
+    "MediaSettings",
+    "PortRangeExhausted",
+    "Router",
+    "SfuError",
+    "Stats",
+    "TrackInfo",
+    "UnknownParticipant",
+]

@@ -1,0 +1,396 @@
+"""Every use of aiortc and aioice private internals, in one place.
+
+aiortc gives us ICE, DTLS, SRTP and SDP, but its receiver decodes and its sender
+encodes. To forward packets without either, the SFU taps RTP right after SRTP
+decryption, replaces the sender's RTP/RTCP loops, writes packets straight through
+the DTLS transport, and gathers ICE host candidates on a configured address and
+port range. All of that touches attributes that are not part of aiortc's public API,
+so it lives here, with the versions pinned and checked at import;
+tests/sfu/test_aiortc_private.py fails loudly when one of these names disappears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import sys
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice
+import aioice.ice
+import aiortc
+import aiortc.codecs
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import AnyRtcpPacket, RtpPacket
+
+from sfu.errors import PortRangeExhausted
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
+
+if aiortc.__version__ != AIORTC_VERSION or aioice.__version__ != AIOICE_VERSION:
+    raise ImportError(
+        f"sfu needs aiortc=={AIORTC_VERSION} and aioice=={AIOICE_VERSION} exactly "
+        f"(found aiortc {aiortc.__version__}, aioice {aioice.__version__}): "
+        "sfu/aiortc_private.py relies on their private internals; re-check every hook "
+        "there and in tests/sfu/test_aiortc_private.py before changing the pin"
+    )
+
+#: Private names this module relies on, checked by tests/sfu/test_aiortc_private.py.
+#: (owner, attribute) pairs; owner is a class or module.
+PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
+    (aiortc.rtcrtpreceiver, "get_decoder"),
+    (aiortc.rtcrtpsender, "get_encoder"),
+    (aiortc.rtcrtpreceiver, "decoder_worker"),
+    (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_run_rtp"),
+    (RTCRtpSender, "_run_rtcp"),
+    (RTCRtpSender, "_RTCRtpSender__cname"),
+    (RTCRtpSender, "_RTCRtpSender__rtp_started"),
+    (RTCRtpSender, "_RTCRtpSender__rtp_exited"),
+    (RTCRtpSender, "_RTCRtpSender__rtcp_started"),
+    (RTCRtpSender, "_RTCRtpSender__rtcp_exited"),
+    (RTCRtpSender, "_ssrc"),
+    (RTCRtpSender, "_stream_id"),
+    (RTCRtpSender, "_track_id"),
+    (RTCRtpTransceiver, "_codecs"),
+    (RTCRtpTransceiver, "_headerExtensions"),
+    (RTCDtlsTransport, "_handle_rtp_data"),
+    (RTCDtlsTransport, "_rtp_router"),
+    (RTCDtlsTransport, "_rtp_header_extensions_map"),
+    (RTCDtlsTransport, "_state"),
+    (RTCDtlsTransport, "_tx_srtp"),
+    (RTCPeerConnection, "_RTCPeerConnection__iceTransports"),
+    (aioice.ice.Connection, "gather_candidates"),
+    (aioice.ice.Connection, "_local_candidates"),
+    (aioice.ice.Connection, "_local_candidates_start"),
+    (aioice.ice.Connection, "_local_candidates_end"),
+    (aioice.ice.Connection, "_protocols"),
+    (aioice.ice.Connection, "_nominated"),
+    (aioice.ice, "StunProtocol"),
+)
+
+# --- codec counting -------------------------------------------------------------
+
+_count_lock = threading.Lock()
+_process_counts = {"decoders": 0, "encoders": 0}
+_owners: weakref.WeakKeyDictionary[Any, CodecCounter] = weakref.WeakKeyDictionary()
+
+
+class CodecCounter:
+    """Decoders and encoders created by aiortc objects that one owner registered."""
+
+    def __init__(self) -> None:
+        self.decoders = 0
+        """Calls to aiortc's get_decoder made for this owner's receivers."""
+        self.encoders = 0
+        """Calls to aiortc's get_encoder made for this owner's senders."""
+
+
+def process_codec_counts() -> dict[str, int]:
+    """Decoders/encoders aiortc created anywhere in this process since import."""
+    with _count_lock:
+        return dict(_process_counts)
+
+
+def _counted(kind: str, original: Callable[..., Any], local: str) -> Callable[..., Any]:
+    # The caller's local variable tells whose object asked for a codec: aiortc's
+    # decoder_worker holds the receiver track's queue as `output_q`, the sender's
+    # _next_encoded_frame holds the sender as `self`. That lets a test process that
+    # also runs decoding aiortc clients count only what the router's connections did.
+    def wrapper(codec: RTCRtpCodecParameters) -> Any:
+        tag = sys._getframe(1).f_locals.get(local)
+        with _count_lock:
+            _process_counts[kind] += 1
+            try:
+                counter = _owners.get(tag) if tag is not None else None
+            except TypeError:
+                counter = None
+            if counter is not None:
+                setattr(counter, kind, getattr(counter, kind) + 1)
+        return original(codec)
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return wrapper
+
+
+if not hasattr(aiortc.rtcrtpreceiver.get_decoder, "__wrapped__"):
+    aiortc.rtcrtpreceiver.get_decoder = _counted(  # type: ignore[assignment]
+        "decoders", aiortc.codecs.get_decoder, "output_q"
+    )
+    aiortc.rtcrtpsender.get_encoder = _counted(  # type: ignore[assignment]
+        "encoders", aiortc.codecs.get_encoder, "self"
+    )
+
+
+def count_codecs_for(pc: RTCPeerConnection, counter: CodecCounter) -> None:
+    """Attributes decoders/encoders created for pc's receivers and senders to counter."""
+    for t in pc.getTransceivers():
+        _owners[t.sender] = counter
+        track = t.receiver.track
+        if track is not None:
+            _owners[track._queue] = counter
+
+
+# --- ICE on a configured address and port range ---------------------------------
+
+
+def _bind_udp(bind_address: str, port_min: int, port_max: int) -> socket.socket:
+    ports = list(range(port_min, port_max + 1))
+    start = random.randrange(len(ports))
+    for port in ports[start:] + ports[:start]:
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in bind_address else socket.AF_INET, socket.SOCK_DGRAM
+        )
+        try:
+            sock.bind((bind_address, port))
+        except OSError:
+            sock.close()
+            continue
+        sock.setblocking(False)
+        return sock
+    raise PortRangeExhausted(port_min, port_max)
+
+
+def configure_ice(
+    pc: RTCPeerConnection,
+    bind_address: str,
+    advertised_address: str,
+    port_min: int,
+    port_max: int,
+) -> None:
+    """Makes pc gather one host candidate on bind_address, advertised as given.
+
+    aioice gathers on every interface except loopback and picks ephemeral ports; a
+    server behind a firewall or 1:1 NAT needs a fixed address and port range instead.
+    Call before every setLocalDescription (new ICE transports are patched once).
+    """
+    for ice_transport in pc._RTCPeerConnection__iceTransports:  # type: ignore[attr-defined]
+        connection = ice_transport.iceGatherer._connection
+        if getattr(connection, "_kreis_ice", False):
+            continue
+        connection._kreis_ice = True
+        connection.gather_candidates = _gather_host(
+            connection, bind_address, advertised_address, port_min, port_max
+        )
+
+
+def _gather_host(
+    connection: aioice.ice.Connection,
+    bind_address: str,
+    advertised_address: str,
+    port_min: int,
+    port_max: int,
+) -> Callable[[], Awaitable[None]]:
+    async def gather_candidates() -> None:
+        if connection._local_candidates_start:
+            return
+        connection._local_candidates_start = True
+        loop = asyncio.get_running_loop()
+        sock = _bind_udp(bind_address, port_min, port_max)
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: aioice.ice.StunProtocol(connection), sock=sock
+        )
+        port = sock.getsockname()[1]
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", advertised_address),
+            component=1,
+            transport="udp",
+            priority=candidate_priority(1, "host"),
+            host=advertised_address,
+            port=port,
+            type="host",
+        )
+        connection._protocols.append(protocol)
+        connection._local_candidates.append(protocol.local_candidate)
+        connection._local_candidates_end = True
+        logger.debug("ICE host candidate bound on port %d", port)
+
+    return gather_candidates
+
+
+# --- codecs and header extensions of a transceiver -------------------------------
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs (with payload types) negotiated for transceiver."""
+    return list(transceiver._codecs)
+
+
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[int, str]:
+    """Negotiated RTP header extensions of transceiver, id → URI."""
+    return {ext.id: ext.uri for ext in transceiver._headerExtensions}
+
+
+def restrict_codecs(transceiver: RTCRtpTransceiver, allowed: Callable[[Any], bool]) -> None:
+    """Keeps only allowed codecs in an answering transceiver (before createAnswer).
+
+    setCodecPreferences cannot be used for transceivers that setRemoteDescription
+    creates: the preferences are applied while the offer is parsed.
+    """
+    transceiver._codecs = [c for c in transceiver._codecs if allowed(c)]
+
+
+def set_stream_ids(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """msid of a down transceiver: one stream per publisher keeps its audio and video
+    in lip sync in the browser, without syncing different publishers to each other."""
+    sender._stream_id = stream_id
+    sender._track_id = track_id
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    return int(sender._ssrc)
+
+
+def sender_cname(sender: RTCRtpSender) -> str | None:
+    cname = sender._RTCRtpSender__cname  # type: ignore[attr-defined]
+    return str(cname) if cname is not None else None
+
+
+# --- sending without the sender's loops -----------------------------------------
+
+
+def silence_sender(
+    sender: RTCRtpSender, on_started: Callable[[], None], on_rtcp: Callable[[AnyRtcpPacket], None]
+) -> None:
+    """Turns a track-less sender into a pure SSRC holder.
+
+    Its RTP loop would poll for a track every 20 ms and its RTCP loop would send
+    sender reports with zero timestamps; both are replaced by a coroutine that only
+    keeps stop() working. RTCP from the subscriber goes to on_rtcp instead.
+    """
+
+    async def idle(*_args: Any) -> None:
+        started = sender._RTCRtpSender__rtp_started  # type: ignore[attr-defined]
+        first = not started.is_set()
+        started.set()
+        sender._RTCRtpSender__rtcp_started.set()  # type: ignore[attr-defined]
+        if first:
+            on_started()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.get_running_loop().create_future()
+        sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtcp_exited.set()  # type: ignore[attr-defined]
+
+    async def idle_rtcp() -> None:
+        # stop() cancels both tasks; the RTP one already signals both events.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.get_running_loop().create_future()
+
+    async def handle_rtcp(packet: AnyRtcpPacket) -> None:
+        on_rtcp(packet)
+
+    sender._run_rtp = idle  # type: ignore[method-assign]
+    sender._run_rtcp = idle_rtcp  # type: ignore[method-assign]
+    sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+class RtpWriter:
+    """Writes RTP/RTCP through a DTLS transport synchronously (no await per packet)."""
+
+    __slots__ = ("_dtls",)
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+
+    def write_rtp(self, data: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not State.CONNECTED:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        return True
+
+    def write_rtcp(self, data: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not State.CONNECTED:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        pair.protocol.transport.sendto(dtls._tx_srtp.protect_rtcp(data), pair.remote_addr)
+        return True
+
+
+# --- receiving without the receiver's jitter buffer and decoder -----------------
+
+
+RtpSink = Callable[[bytes], None]
+
+
+def tap_rtp(
+    dtls: RTCDtlsTransport,
+    route: Callable[[RTCRtpReceiver], RtpSink | None],
+) -> Callable[[int], None]:
+    """Hands every decrypted RTP packet on dtls to a sink, bypassing aiortc's parse.
+
+    The sink for a new SSRC is found once through aiortc's own RTP router (which
+    knows the SSRCs and payload types of the SDP) and then cached by SSRC.
+    Returns a function that forgets a cached SSRC.
+    """
+    sinks: dict[int, RtpSink] = {}
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        if len(data) < 12:
+            return
+        ssrc = int.from_bytes(data[8:12], "big")
+        sink = sinks.get(ssrc)
+        if sink is None:
+            try:
+                packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
+            except ValueError:
+                return
+            receiver = dtls._rtp_router.route_rtp(packet)
+            if receiver is None:
+                return
+            sink = route(receiver)
+            if sink is None:
+                return
+            sinks[ssrc] = sink
+        sink(data)
+
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+    return lambda ssrc: sinks.pop(ssrc, None) and None
+
+
+def mute_receiver(receiver: RTCRtpReceiver, on_rtcp: Callable[[AnyRtcpPacket], None]) -> None:
+    """Makes sure receiver never feeds its jitter buffer and decoder; RTCP to on_rtcp."""
+
+    async def drop_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+        return None
+
+    async def handle_rtcp(packet: AnyRtcpPacket) -> None:
+        on_rtcp(packet)
+
+    receiver._handle_rtp_packet = drop_rtp  # type: ignore[method-assign]
+    receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def receiver_rtcp_ssrc(transceiver: RTCRtpTransceiver) -> int:
+    """The SSRC aiortc's receiver puts in its own RTCP (the transceiver's sender's)."""
+    return int(transceiver.sender._ssrc)
+
+
+def writer_for(transceiver: RTCRtpTransceiver) -> RtpWriter:
+    return RtpWriter(transceiver.receiver.transport)
+
+
+def dtls_of(transceiver: RTCRtpTransceiver) -> RTCDtlsTransport:
+    return transceiver.receiver.transport

@@ -1,0 +1,266 @@
+"""The two peer connections of a participant: up (it publishes) and down (it receives).
+
+Each wraps one aiortc RTCPeerConnection configured for the SFU: one bundled
+transport, ICE on the configured address and port range, codecs restricted to
+Opus, VP8 and H.264, and no decoder or encoder anywhere (aiortc_private hooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from sfu import aiortc_private as private
+from sfu.conn import DownTrackInfo, TrackInfo
+from sfu.downtrack import RtpDownTrack
+from sfu.errors import BadSdp
+from sfu.settings import MediaSettings
+from sfu.stats import Stats
+from sfu.uptrack import RtpUpTrack
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_MIME_TYPES = ("audio/opus", "video/vp8", "video/h264")
+"""The only codecs the SFU negotiates (no RTX: retransmissions reuse the SSRC)."""
+RTCP_INTERVAL = 1.0
+"""Mean seconds between SRs / REMBs (randomised ±50 % as RFC 3550 asks)."""
+
+DownKey = tuple[str, str, str]
+"""(publisher, source, kind) — what a subscriber receives, independent of mids."""
+
+
+def _allowed(codec: Any) -> bool:
+    return str(codec.mimeType).lower() in FORWARDED_MIME_TYPES
+
+
+def codec_preferences(kind: str) -> list[Any]:
+    """aiortc's capabilities for kind restricted to the forwarded codecs."""
+    return [c for c in RTCRtpSender.getCapabilities(kind).codecs if _allowed(c)]
+
+
+def _configuration(settings: MediaSettings) -> RTCConfiguration:
+    # An explicit (normally empty) list: aiortc's default would be a public STUN server.
+    return RTCConfiguration(
+        iceServers=[RTCIceServer(urls=url) for url in settings.ice_servers],
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+
+
+class _Connection:
+    """What up and down have in common: the aiortc peer and a periodic RTCP task."""
+
+    def __init__(self, participant: str, settings: MediaSettings, stats: Stats) -> None:
+        self.participant = participant
+        self.settings = settings
+        self.stats = stats
+        self.pc = RTCPeerConnection(_configuration(settings))
+        self._task: asyncio.Task[None] | None = None
+
+    def _configure_ice(self) -> None:
+        s = self.settings
+        private.configure_ice(self.pc, s.bind_address, s.advertised_address, s.port_min, s.port_max)
+
+    def _start_rtcp(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run_rtcp())
+
+    async def _run_rtcp(self) -> None:
+        while True:
+            await asyncio.sleep(RTCP_INTERVAL * (0.5 + random.random()))
+            try:
+                self._rtcp_tick()
+            except Exception:
+                logger.exception("RTCP tick failed")
+
+    def _rtcp_tick(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.pc.close()
+
+
+class UpConnection(_Connection):
+    """The connection a participant publishes on (it offers, the SFU answers)."""
+
+    def __init__(self, participant: str, settings: MediaSettings, stats: Stats) -> None:
+        super().__init__(participant, settings, stats)
+        self.tracks: dict[str, RtpUpTrack] = {}
+        """Up-tracks by mid."""
+        self._by_receiver: dict[int, RtpUpTrack] = {}
+        self._tapped: set[int] = set()
+
+    async def got_offer(
+        self, sdp: str, tracks: list[TrackInfo]
+    ) -> tuple[str, list[RtpUpTrack], list[RtpUpTrack]]:
+        """Answers an up offer; returns (answer SDP, added tracks, removed tracks)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            raise BadSdp(f"offer rejected: {type(exc).__name__}") from exc
+        transceivers = {t.mid: t for t in self.pc.getTransceivers() if t.mid is not None}
+        for info in tracks:
+            t = transceivers.get(info.mid)
+            if t is None or t.kind != info.kind:
+                raise BadSdp(f"no {info.kind} m-line with mid {info.mid!r}")
+        for t in transceivers.values():
+            private.restrict_codecs(t, _allowed)
+            if not private.negotiated_codecs(t):
+                t.direction = "inactive"
+        self._configure_ice()
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise BadSdp(f"cannot answer offer: {type(exc).__name__}") from exc
+        private.count_codecs_for(self.pc, self.stats.codecs)
+
+        added: list[RtpUpTrack] = []
+        wanted = {info.mid: info for info in tracks}
+        for mid, info in wanted.items():
+            t = transceivers[mid]
+            codecs = private.negotiated_codecs(t)
+            if not codecs:
+                continue
+            extensions = private.negotiated_extensions(t)
+            self._tap(t)
+            up = self.tracks.get(mid)
+            if up is not None and up.info == info:
+                up.set_parameters(codecs, extensions)
+                continue
+            if up is not None:
+                self._drop(mid)
+            up = RtpUpTrack(
+                self.participant,
+                info,
+                codecs,
+                extensions,
+                private.writer_for(t),
+                private.receiver_rtcp_ssrc(t),
+                self.stats,
+                self.settings.test_drop_rate,
+            )
+            self.tracks[mid] = up
+            self._by_receiver[id(t.receiver)] = up
+            private.mute_receiver(t.receiver, up.on_rtcp)
+            added.append(up)
+        removed = [self._drop(mid) for mid in list(self.tracks) if mid not in wanted]
+        self._start_rtcp()
+        answer_sdp: str = self.pc.localDescription.sdp
+        return answer_sdp, added, removed
+
+    def _tap(self, transceiver: RTCRtpTransceiver) -> None:
+        dtls = private.dtls_of(transceiver)
+        if id(dtls) in self._tapped:
+            return
+        self._tapped.add(id(dtls))
+
+        def route(receiver: Any) -> Any:
+            up = self._by_receiver.get(id(receiver))
+            return up.on_rtp if up is not None else None
+
+        private.tap_rtp(dtls, route)
+
+    def _drop(self, mid: str) -> RtpUpTrack:
+        up = self.tracks.pop(mid)
+        for key, value in list(self._by_receiver.items()):
+            if value is up:
+                del self._by_receiver[key]
+        up.close()
+        return up
+
+    def _rtcp_tick(self) -> None:
+        for up in self.tracks.values():
+            up.send_remb()
+
+    async def close(self) -> None:
+        for mid in list(self.tracks):
+            self._drop(mid)
+        await super().close()
+
+
+class DownConnection(_Connection):
+    """The connection a participant receives on (the SFU offers, it answers)."""
+
+    def __init__(self, participant: str, settings: MediaSettings, stats: Stats) -> None:
+        super().__init__(participant, settings, stats)
+        self.tracks: dict[DownKey, RtpDownTrack] = {}
+        """Live down-tracks by (publisher, source, kind)."""
+
+    async def make_offer(
+        self, desired: dict[DownKey, RtpUpTrack]
+    ) -> tuple[str, list[DownTrackInfo]]:
+        """Brings the down-tracks to desired and returns (offer SDP, track list)."""
+        for key in [k for k in self.tracks if k not in desired]:
+            down = self.tracks.pop(key)
+            down.detach()
+            # aiortc keeps m-lines forever; an inactive one carries nothing.
+            down.transceiver.direction = "inactive"
+        for key, up in desired.items():
+            down = self.tracks.get(key)
+            if down is not None:
+                down.attach(up)  # a publisher's new up-track for the same source
+                continue
+            publisher, source, kind = key
+            t = self.pc.addTransceiver(kind, direction="sendonly")
+            t.setCodecPreferences(codec_preferences(kind))
+            private.set_stream_ids(t.sender, publisher, f"{publisher}-{source}-{kind}")
+            info = DownTrackInfo(mid="", participant=publisher, kind=kind, source=source)
+            down = RtpDownTrack(self.participant, info, t, self.stats)
+            down.attach(up)
+            self.tracks[key] = down
+        self._configure_ice()
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        private.count_codecs_for(self.pc, self.stats.codecs)
+        infos = []
+        for down in self.tracks.values():
+            i = down.info
+            info = DownTrackInfo(
+                mid=str(down.transceiver.mid),
+                participant=i.participant,
+                kind=i.kind,
+                source=i.source,
+            )
+            down.info = info
+            infos.append(info)
+        offer_sdp: str = self.pc.localDescription.sdp
+        return offer_sdp, infos
+
+    async def got_answer(self, sdp: str) -> None:
+        if self.pc.signalingState != "have-local-offer":
+            raise BadSdp("no down offer is outstanding")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise BadSdp(f"answer rejected: {type(exc).__name__}") from exc
+        for down in self.tracks.values():
+            down.negotiated()
+        self._start_rtcp()
+
+    def _rtcp_tick(self) -> None:
+        for down in self.tracks.values():
+            down.send_sender_report()
+
+    async def close(self) -> None:
+        for down in self.tracks.values():
+            down.detach()
+        self.tracks.clear()
+        await super().close()

@@ -1,0 +1,239 @@
+"""The SFU's public face: rooms of participants, their up and down connections.
+
+The server (app/) decides who may publish and subscribe; the router only knows opaque
+room and participant ids. Every participant receives every track of every other
+participant of its room. When that set changes the router builds a new down offer
+and hands it to the server through the participant's send_down_offer callback;
+renegotiations of one participant are serialised (a change during an outstanding
+offer leads to a new offer once the answer is in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sfu.conn import DownTrackInfo, TrackInfo
+from sfu.errors import BadSdp, UnknownParticipant
+from sfu.peer import DownConnection, DownKey, UpConnection
+from sfu.settings import MediaSettings
+from sfu.stats import Stats
+from sfu.uptrack import RtpUpTrack
+
+logger = logging.getLogger(__name__)
+
+SendDownOffer = Callable[[str, list[DownTrackInfo]], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Participant:
+    room: str
+    id: str
+    send_down_offer: SendDownOffer
+    up: UpConnection | None = None
+    down: DownConnection | None = None
+    offer_outstanding: bool = False
+    """A down offer was sent (or is being built) and its answer has not arrived."""
+    dirty: bool = False
+    """The wanted tracks changed while an offer was outstanding."""
+    up_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Router:
+    """Rooms, participants and the packets between them."""
+
+    def __init__(self, settings: MediaSettings) -> None:
+        self.settings = settings
+        self.stats = Stats()
+        """Counters and gauges; decoders_created and encoders_created stay 0."""
+        self._rooms: dict[str, dict[str, _Participant]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+
+    async def stop(self) -> None:
+        """Closes every peer connection and forgets every room."""
+        self._running = False
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for room in list(self._rooms):
+            for participant in list(self._rooms.get(room, {})):
+                await self.remove_participant(room, participant)
+        self._update_gauges()
+
+    # --- membership ----------------------------------------------------------------
+
+    def add_participant(self, room: str, participant: str, send_down_offer: SendDownOffer) -> None:
+        """Adds participant to room; it will receive every other participant's tracks."""
+        members = self._rooms.setdefault(room, {})
+        if participant in members:
+            members[participant].send_down_offer = send_down_offer
+            return
+        p = _Participant(room, participant, send_down_offer)
+        members[participant] = p
+        self._update_gauges()
+        self._want_offer(p)
+
+    async def remove_participant(self, room: str, participant: str) -> None:
+        """Closes the participant's connections; the others stop receiving its tracks."""
+        members = self._rooms.get(room)
+        p = members.pop(participant, None) if members else None
+        if p is None:
+            return
+        if not members:
+            del self._rooms[room]
+        for conn in (p.up, p.down):
+            if conn is not None:
+                try:
+                    await conn.close()
+                except Exception:
+                    logger.exception("closing a peer connection failed")
+        had_tracks = p.up is not None and bool(p.up.tracks)
+        p.up = p.down = None
+        self._update_gauges()
+        if had_tracks and members:
+            for other in members.values():
+                self._want_offer(other)
+
+    # --- signalling ----------------------------------------------------------------
+
+    async def got_up_offer(
+        self, room: str, participant: str, sdp: str, tracks: list[TrackInfo]
+    ) -> str:
+        """Answers participant's up offer (complete SDP); raises BadSdp."""
+        p = self._get(room, participant)
+        _check_tracks(tracks)
+        async with p.up_lock:
+            fresh = p.up is None
+            if p.up is None:
+                p.up = UpConnection(participant, self.settings, self.stats)
+            up = p.up
+            try:
+                answer, added, removed = await up.got_offer(sdp, tracks)
+            except BadSdp:
+                if fresh and p.up is up:
+                    p.up = None
+                    await up.close()
+                raise
+        self._update_gauges()
+        if added or removed:
+            for other in self._rooms.get(room, {}).values():
+                if other is not p:
+                    self._want_offer(other)
+        return answer
+
+    async def got_down_answer(self, room: str, participant: str, sdp: str) -> None:
+        """Takes participant's answer to the last down offer; raises BadSdp."""
+        p = self._get(room, participant)
+        if p.down is None:
+            raise BadSdp("no down offer was sent")
+        try:
+            await p.down.got_answer(sdp)
+        finally:
+            p.offer_outstanding = False
+            if p.dirty:
+                self._want_offer(p)
+        self._update_gauges()
+
+    def set_forwarding(self, room: str, participant: str, source: str, enabled: bool) -> None:
+        """Mute (False) or unmute (True) every track of participant from source."""
+        p = self._get(room, participant)
+        if p.up is not None:
+            for up in p.up.tracks.values():
+                if up.info.source == source:
+                    up.set_forwarding(enabled)
+
+    def request_keyframe(self, room: str, participant: str) -> None:
+        """Asks participant for a keyframe on each of its video tracks (throttled)."""
+        p = self._get(room, participant)
+        if p.up is not None:
+            for up in p.up.tracks.values():
+                up.request_keyframe()
+
+    # --- internals -----------------------------------------------------------------
+
+    def _get(self, room: str, participant: str) -> _Participant:
+        p = self._rooms.get(room, {}).get(participant)
+        if p is None:
+            raise UnknownParticipant("unknown room or participant")
+        return p
+
+    def _desired(self, p: _Participant) -> dict[DownKey, RtpUpTrack]:
+        desired: dict[DownKey, RtpUpTrack] = {}
+        for other in self._rooms.get(p.room, {}).values():
+            if other is p or other.up is None:
+                continue
+            for up in other.up.tracks.values():
+                desired[(other.id, up.info.source, up.info.kind)] = up
+        return desired
+
+    def _want_offer(self, p: _Participant) -> None:
+        if p.offer_outstanding:
+            p.dirty = True
+            return
+        p.offer_outstanding = True
+        p.dirty = False
+        task = asyncio.create_task(self._send_offer(p))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_offer(self, p: _Participant) -> None:
+        try:
+            if self._rooms.get(p.room, {}).get(p.id) is not p:
+                p.offer_outstanding = False
+                return
+            desired = self._desired(p)
+            down = p.down
+            if down is None and not desired:
+                p.offer_outstanding = False
+                return
+            if (
+                down is not None
+                and all(
+                    down.tracks.get(k) is not None and down.tracks[k].up is u
+                    for k, u in desired.items()
+                )
+                and set(down.tracks) == set(desired)
+            ):
+                p.offer_outstanding = False
+                return
+            if down is None:
+                down = p.down = DownConnection(p.id, self.settings, self.stats)
+            sdp, infos = await down.make_offer(desired)
+            self._update_gauges()
+            await p.send_down_offer(sdp, infos)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("building or sending a down offer failed")
+            p.offer_outstanding = False
+
+    def _update_gauges(self) -> None:
+        s = self.stats
+        s.rooms = len(self._rooms)
+        s.participants = sum(len(m) for m in self._rooms.values())
+        s.up_tracks = s.down_tracks = 0
+        for members in self._rooms.values():
+            for p in members.values():
+                if p.up is not None:
+                    s.up_tracks += len(p.up.tracks)
+                if p.down is not None:
+                    s.down_tracks += len(p.down.tracks)
+
+
+def _check_tracks(tracks: list[TrackInfo]) -> None:
+    seen: set[str] = set()
+    for info in tracks:
+        if info.kind not in ("audio", "video") or info.source not in ("mic", "camera", "screen"):
+            raise BadSdp("unknown track kind or source")
+        if info.mid in seen:
+            raise BadSdp("duplicate mid")
+        seen.add(info.mid)

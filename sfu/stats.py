@@ -1,0 +1,69 @@
+"""Counters the router keeps, for /metrics, tests and benchmarks.
+
+Aggregate numbers only: no ids, no addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sfu.aiortc_private import CodecCounter
+
+
+@dataclass
+class Stats:
+    """Running totals of one Router. Counters only grow; gauges follow the rooms."""
+
+    forwarded_packets: int = 0
+    """RTP packets written to subscribers (retransmissions not included)."""
+    forwarded_bytes: int = 0
+    """Bytes of those packets (RTP header included, before SRTP)."""
+    received_packets: int = 0
+    """RTP packets received from publishers."""
+    dropped_packets: int = 0
+    """Incoming packets dropped by the test_drop_rate hook."""
+    unforwardable_packets: int = 0
+    """Packets with a payload type the subscriber did not negotiate, or too old."""
+    nacks_received: int = 0
+    """Sequence numbers subscribers reported lost."""
+    nacks_answered: int = 0
+    """Of those, retransmitted from a down-track's packet cache."""
+    nacks_missed: int = 0
+    """Of those, no longer (or never) in the cache."""
+    nacks_sent_upstream: int = 0
+    """Sequence numbers the SFU asked publishers to retransmit."""
+    keyframes_requested: int = 0
+    """Keyframe requests from subscribers or the server (before throttling)."""
+    plis_sent_upstream: int = 0
+    """PLIs actually sent to publishers (after throttling)."""
+    rembs_sent_upstream: int = 0
+    """REMB messages sent to publishers (lowest subscriber estimate)."""
+    sender_reports_sent: int = 0
+    """RTCP sender reports sent on down-tracks."""
+    rooms: int = 0
+    """Rooms with at least one participant (gauge)."""
+    participants: int = 0
+    """Participants known to the router (gauge)."""
+    up_tracks: int = 0
+    """Tracks being received from publishers (gauge)."""
+    down_tracks: int = 0
+    """Tracks being sent to subscribers (gauge)."""
+    codecs: CodecCounter = field(default_factory=CodecCounter, repr=False)
+    """aiortc decoders/encoders created for this router's peer connections."""
+
+    @property
+    def decoders_created(self) -> int:
+        """Must stay 0: the SFU forwards packets and never decodes."""
+        return self.codecs.decoders
+
+    @property
+    def encoders_created(self) -> int:
+        """Must stay 0: the SFU forwards packets and never encodes."""
+        return self.codecs.encoders
+
+    def snapshot(self) -> dict[str, int]:
+        """All counters as a plain dict (for logs, metrics and test output)."""
+        values = {k: v for k, v in vars(self).items() if isinstance(v, int)}
+        values["decoders_created"] = self.decoders_created
+        values["encoders_created"] = self.encoders_created
+        return values

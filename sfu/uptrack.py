@@ -1,0 +1,218 @@
+"""An up-track: one track received from a publisher, fanned out to down-tracks.
+
+Packets arrive as raw bytes (after SRTP) from aiortc_private.tap_rtp; the header is
+parsed once here and each down-track builds its own header from the result. The
+up-track also talks back to the publisher: NACKs for packets lost on the way in,
+throttled PLIs on behalf of subscribers, and the lowest subscriber REMB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import AnyRtcpPacket
+
+from sfu import rtcp
+from sfu.conn import TrackInfo
+from sfu.rtpheader import RtpView, seq_newer
+from sfu.stats import Stats
+
+if TYPE_CHECKING:
+    from sfu.aiortc_private import RtpWriter
+    from sfu.downtrack import RtpDownTrack
+
+logger = logging.getLogger(__name__)
+
+KEYFRAME_INTERVAL = 0.5
+"""At most one PLI per this many seconds per up-track."""
+MAX_NACK_GAP = 100
+"""A bigger jump in sequence numbers is treated as a restart, not as loss."""
+
+
+class RtpUpTrack:
+    """A publisher's track as the SFU receives it."""
+
+    def __init__(
+        self,
+        participant: str,
+        info: TrackInfo,
+        codecs: list[RTCRtpCodecParameters],
+        extensions: dict[int, str],
+        writer: RtpWriter,
+        rtcp_ssrc: int,
+        stats: Stats,
+        drop_rate: float = 0.0,
+    ) -> None:
+        self.participant = participant
+        """Opaque id of the publisher."""
+        self.info = info
+        """mid, kind and source as announced with the up offer."""
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        """Negotiated payload types → codec."""
+        self.extensions: dict[int, str] = {}
+        """Negotiated header extension ids → URI."""
+        self.ssrc: int | None = None
+        """SSRC of the packets currently arriving (None before the first one)."""
+        self.sender_report: tuple[int, int, float] | None = None
+        """(NTP, RTP timestamp, local wall-clock time) of the publisher's last SR."""
+        self.generation = 0
+        """Bumped when codecs or extensions change, so down-tracks remap."""
+        self._downs: tuple[RtpDownTrack, ...] = ()
+        self._writer = writer
+        self._rtcp_ssrc = rtcp_ssrc
+        self._stats = stats
+        self._drop_rate = drop_rate
+        self._forwarding = True
+        self._max_seq: int | None = None
+        self._last_pli = 0.0
+        self._pli_timer: asyncio.TimerHandle | None = None
+        self._pli_wanted = False
+        self._closed = False
+        self.set_parameters(codecs, extensions)
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def downs(self) -> tuple[RtpDownTrack, ...]:
+        return self._downs
+
+    @property
+    def forwarding(self) -> bool:
+        return self._forwarding
+
+    def set_parameters(
+        self, codecs: list[RTCRtpCodecParameters], extensions: dict[int, str]
+    ) -> None:
+        """Takes the codecs and extensions of a (re)negotiated up connection."""
+        self.codecs = {c.payloadType: c for c in codecs}
+        self.extensions = dict(extensions)
+        self.generation += 1
+        for down in self._downs:
+            down.refresh()
+
+    def add_down(self, down: RtpDownTrack) -> None:
+        if down not in self._downs:
+            self._downs = (*self._downs, down)
+
+    def remove_down(self, down: RtpDownTrack) -> None:
+        self._downs = tuple(d for d in self._downs if d is not down)
+
+    def set_forwarding(self, enabled: bool) -> None:
+        if enabled == self._forwarding:
+            return
+        self._forwarding = enabled
+        if enabled:
+            # Subscribers see one continuous stream, and need a fresh keyframe.
+            for down in self._downs:
+                down.resync()
+            self.request_keyframe()
+
+    # --- packets from the publisher -----------------------------------------------
+
+    def on_rtp(self, data: bytes) -> None:
+        """One decrypted RTP packet from the publisher."""
+        stats = self._stats
+        stats.received_packets += 1
+        if self._drop_rate and random.random() < self._drop_rate:
+            stats.dropped_packets += 1
+            return
+        try:
+            view = RtpView(data)
+        except ValueError:
+            return
+        if view.ssrc != self.ssrc:
+            self._new_source(view.ssrc)
+        if self.info.kind == "video":
+            self._track_loss(view.sequence_number)
+            if self._pli_wanted:
+                self._pli_wanted = False
+                self._send_pli()
+        if not self._forwarding:
+            return
+        for down in self._downs:
+            down.write_rtp(view)
+
+    def _new_source(self, ssrc: int) -> None:
+        logger.debug("up-track %s: new SSRC", self.info.mid)
+        self.ssrc = ssrc
+        self._max_seq = None
+        self.sender_report = None
+
+    def _track_loss(self, seq: int) -> None:
+        # aiortc's receiver would NACK, but it never sees these packets: do it here.
+        last = self._max_seq
+        if last is None or seq_newer(seq, last):
+            self._max_seq = seq
+            if last is not None:
+                gap = (seq - last) & 0xFFFF
+                if 1 < gap <= MAX_NACK_GAP and self.ssrc is not None:
+                    lost = [(last + i) & 0xFFFF for i in range(1, gap)]
+                    if self._writer.write_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, lost)):
+                        self._stats.nacks_sent_upstream += len(lost)
+
+    def on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """RTCP from the publisher that aiortc routed to this track's receiver."""
+        kind, detail = rtcp.classify(packet)
+        if kind == rtcp.Feedback.SR and getattr(packet, "ssrc", None) == self.ssrc:
+            info = detail
+            self.sender_report = (
+                int(info.ntp_timestamp),  # type: ignore[attr-defined]
+                int(info.rtp_timestamp),  # type: ignore[attr-defined]
+                time.time(),
+            )
+
+    # --- feedback to the publisher -------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        """Asks the publisher for a keyframe, at most once per KEYFRAME_INTERVAL."""
+        if self.info.kind != "video" or self._closed:
+            return
+        self._stats.keyframes_requested += 1
+        if self._pli_timer is not None:
+            return
+        wait = self._last_pli + KEYFRAME_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._send_pli()
+        else:
+            self._pli_timer = asyncio.get_running_loop().call_later(wait, self._pli_due)
+
+    def _pli_due(self) -> None:
+        self._pli_timer = None
+        if not self._closed:
+            self._send_pli()
+
+    def _send_pli(self) -> None:
+        if self.ssrc is None:
+            self._pli_wanted = True
+            return
+        if self._writer.write_rtcp(rtcp.pli(self._rtcp_ssrc, self.ssrc)):
+            self._last_pli = time.monotonic()
+            self._stats.plis_sent_upstream += 1
+        else:
+            self._pli_wanted = True
+
+    def send_remb(self) -> None:
+        """Passes the lowest subscriber bandwidth estimate to the publisher."""
+        if self.ssrc is None:
+            return
+        estimates = [d.remb for d in self._downs if d.remb]
+        if estimates and self._writer.write_rtcp(
+            rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])  # type: ignore[type-var]
+        ):
+            self._stats.rembs_sent_upstream += 1
+
+    def close(self) -> None:
+        self._closed = True
+        if self._pli_timer is not None:
+            self._pli_timer.cancel()
+            self._pli_timer = None
+        for down in self._downs:
+            down.detach(self)
+        self._downs = ()
