@@ -2,14 +2,9 @@
 
 Every key is documented here (a docstring under each field) and, commented, in
 `config.example.toml`. `load_config` refuses wrong types, bad values and unknown keys
-with a `ConfigError` that names the key (`media.port_min: must be an integer between
-1024 and 65535`), so a typo never silently falls back to a default. The `[sip]` and
-`[console]` tables belong to the dial-in gateway and the console: they are kept raw
-here and validated by their owners.
-
-`load_raw`/`save_raw` are for the `kreis group …` commands, which edit the file and
-must keep every other key; `write_first_config` writes the embedded default's first
-configuration.
+with a `ConfigError` naming the key (`media.port_min: must be an integer between 1024
+and 65535`). `[sip]` and `[console]` are kept raw for the gateway and the console.
+`load_raw`/`save_raw` serve the `kreis group …` commands, which keep every other key.
 """
 
 from __future__ import annotations
@@ -264,13 +259,21 @@ class Config:
     """The whole configuration. Build it with `load_config`."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
+    """`[server]`."""
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    """`[rooms]`."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    """`[limits]`."""
     media: MediaConfig = field(default_factory=MediaConfig)
+    """`[media]`."""
     turn: TurnConfig = field(default_factory=TurnConfig)
+    """`[turn]`."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """`[metrics]`."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """`[logging]`."""
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    """`[gateway]`."""
     groups: Mapping[str, GroupConfig] = field(default_factory=lambda: MappingProxyType({}))
     """Groups by id."""
     sip_raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -226,3 +226,51 @@ def test_arguments_after_console_and_dial_in_are_passed_on_untouched() -> None:
         [],
     )
     assert _split_handover(["group", "add", "console"])[1] is None
+
+
+# Language choice and the error sentences people read (app/i18n.py, app/errors.py).
+
+
+def test_every_protocol_error_code_has_both_sentences() -> None:
+    from app.errors import ERROR_TEXTS, ProtocolError
+
+    doc = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    table = doc.split("## Error codes", 1)[1]
+    codes = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    assert len(codes) >= 20
+    assert set(codes) <= set(ERROR_TEXTS), set(codes) - set(ERROR_TEXTS)
+    for code in codes:
+        en, de = ERROR_TEXTS[code]
+        assert en.endswith(".") and de.endswith(".") and en != de, code
+        error = ProtocolError(code, ref="join")
+        assert error.code == code and error.message("de") == de and error.message("en") == en
+    assert ProtocolError("no_such_code").message("en") == ERROR_TEXTS["internal"][0]
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        (None, "en"),
+        ("", "en"),
+        ("de-DE,de;q=0.9,en;q=0.8", "de"),
+        ("en-US,en;q=0.9,de;q=0.8", "en"),
+        ("fr-FR,fr;q=0.9,de;q=0.5", "de"),
+        ("fr, en;q=0.2, de;q=0.7", "de"),
+        ("de;q=0, en", "en"),
+        ("fr", "en"),
+        ("de;q=nonsense", "en"),
+    ],
+)
+def test_browser_language(header: str | None, lang: str) -> None:
+    from app.i18n import pick_lang
+
+    assert pick_lang(header) == lang
+
+
+def test_terminal_language() -> None:
+    from app.i18n import terminal_lang
+
+    assert terminal_lang({}) == "en"
+    assert terminal_lang({"LANG": "de_AT.UTF-8"}) == "de"
+    assert terminal_lang({"LANG": "de_DE.UTF-8", "LC_ALL": "C"}) == "en"
+    assert terminal_lang({"LANG": "en_GB.UTF-8", "KREIS_LANG": "de"}) == "de"
