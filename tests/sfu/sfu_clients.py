@@ -117,8 +117,15 @@ class Publisher:
     pc: RTCPeerConnection = field(default_factory=client_pc)
     transceivers: dict[str, RTCRtpTransceiver] = field(default_factory=dict)
 
-    async def publish(self, tracks: list[tuple[MediaStreamTrack | str, str]]) -> None:
-        """tracks: (track or kind for a track-less sender, source)."""
+    async def publish(
+        self,
+        tracks: list[tuple[MediaStreamTrack | str, str]],
+        munge: Callable[[str], str] = lambda sdp: sdp,
+    ) -> None:
+        """tracks: (track, or kind for a track-less sender, source).
+
+        munge edits the offer as the router sees it (e.g. other payload type numbers).
+        """
         infos = []
         pending = []
         for track, source in tracks:
@@ -130,7 +137,7 @@ class Publisher:
             infos.append(TrackInfo(mid=str(t.mid), kind=kind, source=source))
             self.transceivers[source] = t
         answer = await self.router.got_up_offer(
-            self.room, self.id, self.pc.localDescription.sdp, infos
+            self.room, self.id, munge(self.pc.localDescription.sdp), infos
         )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
