@@ -1,0 +1,255 @@
+/**
+ * The room page (/<slug>): walks a person from the pre-join screen through "waiting
+ * for the leader" and the lobby into the meeting, and out again.
+ *
+ * It owns the signalling connection and the session's small state (phase, resume
+ * token, the leader sign-in kept in memory for reconnects). On a dropped socket it
+ * reconnects and joins again with the resume token, so a short network blip does not
+ * send anyone back through the lobby.
+ */
+
+import { Signalling, nextMessage } from "./signalling.js";
+import { LocalMedia } from "./media.js";
+import { Prejoin } from "./prejoin.js";
+import { LobbyView } from "./lobby.js";
+import { RoomView } from "./room.js";
+import { $, showScreen, notice, clearNotice } from "./dom.js";
+import { t, applyTexts, bindLangButton, errorText, onLangChange } from "./i18n.js";
+
+const slug = decodeURIComponent(location.pathname.replace(/^\/+|\/+$/g, "")).toLowerCase();
+
+const session = {
+  phase: "prejoin", // prejoin | joining | waiting_leader | lobby | room | ended
+  name: "",
+  password: null,
+  leader: null, // {group, password} while signed in, memory only
+  loggedIn: false,
+  resume: null,
+  joined: null,
+  endReason: null,
+};
+
+const sig = new Signalling();
+const media = new LocalMedia();
+const prejoin = new Prejoin(media);
+const lobby = new LobbyView(sig);
+const room = new RoomView(sig, media);
+
+function setPhase(phase) {
+  session.phase = phase;
+  document.body.dataset.phase = phase;
+}
+
+/** Connects if needed, signs the leader in, starts the room if needed, then joins. */
+async function start({ name, password, leader }) {
+  session.name = name;
+  session.password = password;
+  if (leader) session.leader = leader;
+  setPhase("joining");
+  try {
+    if (!sig.connected) {
+      sig.closedForGood = false;
+      await sig.connect();
+      session.loggedIn = false;
+    }
+    if (session.leader && !session.loggedIn) {
+      if (!(await signIn())) return;
+      if (!(await startRoom())) return;
+    }
+    sendJoin(session.resume);
+  } catch (_) {
+    setPhase("prejoin");
+    prejoin.showError(t("err_connection"));
+  }
+}
+
+async function signIn() {
+  const waiting = nextMessage(sig, ["login_ok"]);
+  sig.send({ type: "login", group: session.leader.group, password: session.leader.password });
+  const answer = await waiting;
+  if (answer.type === "error") {
+    session.leader = null;
+    setPhase("prejoin");
+    prejoin.showError(errorText(answer));
+    return false;
+  }
+  session.loggedIn = true;
+  return true;
+}
+
+async function startRoom() {
+  const waiting = nextMessage(sig, ["room_created"]);
+  sig.send({ type: "create_room", slug, lobby: true, password: null, dial_in: false });
+  const answer = await waiting;
+  if (answer.type === "error" && answer.code !== "room_exists") {
+    setPhase("prejoin");
+    prejoin.showError(errorText(answer));
+    return false;
+  }
+  return true;
+}
+
+function sendJoin(resume) {
+  sig.send({ type: "join", room: slug, name: session.name, password: session.password, resume: resume || null });
+}
+
+/** After a reconnect: sign in again if we lead, then join with the resume token. */
+async function rejoin() {
+  if (!["joining", "waiting_leader", "lobby", "room"].includes(session.phase)) return;
+  try {
+    if (session.leader) {
+      session.loggedIn = false;
+      if (!(await signIn())) return;
+    }
+    sendJoin(session.phase === "room" ? session.resume : null);
+  } catch (_) {
+    sig.dropped();
+  }
+}
+
+function end(reason, { closeSocket = true } = {}) {
+  if (closeSocket) sig.close();
+  room.teardown({ stopDevices: reason !== "left" });
+  session.endReason = reason;
+  session.resume = null;
+  session.joined = null;
+  setPhase("ended");
+  renderEnded();
+  showScreen("screen-ended");
+}
+
+function renderEnded() {
+  const texts = { denied: "ended_denied", timeout: "ended_timeout", ended: "ended_room", room: "ended_room", removed: "ended_removed", left: "ended_left", lost: "err_connection" };
+  $("ended-text").textContent = t(texts[session.endReason] || "ended_left");
+  $("rejoin").hidden = session.endReason === "removed" || session.endReason === "room" || session.endReason === "ended";
+}
+
+// ---- what the server tells us -------------------------------------------------
+
+sig.on("waiting_for_leader", () => {
+  setPhase("waiting_leader");
+  lobby.showWaitingForLeader();
+});
+
+sig.on("lobby_status", (msg) => {
+  if (msg.state === "waiting") {
+    setPhase("lobby");
+    lobby.showLobby();
+    return;
+  }
+  end(msg.state === "ended" ? "ended" : msg.state);
+});
+
+sig.on("joined", async (msg) => {
+  session.resume = msg.resume || null;
+  session.joined = msg;
+  setPhase("room");
+  prejoin.hide();
+  clearNotice();
+  showScreen("screen-room");
+  await room.enter(msg, (sig.hello && sig.hello.ice_servers) || []);
+});
+
+sig.on("participants", (msg) => room.gotParticipants(msg));
+sig.on("down_offer", (msg) => room.gotDownOffer(msg));
+sig.on("up_answer", (msg) => room.gotUpAnswer(msg));
+sig.on("lobby_queue", (msg) => room.leader.gotLobbyQueue(msg));
+sig.on("room_state", (msg) => room.leader.gotRoomState(msg));
+sig.on("mute_request", () => room.gotMuteRequest());
+sig.on("removed", () => end("removed"));
+sig.on("room_ended", () => end("room"));
+sig.on("chat", (msg) => (session.phase === "lobby" ? lobby.gotChat(msg) : room.gotChat(msg)));
+
+sig.on("server_restart", (msg) => {
+  notice(t("server_restart"), { seconds: 0 });
+  sig.expectRestart(msg.retry_after);
+});
+
+sig.on("error", (msg) => {
+  if (msg.ref === "login" || msg.ref === "create_room") return; // answered in start()
+  if (session.phase === "joining" || (msg.ref === "join" && session.phase !== "room")) {
+    if (msg.code === "already_joined") return;
+    setPhase("prejoin");
+    prejoin.show();
+    if (msg.code === "password_required" || msg.code === "bad_room_password") prejoin.askPassword(errorText(msg));
+    else prejoin.showError(errorText(msg));
+    return;
+  }
+  if (["bad_sdp", "internal", "not_allowed", "rate_limited"].includes(msg.code)) notice(errorText(msg), { urgent: true });
+});
+
+sig.onDisconnect = () => {
+  if (["room", "lobby", "waiting_leader", "joining"].includes(session.phase)) {
+    notice(t("reconnecting"), { seconds: 0, urgent: true });
+  }
+};
+
+sig.onReconnect = () => {
+  if (session.phase === "room") notice(t("reconnected"));
+  else clearNotice();
+  rejoin();
+};
+
+sig.onGiveUp = () => {
+  if (session.phase !== "ended" && session.phase !== "prejoin") end("lost", { closeSocket: false });
+};
+
+room.onLeave = () => end("left", { closeSocket: false });
+room.onMediaFailed = () => {
+  if (session.phase === "room") sig.expectRestart(0.3);
+};
+
+lobby.onCancel = () => {
+  sig.send({ type: "leave" });
+  setPhase("prejoin");
+  prejoin.show();
+};
+
+prejoin.onSubmit = (form) => start(form);
+
+$("rejoin").addEventListener("click", () => {
+  setPhase("prejoin");
+  prejoin.show();
+});
+
+// ---- a read-only hook for tests and debugging (no secrets, nothing to change) --
+
+Object.defineProperty(window, "kreis", {
+  value: Object.freeze({
+    get state() {
+      return session.phase;
+    },
+    get me() {
+      return session.joined ? { id: session.joined.id, role: session.joined.role, room: session.joined.room } : null;
+    },
+    get participants() {
+      return room.participants.map((p) => ({ ...p }));
+    },
+    get media() {
+      return { mic: media.micOn, camera: media.cameraOn, screen: media.screenOn };
+    },
+    stats: () => room.stats(),
+  }),
+  writable: false,
+  configurable: false,
+});
+
+// ---- page start ---------------------------------------------------------------
+
+function boot() {
+  if (!slug || slug.includes("/")) {
+    location.replace("/");
+    return;
+  }
+  applyTexts();
+  bindLangButton($("lang"));
+  onLangChange(() => session.phase === "ended" && renderEnded());
+  $("room-name").textContent = slug;
+  prejoin.show();
+  window.addEventListener("pagehide", () => {
+    sig.close();
+    media.stopAll();
+  });
+}
+
+boot();

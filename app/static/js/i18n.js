@@ -1,0 +1,239 @@
+/**
+ * German and English for every sentence a person reads in the web client.
+ *
+ * The language comes from navigator.language, can be switched in the UI and is
+ * remembered in localStorage (a preference, not meeting data). Static HTML marks its
+ * text with data-i18n (textContent), data-i18n-aria (aria-label) and
+ * data-i18n-placeholder; applyTexts() fills them in.
+ */
+
+const TEXTS = {
+  app_name: ["Kreis", "Kreis"],
+  lang_switch: ["Deutsch", "English"],
+  lang_switch_label: ["Sprache: auf Deutsch umschalten", "Language: switch to English"],
+  // landing page
+  landing_title: ["Join a meeting", "An einem Treffen teilnehmen"],
+  landing_intro: [
+    "Enter the room name or the link you were given.",
+    "Gib den Raumnamen oder den Link ein, den du bekommen hast.",
+  ],
+  landing_room: ["Room name or link", "Raumname oder Link"],
+  landing_go: ["Continue", "Weiter"],
+  landing_bad: [
+    "That does not look like a room name. Room names use small letters, digits and dashes.",
+    "Das sieht nicht wie ein Raumname aus. Raumnamen bestehen aus kleinen Buchstaben, Ziffern und Bindestrichen.",
+  ],
+  landing_leader_title: ["For group leaders", "Für Gruppenleitungen"],
+  landing_leader_intro: [
+    "Start or open a room: choose its name, then sign in with your group and password on the next page.",
+    "Einen Raum starten oder öffnen: Namen wählen, auf der nächsten Seite mit Gruppe und Passwort anmelden.",
+  ],
+  landing_leader_go: ["Start as leader", "Als Leitung starten"],
+  privacy_note: [
+    "Nothing about a meeting is recorded or stored. This page loads nothing from other servers.",
+    "Von einem Treffen wird nichts aufgezeichnet oder gespeichert. Diese Seite lädt nichts von fremden Servern.",
+  ],
+  // pre-join
+  prejoin_title: ["Before you join", "Bevor du eintrittst"],
+  room_label: ["Room", "Raum"],
+  name_label: ["Your name or a pseudonym", "Dein Name oder ein Pseudonym"],
+  name_hint: ["Others will see this name. Up to 40 characters.", "Die anderen sehen diesen Namen. Höchstens 40 Zeichen."],
+  name_missing: ["Please enter a name or a pseudonym.", "Bitte gib einen Namen oder ein Pseudonym ein."],
+  camera_label: ["Camera", "Kamera"],
+  mic_label: ["Microphone", "Mikrofon"],
+  device_none: ["Off", "Aus"],
+  preview_label: ["Your camera preview", "Vorschau deiner Kamera"],
+  preview_off: ["Camera is off", "Kamera ist aus"],
+  no_devices: [
+    "Camera or microphone are not available. You can still join and listen.",
+    "Kamera oder Mikrofon sind nicht verfügbar. Du kannst trotzdem eintreten und zuhören.",
+  ],
+  rules_title: ["The rules of this room", "Die Regeln dieses Raums"],
+  rule_stays: ["What is said here stays in this room.", "Was hier gesagt wird, bleibt in diesem Raum."],
+  rule_no_rec: ["No recordings, no screenshots, no photos.", "Keine Aufnahmen, keine Screenshots, keine Fotos."],
+  rules_accept: ["I accept these rules", "Ich halte mich an diese Regeln"],
+  rules_missing: ["Please accept the rules first.", "Bitte bestätige zuerst die Regeln."],
+  password_label: ["Room password", "Raum-Passwort"],
+  password_needed: ["This room has a password. Please enter it.", "Dieser Raum hat ein Passwort. Bitte gib es ein."],
+  join_button: ["Join", "Eintreten"],
+  leader_toggle: ["I lead this group", "Ich leite diese Gruppe"],
+  leader_group: ["Group", "Gruppe"],
+  leader_password: ["Group password", "Gruppen-Passwort"],
+  connecting: ["Connecting …", "Verbindung wird hergestellt …"],
+  // errors from the server (stable codes)
+  err_password_required: ["This room has a password. Please enter it.", "Dieser Raum hat ein Passwort. Bitte gib es ein."],
+  err_bad_room_password: ["The room password is wrong.", "Das Raum-Passwort ist falsch."],
+  err_rate_limited: [
+    "Too many attempts. Please wait {s} seconds and try again.",
+    "Zu viele Versuche. Bitte warte {s} Sekunden und versuche es dann noch einmal.",
+  ],
+  err_room_locked: ["The room is locked. Nobody new can join right now.", "Der Raum ist abgeschlossen. Gerade kann niemand Neues eintreten."],
+  err_barred: ["You cannot join this room again.", "Du kannst diesem Raum nicht mehr beitreten."],
+  err_bad_name: ["Please choose a name with 1 to 40 characters.", "Bitte wähle einen Namen mit 1 bis 40 Zeichen."],
+  err_bad_slug: ["This room name is not valid.", "Dieser Raumname ist nicht gültig."],
+  err_reserved_slug: ["This room name is reserved. Please choose another.", "Dieser Raumname ist reserviert. Bitte wähle einen anderen."],
+  err_bad_credentials: ["Group or password is wrong.", "Gruppe oder Passwort ist falsch."],
+  err_not_allowed: ["You are not allowed to do that.", "Das darfst du nicht."],
+  err_connection: [
+    "No connection to the server. Please check your internet connection.",
+    "Keine Verbindung zum Server. Bitte prüfe deine Internetverbindung.",
+  ],
+  err_generic: ["Something went wrong: {msg}", "Etwas ist schiefgegangen: {msg}"],
+  // waiting
+  waiting_leader_title: ["Waiting for the leader", "Warten auf die Leitung"],
+  waiting_leader_text: [
+    "The meeting has not started yet. You will be let in as soon as the leader opens the room. You can keep this page open.",
+    "Das Treffen hat noch nicht begonnen. Sobald die Leitung den Raum öffnet, geht es weiter. Du kannst diese Seite offen lassen.",
+  ],
+  lobby_title: ["Please wait a moment", "Bitte einen Moment Geduld"],
+  lobby_text: [
+    "The leader has been told that you are here and will let you in. Nobody can see or hear you yet.",
+    "Die Leitung weiß, dass du da bist, und lässt dich gleich herein. Noch kann dich niemand sehen oder hören.",
+  ],
+  lobby_messages: ["Messages from the leader", "Nachrichten der Leitung"],
+  lobby_send_label: ["Message to the leader", "Nachricht an die Leitung"],
+  cancel: ["Cancel", "Abbrechen"],
+  // ended
+  ended_denied: ["The leader did not let you in this time.", "Die Leitung hat dich diesmal nicht hereingelassen."],
+  ended_timeout: ["Nobody let you in in time. You can knock again.", "Niemand hat dich rechtzeitig hereingelassen. Du kannst noch einmal anklopfen."],
+  ended_room: ["The meeting has ended. Thank you for being here.", "Das Treffen ist beendet. Danke, dass du da warst."],
+  ended_removed: ["The leader has removed you from the meeting.", "Die Leitung hat dich aus dem Treffen entfernt."],
+  ended_left: ["You have left the meeting.", "Du hast das Treffen verlassen."],
+  ended_title: ["Goodbye", "Auf Wiedersehen"],
+  rejoin: ["Join again", "Wieder eintreten"],
+  to_start: ["Back to the start page", "Zur Startseite"],
+  // room
+  mute: ["Mute microphone", "Mikrofon stummschalten"],
+  unmute: ["Unmute microphone", "Mikrofon einschalten"],
+  camera_off: ["Turn camera off", "Kamera ausschalten"],
+  camera_on: ["Turn camera on", "Kamera einschalten"],
+  share_start: ["Share screen", "Bildschirm teilen"],
+  share_stop: ["Stop sharing", "Teilen beenden"],
+  hand_raise: ["Raise hand", "Hand heben"],
+  hand_lower: ["Lower hand", "Hand senken"],
+  chat_toggle: ["Chat", "Chat"],
+  people_toggle: ["Participants", "Teilnehmende"],
+  leader_toggle_panel: ["Leader", "Leitung"],
+  leave: ["Leave", "Verlassen"],
+  leave_confirm: ["Leave the meeting?", "Das Treffen verlassen?"],
+  you: ["you", "du"],
+  screen_of: ["Screen of {name}", "Bildschirm von {name}"],
+  mic_off_icon: ["microphone off", "Mikrofon aus"],
+  camera_off_icon: ["camera off", "Kamera aus"],
+  hand_icon: ["hand raised", "Hand gehoben"],
+  speaking: ["speaking", "spricht"],
+  role_leader: ["leader", "Leitung"],
+  role_coleader: ["co-leader", "Co-Leitung"],
+  role_phone: ["phone", "Telefon"],
+  chat_title: ["Chat", "Chat"],
+  chat_input: ["Write a message", "Nachricht schreiben"],
+  chat_send: ["Send", "Senden"],
+  chat_empty: ["No messages yet.", "Noch keine Nachrichten."],
+  people_title: ["Participants ({n})", "Teilnehmende ({n})"],
+  mute_requested: ["The leader has muted your microphone.", "Die Leitung hat dein Mikrofon stummgeschaltet."],
+  reconnecting: ["Connection lost. Reconnecting …", "Verbindung unterbrochen. Verbinde neu …"],
+  reconnected: ["Connected again.", "Wieder verbunden."],
+  server_restart: ["The server is restarting. You will be reconnected.", "Der Server startet neu. Du wirst gleich wieder verbunden."],
+  share_failed: ["Screen sharing was not started.", "Bildschirmteilen wurde nicht gestartet."],
+  device_failed: ["The device could not be started.", "Das Gerät konnte nicht gestartet werden."],
+  // leader panel
+  leader_title: ["Leading this room", "Diesen Raum leiten"],
+  lobby_queue_title: ["Waiting in the lobby ({n})", "Wartet im Vorraum ({n})"],
+  lobby_empty: ["Nobody is waiting.", "Niemand wartet."],
+  knock_notice: ["{name} is waiting in the lobby.", "{name} wartet im Vorraum."],
+  admit: ["Admit", "Hereinlassen"],
+  admit_name: ["Admit {name}", "{name} hereinlassen"],
+  deny: ["Deny", "Ablehnen"],
+  deny_name: ["Deny {name}", "{name} ablehnen"],
+  admit_all: ["Admit all", "Alle hereinlassen"],
+  lobby_reply_label: ["Message to {name}", "Nachricht an {name}"],
+  ask_mute: ["Ask to mute", "Stummschalten"],
+  ask_mute_name: ["Mute {name}", "{name} stummschalten"],
+  remove: ["Remove", "Entfernen"],
+  remove_name: ["Remove {name}", "{name} entfernen"],
+  remove_confirm: ["Remove {name} from the meeting?", "{name} aus dem Treffen entfernen?"],
+  settings_title: ["Room settings", "Raum-Einstellungen"],
+  setting_lobby: ["Lobby: let people in one by one", "Vorraum: Menschen einzeln hereinlassen"],
+  setting_lock: ["Lock the room", "Raum abschließen"],
+  setting_password: ["New room password (4 or more characters)", "Neues Raum-Passwort (mindestens 4 Zeichen)"],
+  password_set: ["Set password", "Passwort setzen"],
+  password_clear: ["Remove password", "Passwort entfernen"],
+  password_is_set: ["The room has a password.", "Der Raum hat ein Passwort."],
+  password_not_set: ["The room has no password.", "Der Raum hat kein Passwort."],
+  end_room: ["End the meeting for everyone", "Treffen für alle beenden"],
+  end_confirm: ["End the meeting for everyone now?", "Das Treffen jetzt für alle beenden?"],
+  slug_warning_short: ["This room name is short and easy to guess.", "Dieser Raumname ist kurz und leicht zu erraten."],
+  slug_warning_guessable: ["This room name is easy to guess.", "Dieser Raumname ist leicht zu erraten."],
+};
+
+const STORAGE_KEY = "kreis.lang";
+let lang = pickLanguage();
+const listeners = [];
+
+function pickLanguage() {
+  try {
+    const saved = localStorage.getItem(STORAGE_KEY);
+    if (saved === "de" || saved === "en") return saved;
+  } catch (_) {
+    /* storage can be blocked; the browser language still works */
+  }
+  const nav = (navigator.language || "en").toLowerCase();
+  return nav.startsWith("de") ? "de" : "en";
+}
+
+/** The current language, "de" or "en". */
+export function currentLang() {
+  return lang;
+}
+
+/** The sentence for `key` in the current language, with {name} placeholders filled. */
+export function t(key, vars = {}) {
+  const pair = TEXTS[key];
+  if (!pair) return key;
+  const text = pair[lang === "de" ? 1 : 0];
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
+}
+
+/** Fills every data-i18n* element under `root`. */
+export function applyTexts(root = document) {
+  document.documentElement.lang = lang;
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+}
+
+/** Switches language, remembers it and re-renders. */
+export function setLang(next) {
+  lang = next === "de" ? "de" : "en";
+  try {
+    localStorage.setItem(STORAGE_KEY, lang);
+  } catch (_) {
+    /* not remembered; fine */
+  }
+  applyTexts();
+  for (const fn of listeners) fn(lang);
+}
+
+/** Calls `fn` after every language switch (for text built in JS). */
+export function onLangChange(fn) {
+  listeners.push(fn);
+}
+
+/** Wires a button that toggles between German and English. */
+export function bindLangButton(button) {
+  const render = () => {
+    button.textContent = t("lang_switch");
+    button.setAttribute("aria-label", t("lang_switch_label"));
+  };
+  button.addEventListener("click", () => setLang(lang === "de" ? "en" : "de"));
+  onLangChange(render);
+  render();
+}
+
+/** A user-facing sentence for a server `error` message. */
+export function errorText(err) {
+  const code = err && err.code;
+  if (code === "rate_limited") return t("err_rate_limited", { s: err.retry_after ?? 30 });
+  if (code && TEXTS["err_" + code]) return t("err_" + code);
+  return t("err_generic", { msg: (err && (err.message || err.code)) || "?" });
+}

@@ -1,0 +1,109 @@
+/**
+ * The leader's panel in the room: the lobby (a knock rings a chime and shows a notice),
+ * Admit / Deny / Admit all, a short message to someone waiting, and the room settings:
+ * lobby, lock, password set/clear, end the meeting.
+ */
+
+import { $, el, chime, notice, confirmDialog } from "./dom.js";
+import { t, onLangChange } from "./i18n.js";
+
+export class LeaderPanel {
+  constructor(sig) {
+    this.sig = sig;
+    this.room = null;
+    this.entrants = [];
+    this.settings = {};
+    this.onKnock = null; // opens the panel
+    $("admit-all").addEventListener("click", () => this.send({ type: "admit_all" }));
+    $("set-lobby").addEventListener("change", (ev) => this.send({ type: "set_lobby", on: ev.target.checked }));
+    $("set-lock").addEventListener("change", (ev) => this.send({ type: "set_lock", locked: ev.target.checked }));
+    $("password-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const input = $("new-password");
+      if (input.value.length < 4) {
+        input.focus();
+        return;
+      }
+      this.send({ type: "set_password", password: input.value });
+      input.value = "";
+    });
+    $("password-clear").addEventListener("click", () => this.send({ type: "set_password", password: null }));
+    $("end-room").addEventListener("click", async () => {
+      if (await confirmDialog(t("end_confirm"), t("end_room"))) this.send({ type: "end_room" });
+    });
+    onLangChange(() => this.render());
+  }
+
+  send(msg) {
+    return this.sig.send({ ...msg, room: this.room });
+  }
+
+  setRoom(room) {
+    this.room = room;
+    this.entrants = [];
+    this.render();
+  }
+
+  gotLobbyQueue(msg) {
+    if (msg.room && this.room && msg.room !== this.room) return;
+    const before = new Set(this.entrants.map((e) => e.id));
+    this.entrants = msg.entrants || [];
+    this.render();
+    const newcomers = this.entrants.filter((e) => !before.has(e.id));
+    if (msg.knock && newcomers.length) {
+      chime();
+      notice(t("knock_notice", { name: newcomers.map((e) => e.name).join(", ") }), { seconds: 10 });
+      if (this.onKnock) this.onKnock();
+    }
+  }
+
+  gotRoomState(msg) {
+    if (msg.room && this.room && msg.room !== this.room) return;
+    this.settings = msg.settings || {};
+    this.render();
+  }
+
+  render() {
+    const n = this.entrants.length;
+    $("lobby-title").textContent = t("lobby_queue_title", { n });
+    $("lobby-empty").hidden = n > 0;
+    $("admit-all").hidden = n < 2;
+    const badge = $("lobby-badge");
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+    badge.setAttribute("aria-label", t("lobby_queue_title", { n }));
+    $("lobby-list").replaceChildren(...this.entrants.map((e) => this.entrant(e)));
+    $("set-lobby").checked = this.settings.lobby !== false;
+    $("set-lock").checked = !!this.settings.locked;
+    $("password-state").textContent = this.settings.has_password ? t("password_is_set") : t("password_not_set");
+    $("password-clear").hidden = !this.settings.has_password;
+  }
+
+  entrant(e) {
+    const admit = el("button", {
+      cls: "primary",
+      text: t("admit"),
+      attrs: { type: "button", "aria-label": t("admit_name", { name: e.name }), "data-action": "admit" },
+    });
+    admit.addEventListener("click", () => this.send({ type: "admit", id: e.id }));
+    const deny = el("button", {
+      text: t("deny"),
+      attrs: { type: "button", "aria-label": t("deny_name", { name: e.name }), "data-action": "deny" },
+    });
+    deny.addEventListener("click", () => this.send({ type: "deny", id: e.id }));
+    const reply = el("input", {
+      attrs: { type: "text", maxlength: 2000, "aria-label": t("lobby_reply_label", { name: e.name }), placeholder: t("lobby_reply_label", { name: e.name }) },
+    });
+    const form = el("form", { cls: "chat-form" }, [reply, el("button", { text: t("chat_send"), attrs: { type: "submit" } })]);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const text = reply.value.trim();
+      if (text && this.send({ type: "chat", text, to: e.id })) reply.value = "";
+    });
+    return el("li", { cls: "entrant", attrs: { "data-entrant": e.id } }, [
+      el("span", { cls: "person-name", text: e.name }),
+      el("div", { cls: "row" }, [admit, deny]),
+      form,
+    ]);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The waiting screens: "waiting for the leader" (the room has not been started) and
+ * the lobby (the leader has been told and will let us in). In the lobby the leader's
+ * messages appear, and a short message can go back to the leaders.
+ *
+ * Nothing here touches media: a lobby entrant has no down connection at all.
+ */
+
+import { $, el, showScreen } from "./dom.js";
+import { t, onLangChange } from "./i18n.js";
+
+export class LobbyView {
+  constructor(sig) {
+    this.sig = sig;
+    this.mode = null; // "leader" | "lobby" | "connecting"
+    this.onCancel = null;
+    $("wait-cancel").addEventListener("click", () => this.onCancel && this.onCancel());
+    $("lobby-chat-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.sendMessage();
+    });
+    onLangChange(() => this.render());
+  }
+
+  showConnecting() {
+    this.mode = "connecting";
+    this.render();
+    showScreen("screen-wait");
+  }
+
+  showWaitingForLeader() {
+    this.mode = "leader";
+    this.render();
+    showScreen("screen-wait");
+  }
+
+  showLobby() {
+    const fresh = this.mode !== "lobby";
+    this.mode = "lobby";
+    if (fresh) $("lobby-messages").replaceChildren();
+    this.render();
+    showScreen("screen-wait");
+  }
+
+  render() {
+    const title = $("wait-title");
+    const text = $("wait-text");
+    if (this.mode === "leader") {
+      title.textContent = t("waiting_leader_title");
+      text.textContent = t("waiting_leader_text");
+    } else if (this.mode === "lobby") {
+      title.textContent = t("lobby_title");
+      text.textContent = t("lobby_text");
+    } else {
+      title.textContent = t("connecting");
+      text.textContent = "";
+    }
+    $("lobby-box").hidden = this.mode !== "lobby";
+  }
+
+  /** A chat message while waiting: from the leader, or our own echo. */
+  gotChat(msg) {
+    if (this.mode !== "lobby") return;
+    const list = $("lobby-messages");
+    const item = el("li", { cls: "chat-item" }, [
+      el("span", { cls: "chat-name", text: msg.name || "" }),
+      el("span", { cls: "chat-text", text: msg.text || "" }),
+    ]);
+    list.append(item);
+    item.scrollIntoView({ block: "nearest" });
+  }
+
+  sendMessage() {
+    const input = $("lobby-chat-input");
+    const text = input.value.trim();
+    if (!text) return;
+    if (this.sig.send({ type: "chat", text, to: null })) input.value = "";
+  }
+}

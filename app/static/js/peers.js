@@ -1,0 +1,286 @@
+/**
+ * The two peer connections with the SFU (docs/protocol.md, "Media").
+ *
+ * Up: we offer, with one sendonly transceiver per source (mic, camera, screen), and
+ * renegotiate when a source appears or goes. Down: the server offers the others'
+ * tracks; we answer and map each transceiver's mid to its publisher and source.
+ * No trickle ICE: every SDP we send has its candidates gathered.
+ *
+ * Every sender and receiver is created here and nowhere else, and each one passes
+ * through `mediaHooks` — the place where end-to-end encryption attaches its frame
+ * transforms (and may adjust the RTCPeerConnection configuration).
+ */
+
+const GATHER_TIMEOUT_MS = 5000;
+const ANSWER_TIMEOUT_MS = 15000;
+
+/** Extension points for E2EE; the defaults do nothing. */
+export const mediaHooks = {
+  /** Returns the RTCConfiguration to use for a new connection ("up" or "down"). */
+  configure: (config, _direction) => config,
+  /** A sender for one of our sources ("mic", "camera", "screen") was created. */
+  sender: (_sender, _source) => {},
+  /** A receiver for {participant, kind, source, mid} appeared. */
+  receiver: (_receiver, _info) => {},
+};
+
+function rtcConfig(iceServers, direction) {
+  const config = { iceServers: Array.isArray(iceServers) ? iceServers : [], bundlePolicy: "max-bundle" };
+  return mediaHooks.configure(config, direction);
+}
+
+/** Resolves when ICE gathering is complete (or after a bounded wait). */
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    }, GATHER_TIMEOUT_MS);
+    pc.addEventListener("icegatheringstatechange", done);
+  });
+}
+
+/** VP8 first: the E2EE frame format keeps VP8 payload headers in clear. */
+function preferVp8(transceiver) {
+  if (!window.RTCRtpSender || !RTCRtpSender.getCapabilities) return;
+  const caps = RTCRtpSender.getCapabilities("video");
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const vp8 = caps.codecs.filter((c) => /vp8/i.test(c.mimeType));
+  const rest = caps.codecs.filter((c) => /rtx|red|ulpfec/i.test(c.mimeType));
+  if (vp8.length) {
+    try {
+      transceiver.setCodecPreferences([...vp8, ...rest]);
+    } catch (_) {
+      /* keep the browser's order */
+    }
+  }
+}
+
+const KIND_OF = { mic: "audio", camera: "video", screen: "video" };
+
+/** Our sending connection. */
+export class UpConnection {
+  constructor(sig, iceServers) {
+    this.sig = sig;
+    this.pc = new RTCPeerConnection(rtcConfig(iceServers, "up"));
+    this.transceivers = new Map(); // source -> RTCRtpTransceiver
+    this.active = new Set(); // sources announced in the last up_offer
+    this.chain = Promise.resolve();
+    this.answerWaiter = null;
+    this.onFailed = null;
+    this.closed = false;
+    this.pc.addEventListener("connectionstatechange", () => {
+      if (this.pc.connectionState === "failed" && !this.closed) this.restartIce();
+    });
+  }
+
+  /** Sets up mic and camera (tracks may be null when off) and sends the first offer. */
+  start({ mic, camera, screen }) {
+    this.addSource("mic", mic);
+    this.addSource("camera", camera);
+    if (screen) this.addSource("screen", screen);
+    return this.negotiate();
+  }
+
+  addSource(source, track) {
+    const transceiver = this.pc.addTransceiver(track || KIND_OF[source], {
+      direction: "sendonly",
+      streams: [],
+    });
+    if (KIND_OF[source] === "video") preferVp8(transceiver);
+    this.transceivers.set(source, transceiver);
+    this.active.add(source);
+    mediaHooks.sender(transceiver.sender, source);
+    return transceiver;
+  }
+
+  /** Puts a new track on a source (null = send nothing). */
+  async setTrack(source, track) {
+    const transceiver = this.transceivers.get(source);
+    if (source === "screen") return this.setScreen(track);
+    if (transceiver) await transceiver.sender.replaceTrack(track);
+  }
+
+  /** Screen share starts or stops: the set of tracks changes, so renegotiate. */
+  async setScreen(track) {
+    let transceiver = this.transceivers.get("screen");
+    if (track) {
+      if (!transceiver) {
+        this.addSource("screen", track);
+      } else {
+        await transceiver.sender.replaceTrack(track);
+        transceiver.direction = "sendonly";
+        this.active.add("screen");
+      }
+    } else if (transceiver) {
+      await transceiver.sender.replaceTrack(null);
+      transceiver.direction = "inactive";
+      this.active.delete("screen");
+    }
+    return this.negotiate();
+  }
+
+  /** One offer/answer round at a time; later calls queue behind earlier ones. */
+  negotiate(iceRestart = false) {
+    this.chain = this.chain.then(() => this.offerOnce(iceRestart)).catch((err) => {
+      console.warn("kreis: up negotiation failed", err);
+    });
+    return this.chain;
+  }
+
+  async offerOnce(iceRestart) {
+    if (this.closed) return;
+    const offer = await this.pc.createOffer({ iceRestart });
+    await this.pc.setLocalDescription(offer);
+    await gathered(this.pc);
+    const tracks = [];
+    for (const [source, transceiver] of this.transceivers) {
+      if (!this.active.has(source) || transceiver.mid === null) continue;
+      tracks.push({ mid: transceiver.mid, kind: KIND_OF[source], source });
+    }
+    const answer = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no up_answer")), ANSWER_TIMEOUT_MS);
+      this.answerWaiter = (msg) => {
+        clearTimeout(timer);
+        resolve(msg);
+      };
+    });
+    this.sig.send({ type: "up_offer", sdp: this.pc.localDescription.sdp, tracks });
+    const msg = await answer;
+    if (this.closed) return;
+    await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+  }
+
+  gotAnswer(msg) {
+    const waiter = this.answerWaiter;
+    this.answerWaiter = null;
+    if (waiter) waiter(msg);
+  }
+
+  restartIce() {
+    return this.negotiate(true);
+  }
+
+  /** outbound-rtp counters per source, for the debugging hook. */
+  async stats() {
+    const out = [];
+    for (const [source, transceiver] of this.transceivers) {
+      const report = await transceiver.sender.getStats();
+      for (const s of report.values()) {
+        if (s.type !== "outbound-rtp") continue;
+        out.push({ source, kind: s.kind, packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0 });
+      }
+    }
+    return out;
+  }
+
+  close() {
+    this.closed = true;
+    if (this.answerWaiter) this.answerWaiter = null;
+    this.pc.close();
+  }
+}
+
+/** Our receiving connection: the server offers, we answer. */
+export class DownConnection {
+  constructor(sig, iceServers) {
+    this.sig = sig;
+    this.pc = new RTCPeerConnection(rtcConfig(iceServers, "down"));
+    this.current = new Map(); // mid -> {participant, kind, source, mid}
+    this.onTrack = null; // (info, track) => void
+    this.onTrackGone = null; // (info) => void
+    this.onFailed = null;
+    this.closed = false;
+    this.chain = Promise.resolve();
+    this.pc.addEventListener("connectionstatechange", () => {
+      if (this.pc.connectionState === "failed" && !this.closed && this.onFailed) this.onFailed();
+    });
+  }
+
+  gotOffer(msg) {
+    this.chain = this.chain.then(() => this.answerOnce(msg)).catch((err) => {
+      console.warn("kreis: down negotiation failed", err);
+    });
+    return this.chain;
+  }
+
+  async answerOnce(msg) {
+    if (this.closed) return;
+    await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    const wanted = new Map();
+    for (const info of msg.tracks || []) wanted.set(String(info.mid), info);
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.mid !== null && wanted.has(transceiver.mid)) transceiver.direction = "recvonly";
+    }
+    const answer = await this.pc.createAnswer();
+    await this.pc.setLocalDescription(answer);
+    await gathered(this.pc);
+    this.sig.send({ type: "down_answer", sdp: this.pc.localDescription.sdp });
+    this.mapTracks(wanted);
+  }
+
+  mapTracks(wanted) {
+    const byMid = new Map();
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.mid !== null) byMid.set(transceiver.mid, transceiver);
+    }
+    for (const [mid, old] of this.current) {
+      const now = wanted.get(mid);
+      if (!now || now.participant !== old.participant || now.source !== old.source) {
+        this.current.delete(mid);
+        if (this.onTrackGone) this.onTrackGone(old);
+      }
+    }
+    for (const [mid, info] of wanted) {
+      if (this.current.has(mid)) continue;
+      const transceiver = byMid.get(mid);
+      if (!transceiver) continue;
+      const entry = { mid, participant: info.participant, kind: info.kind, source: info.source };
+      this.current.set(mid, entry);
+      mediaHooks.receiver(transceiver.receiver, entry);
+      if (this.onTrack) this.onTrack(entry, transceiver.receiver.track);
+    }
+  }
+
+  /** The receiver for one mid (for audio levels and stats). */
+  receiverFor(mid) {
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.mid === mid) return transceiver.receiver;
+    }
+    return null;
+  }
+
+  /** inbound-rtp counters per remote track. */
+  async stats() {
+    const out = [];
+    for (const [mid, info] of this.current) {
+      const receiver = this.receiverFor(mid);
+      if (!receiver) continue;
+      const report = await receiver.getStats();
+      for (const s of report.values()) {
+        if (s.type !== "inbound-rtp") continue;
+        out.push({
+          ...info,
+          packetsReceived: s.packetsReceived || 0,
+          bytesReceived: s.bytesReceived || 0,
+          framesDecoded: s.framesDecoded || 0,
+          totalAudioEnergy: s.totalAudioEnergy || 0,
+          audioLevel: s.audioLevel || 0,
+        });
+      }
+    }
+    return out;
+  }
+
+  close() {
+    this.closed = true;
+    this.pc.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The pre-join screen: name or pseudonym, camera preview and device choice, the room's
+ * rules to accept, the room password when the server asks for it, and the optional
+ * leader sign-in.
+ *
+ * It only collects; app.js talks to the server and reports answers back through
+ * showError() and askPassword().
+ */
+
+import { $, el, showScreen } from "./dom.js";
+import { t, onLangChange } from "./i18n.js";
+
+const NAME_KEY = "kreis.name";
+const MAX_NAME = 40;
+
+/** Trim, collapse whitespace, drop control characters, at most 40 characters. */
+export function cleanName(raw) {
+  return String(raw || "")
+    .normalize("NFC")
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g, "")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, MAX_NAME);
+}
+
+export class Prejoin {
+  constructor(media) {
+    this.media = media;
+    this.onSubmit = null; // ({name, password, leader}) => void
+    this.preview = $("preview");
+    this.micSelect = $("mic-select");
+    this.cameraSelect = $("camera-select");
+    this.busy = false;
+    $("join-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.submit();
+    });
+    this.micSelect.addEventListener("change", () => this.chooseMic());
+    this.cameraSelect.addEventListener("change", () => this.chooseCamera());
+    onLangChange(() => this.fillDevices());
+    const leaderWanted = location.hash === "#leader";
+    if (leaderWanted) $("leader-login").open = true;
+  }
+
+  /** Shows the screen, starts the preview and restores a remembered name (this tab only). */
+  async show() {
+    showScreen("screen-prejoin");
+    const nameInput = $("name");
+    if (!nameInput.value) {
+      try {
+        nameInput.value = sessionStorage.getItem(NAME_KEY) || "";
+      } catch (_) {
+        /* fine */
+      }
+    }
+    this.setBusy(false);
+    if (!this.media.micOn && !this.media.cameraOn) await this.media.start();
+    this.showPreview();
+    await this.fillDevices();
+  }
+
+  showPreview() {
+    const on = this.media.cameraOn;
+    this.preview.srcObject = on ? new MediaStream([this.media.camera]) : null;
+    this.preview.hidden = !on;
+    $("preview-off").hidden = on;
+    $("no-devices").hidden = this.media.micOn || this.media.cameraOn;
+  }
+
+  async fillDevices() {
+    const devices = await this.media.devices();
+    fillSelect(this.cameraSelect, devices.video, this.media.cameraOn ? this.media.cameraDeviceId : "", t("camera_label"));
+    fillSelect(this.micSelect, devices.audio, this.media.micOn ? this.media.micDeviceId : "", t("mic_label"));
+  }
+
+  async chooseMic() {
+    await this.media.chooseMic(this.micSelect.value);
+    this.showPreview();
+  }
+
+  async chooseCamera() {
+    await this.media.chooseCamera(this.cameraSelect.value);
+    this.showPreview();
+  }
+
+  /** The server wants a room password (or said it was wrong). */
+  askPassword(message) {
+    $("password-row").hidden = false;
+    this.showError(message);
+    const input = $("room-password");
+    input.value = "";
+    input.focus();
+  }
+
+  showError(message) {
+    $("join-error").textContent = message || "";
+    this.setBusy(false);
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    const button = $("join");
+    button.disabled = busy;
+    button.textContent = busy ? t("connecting") : t("join_button");
+  }
+
+  submit() {
+    if (this.busy) return;
+    const nameInput = $("name");
+    const name = cleanName(nameInput.value);
+    nameInput.value = name;
+    if (!name) {
+      this.showError(t("name_missing"));
+      nameInput.setAttribute("aria-invalid", "true");
+      nameInput.focus();
+      return;
+    }
+    nameInput.removeAttribute("aria-invalid");
+    const rules = $("rules");
+    if (!rules.checked) {
+      this.showError(t("rules_missing"));
+      rules.focus();
+      return;
+    }
+    try {
+      sessionStorage.setItem(NAME_KEY, name);
+    } catch (_) {
+      /* fine */
+    }
+    const passwordRow = $("password-row");
+    const password = passwordRow.hidden ? null : $("room-password").value || null;
+    const group = $("leader-group").value.trim();
+    const groupPassword = $("leader-password").value;
+    const leader = group && groupPassword ? { group, password: groupPassword } : null;
+    this.showError("");
+    this.setBusy(true);
+    if (this.onSubmit) this.onSubmit({ name, password, leader });
+  }
+
+  /** The preview is not needed in the room (the room shows its own tile). */
+  hide() {
+    this.preview.srcObject = null;
+  }
+}
+
+function fillSelect(select, devices, selectedId, kindLabel) {
+  select.replaceChildren();
+  select.append(el("option", { text: t("device_none"), attrs: { value: "" } }));
+  devices.forEach((d, i) => {
+    const label = d.label || `${kindLabel} ${i + 1}`;
+    select.append(el("option", { text: label, attrs: { value: d.id } }));
+  });
+  select.value = devices.some((d) => d.id === selectedId) ? selectedId : "";
+}

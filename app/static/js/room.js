@@ -1,0 +1,296 @@
+/**
+ * The meeting itself: tiles, controls (microphone, camera, screen, hand, panels,
+ * leave), the participant list, chat and — for leaders — the leader panel.
+ *
+ * Media: the up connection is created when we enter and carries our tracks; the down
+ * connection is created on the first `down_offer`. Muting stops the device and sends
+ * nothing (replaceTrack(null)); `media_state` tells the others.
+ */
+
+import { $, notice, confirmDialog } from "./dom.js";
+import { t, onLangChange } from "./i18n.js";
+import { UpConnection, DownConnection } from "./peers.js";
+import { Tiles } from "./tiles.js";
+import { PeopleList } from "./participants.js";
+import { ChatPanel } from "./chat.js";
+import { LeaderPanel } from "./leader.js";
+
+const SPEAKER_POLL_MS = 300;
+const SPEAKER_THRESHOLD = 0.03;
+const SPEAKER_HOLD_MS = 1500;
+
+export class RoomView {
+  constructor(sig, media) {
+    this.sig = sig;
+    this.media = media;
+    this.tiles = new Tiles();
+    this.people = new PeopleList(sig);
+    this.chat = new ChatPanel(sig);
+    this.leader = new LeaderPanel(sig);
+    this.up = null;
+    this.down = null;
+    this.me = null;
+    this.iceServers = [];
+    this.participants = [];
+    this.hand = false;
+    this.panel = null;
+    this.speakerTimer = null;
+    this.lastLoud = 0;
+    this.onLeave = null;
+    this.onMediaFailed = null;
+    this.chat.isOpen = () => this.panel === "chat";
+    this.leader.onKnock = () => this.openPanel("leader");
+    $("btn-mic").addEventListener("click", () => this.toggleMic());
+    $("btn-camera").addEventListener("click", () => this.toggleCamera());
+    $("btn-screen").addEventListener("click", () => this.toggleScreen());
+    $("btn-hand").addEventListener("click", () => this.toggleHand());
+    $("btn-people").addEventListener("click", () => this.togglePanel("people"));
+    $("btn-chat").addEventListener("click", () => this.togglePanel("chat"));
+    $("btn-leader").addEventListener("click", () => this.togglePanel("leader"));
+    $("btn-leave").addEventListener("click", () => this.askLeave());
+    media.onScreenEnded = () => this.stopScreen();
+    onLangChange(() => this.renderAll());
+  }
+
+  get isLeader() {
+    return !!this.me && (this.me.role === "leader" || this.me.role === "coleader");
+  }
+
+  /** `joined` arrived (first time or after a resume): fresh connections, fresh view. */
+  async enter(joined, iceServers) {
+    const sameRoom = this.me && this.me.room === joined.room;
+    this.closePeers();
+    this.me = { id: joined.id, role: joined.role, room: joined.room };
+    this.iceServers = iceServers || [];
+    if (!sameRoom) {
+      this.chat.clear();
+      this.hand = false;
+    }
+    this.tiles.reset();
+    this.tiles.myId = joined.id;
+    this.people.myId = joined.id;
+    this.people.room = joined.room;
+    this.people.isLeader = this.isLeader;
+    this.leader.setRoom(joined.room);
+    this.leader.gotRoomState({ room: joined.room, settings: joined.settings || {} });
+    $("btn-leader").hidden = !this.isLeader;
+    $("room-heading").textContent = joined.room;
+    this.tiles.setLocalVideo(this.media.camera);
+    this.renderAll();
+    this.startSpeakerLoop();
+    this.up = new UpConnection(this.sig, this.iceServers);
+    this.sendMediaState();
+    await this.up.start({ mic: this.media.mic, camera: this.media.camera, screen: this.media.screen });
+  }
+
+  closePeers() {
+    if (this.up) this.up.close();
+    if (this.down) this.down.close();
+    this.up = null;
+    this.down = null;
+  }
+
+  /** Leaving for any reason: connections closed, devices kept for a rejoin unless `stopDevices`. */
+  teardown({ stopDevices = false } = {}) {
+    this.closePeers();
+    clearInterval(this.speakerTimer);
+    this.speakerTimer = null;
+    this.tiles.reset();
+    this.participants = [];
+    this.me = null;
+    if (stopDevices) this.media.stopAll();
+    else this.media.stopScreen();
+  }
+
+  gotParticipants(msg) {
+    if (!this.me || (msg.room && msg.room !== this.me.room)) return;
+    this.participants = msg.participants || [];
+    const mine = this.participants.find((p) => p.id === this.me.id);
+    if (mine && mine.role !== this.me.role) {
+      this.me.role = mine.role;
+      this.people.isLeader = this.isLeader;
+      $("btn-leader").hidden = !this.isLeader;
+    }
+    this.tiles.update(this.participants);
+    this.people.update(this.participants);
+  }
+
+  gotDownOffer(msg) {
+    if (!this.me) return;
+    if (!this.down) {
+      this.down = new DownConnection(this.sig, this.iceServers);
+      this.down.onTrack = (info, track) => this.tiles.attach(info, track);
+      this.down.onTrackGone = (info) => this.tiles.detach(info);
+      this.down.onFailed = () => this.onMediaFailed && this.onMediaFailed();
+    }
+    this.down.gotOffer(msg);
+  }
+
+  gotUpAnswer(msg) {
+    if (this.up) this.up.gotAnswer(msg);
+  }
+
+  gotChat(msg) {
+    this.chat.gotChat(msg, this.me && this.me.id);
+  }
+
+  async gotMuteRequest() {
+    if (this.media.micOn) await this.setMic(false);
+    notice(t("mute_requested"), { urgent: true, seconds: 10 });
+  }
+
+  sendMediaState() {
+    this.sig.send({
+      type: "media_state",
+      mic: this.media.micOn,
+      camera: this.media.cameraOn,
+      screen: this.media.screenOn,
+    });
+  }
+
+  async setMic(on) {
+    const track = await this.media.setMic(on);
+    if (on && !track) notice(t("device_failed"), { urgent: true });
+    if (this.up) await this.up.setTrack("mic", track);
+    this.sendMediaState();
+    this.renderControls();
+  }
+
+  async setCamera(on) {
+    const track = await this.media.setCamera(on);
+    if (on && !track) notice(t("device_failed"), { urgent: true });
+    if (this.up) await this.up.setTrack("camera", track);
+    this.tiles.setLocalVideo(track);
+    this.sendMediaState();
+    this.renderControls();
+  }
+
+  toggleMic() {
+    return this.setMic(!this.media.micOn);
+  }
+
+  toggleCamera() {
+    return this.setCamera(!this.media.cameraOn);
+  }
+
+  async toggleScreen() {
+    if (this.media.screenOn) return this.stopScreen();
+    const track = await this.media.startScreen();
+    if (!track) {
+      notice(t("share_failed"));
+      return;
+    }
+    this.tiles.setVideo(this.tiles.tile(this.me.id, "screen"), track);
+    this.sendMediaState();
+    this.renderControls();
+    if (this.up) await this.up.setScreen(track);
+  }
+
+  async stopScreen() {
+    this.media.stopScreen();
+    if (this.me) this.tiles.drop(this.me.id, "screen");
+    this.sendMediaState();
+    this.renderControls();
+    if (this.up) await this.up.setScreen(null);
+  }
+
+  toggleHand() {
+    this.hand = !this.hand;
+    this.sig.send({ type: "hand", raised: this.hand });
+    this.renderControls();
+  }
+
+  async askLeave() {
+    if (await confirmDialog(t("leave_confirm"), t("leave"))) {
+      this.sig.send({ type: "leave" });
+      if (this.onLeave) this.onLeave();
+    }
+  }
+
+  togglePanel(name) {
+    if (this.panel === name) this.closePanel();
+    else this.openPanel(name);
+  }
+
+  openPanel(name) {
+    this.panel = name;
+    $("side").hidden = false;
+    for (const p of ["people", "chat", "leader"]) {
+      $(`panel-${p}`).hidden = p !== name;
+      $(`btn-${p}`).setAttribute("aria-expanded", String(p === name));
+    }
+    if (name === "chat") this.chat.opened();
+  }
+
+  closePanel() {
+    this.panel = null;
+    $("side").hidden = true;
+    for (const p of ["people", "chat", "leader"]) {
+      $(`panel-${p}`).hidden = true;
+      $(`btn-${p}`).setAttribute("aria-expanded", "false");
+    }
+  }
+
+  renderControls() {
+    setControl("btn-mic", this.media.micOn, t("mute"), t("unmute"));
+    setControl("btn-camera", this.media.cameraOn, t("camera_off"), t("camera_on"));
+    setControl("btn-screen", !this.media.screenOn, t("share_start"), t("share_stop"));
+    setControl("btn-hand", !this.hand, t("hand_raise"), t("hand_lower"));
+    $("btn-screen").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+  }
+
+  renderAll() {
+    this.renderControls();
+    this.tiles.renderAll();
+    this.people.render();
+    this.leader.render();
+  }
+
+  /** The loudest remote voice is the active speaker (held briefly to avoid flicker). */
+  startSpeakerLoop() {
+    clearInterval(this.speakerTimer);
+    this.speakerTimer = setInterval(() => {
+      if (!this.down) return;
+      let best = null;
+      let bestLevel = SPEAKER_THRESHOLD;
+      for (const [mid, info] of this.down.current) {
+        if (info.kind !== "audio") continue;
+        const who = this.participants.find((p) => p.id === info.participant);
+        if (who && who.mic === false) continue;
+        const receiver = this.down.receiverFor(mid);
+        const sources = receiver && receiver.getSynchronizationSources ? receiver.getSynchronizationSources() : [];
+        const level = sources.length ? sources[0].audioLevel || 0 : 0;
+        if (level > bestLevel) {
+          bestLevel = level;
+          best = info.participant;
+        }
+      }
+      const now = Date.now();
+      if (best) {
+        this.lastLoud = now;
+        this.tiles.setSpeaker(best);
+      } else if (now - this.lastLoud > SPEAKER_HOLD_MS) {
+        this.tiles.setSpeaker(null);
+      }
+    }, SPEAKER_POLL_MS);
+  }
+
+  /** Counters for the debugging hook (window.kreis). */
+  async stats() {
+    return {
+      inbound: this.down ? await this.down.stats() : [],
+      outbound: this.up ? await this.up.stats() : [],
+      hasDown: !!this.down,
+      hasUp: !!this.up,
+    };
+  }
+}
+
+/** A control button: `on` shows the action that turns it off, and vice versa. */
+function setControl(id, on, labelWhenOn, labelWhenOff) {
+  const button = $(id);
+  const label = on ? labelWhenOn : labelWhenOff;
+  button.textContent = label;
+  button.setAttribute("aria-label", label);
+  button.dataset.state = on ? "on" : "off";
+}

@@ -1,0 +1,181 @@
+/**
+ * Video tiles: one per participant (camera or a calm placeholder with the initial),
+ * one more per shared screen, our own tile first. Remote audio plays through hidden
+ * <audio> elements, one per remote audio track.
+ *
+ * Tiles show the name (as text), and small state marks: microphone off, camera off,
+ * hand raised; the active speaker's tile gets a highlighted frame.
+ */
+
+import { $, el } from "./dom.js";
+import { t } from "./i18n.js";
+
+export class Tiles {
+  constructor() {
+    this.grid = $("tiles");
+    this.sink = $("audio-sink");
+    this.tiles = new Map(); // "pid:camera" | "pid:screen" -> {root, video, avatar, caption, marks}
+    this.audio = new Map(); // mid -> HTMLAudioElement
+    this.people = new Map(); // pid -> participant entry
+    this.myId = null;
+    this.speaker = null;
+  }
+
+  reset() {
+    for (const audio of this.audio.values()) audio.srcObject = null;
+    this.audio.clear();
+    this.sink.replaceChildren();
+    for (const tile of this.tiles.values()) tile.video.srcObject = null;
+    this.tiles.clear();
+    this.grid.replaceChildren();
+    this.people.clear();
+    this.speaker = null;
+  }
+
+  tile(pid, source) {
+    const key = `${pid}:${source}`;
+    let tile = this.tiles.get(key);
+    if (tile) return tile;
+    const video = el("video", { attrs: { autoplay: true, playsinline: true, muted: true } });
+    video.muted = true;
+    const avatar = el("div", { cls: "avatar", attrs: { "aria-hidden": "true" } });
+    const name = el("span", { cls: "tile-name" });
+    const marks = el("span", { cls: "marks" });
+    const caption = el("figcaption", {}, [name, marks]);
+    const root = el("figure", { cls: `tile ${source}`, attrs: { "data-participant": pid, "data-source": source } }, [
+      video,
+      avatar,
+      caption,
+    ]);
+    video.hidden = true;
+    tile = { root, video, avatar, name, marks, source, pid, hasVideo: false };
+    this.tiles.set(key, tile);
+    if (pid === this.myId && source === "camera") this.grid.prepend(root);
+    else this.grid.append(root);
+    this.layout();
+    return tile;
+  }
+
+  drop(pid, source) {
+    const key = `${pid}:${source}`;
+    const tile = this.tiles.get(key);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    tile.root.remove();
+    this.tiles.delete(key);
+    this.layout();
+  }
+
+  /** Our own camera (mirrored, never with sound). */
+  setLocalVideo(track) {
+    if (!this.myId) return;
+    const tile = this.tile(this.myId, "camera");
+    tile.root.classList.add("self");
+    this.setVideo(tile, track);
+  }
+
+  setVideo(tile, track) {
+    tile.hasVideo = !!track;
+    tile.video.srcObject = track ? new MediaStream([track]) : null;
+    if (track) tile.video.play().catch(() => {});
+    this.renderTile(tile);
+  }
+
+  /** A remote track arrived on the down connection. */
+  attach(info, track) {
+    if (info.kind === "audio") {
+      let audio = this.audio.get(info.mid);
+      if (!audio) {
+        audio = el("audio", { attrs: { autoplay: true } });
+        this.audio.set(info.mid, audio);
+        this.sink.append(audio);
+      }
+      audio.srcObject = new MediaStream([track]);
+      audio.play().catch(() => {});
+      return;
+    }
+    const tile = this.tile(info.participant, info.source === "screen" ? "screen" : "camera");
+    tile.mid = info.mid;
+    this.setVideo(tile, track);
+  }
+
+  detach(info) {
+    if (info.kind === "audio") {
+      const audio = this.audio.get(info.mid);
+      if (audio) {
+        audio.srcObject = null;
+        audio.remove();
+      }
+      this.audio.delete(info.mid);
+      return;
+    }
+    if (info.source === "screen") {
+      this.drop(info.participant, "screen");
+      return;
+    }
+    const tile = this.tiles.get(`${info.participant}:camera`);
+    if (tile && tile.mid === info.mid) this.setVideo(tile, null);
+  }
+
+  /** The participant list changed: names, marks, tiles for newcomers, none for leavers. */
+  update(participants) {
+    this.people = new Map(participants.map((p) => [p.id, p]));
+    for (const p of participants) {
+      if (p.kind === "console") continue;
+      this.tile(p.id, "camera");
+    }
+    for (const tile of [...this.tiles.values()]) {
+      const p = this.people.get(tile.pid);
+      if (!p || p.kind === "console" || (tile.source === "screen" && !p.screen && !tile.hasVideo)) {
+        this.drop(tile.pid, tile.source);
+        continue;
+      }
+      this.renderTile(tile);
+    }
+  }
+
+  renderTile(tile) {
+    const p = this.people.get(tile.pid);
+    const name = p ? p.name : "";
+    const mine = tile.pid === this.myId;
+    const label = tile.source === "screen" ? t("screen_of", { name }) : mine ? `${name} (${t("you")})` : name;
+    tile.name.textContent = label;
+    tile.root.setAttribute("aria-label", label);
+    const cameraOn = p ? p.camera !== false : true;
+    const showVideo = tile.hasVideo && (tile.source === "screen" || cameraOn);
+    tile.video.hidden = !showVideo;
+    tile.avatar.hidden = showVideo;
+    tile.avatar.textContent = initial(name);
+    tile.root.classList.toggle("speaking", tile.pid === this.speaker && tile.source === "camera");
+    const marks = [];
+    if (p && tile.source === "camera") {
+      if (p.mic === false) marks.push(["mic-off", t("mic_off_icon")]);
+      if (p.camera === false) marks.push(["camera-off", t("camera_off_icon")]);
+      if (p.hand) marks.push(["hand", t("hand_icon")]);
+      if (tile.pid === this.speaker) marks.push(["speaking", t("speaking")]);
+    }
+    tile.marks.replaceChildren(...marks.map(([cls, text]) => el("span", { cls: `mark ${cls}`, text })));
+  }
+
+  renderAll() {
+    for (const tile of this.tiles.values()) this.renderTile(tile);
+  }
+
+  setSpeaker(pid) {
+    if (pid === this.speaker) return;
+    this.speaker = pid;
+    this.renderAll();
+  }
+
+  /** Column count follows the number of tiles, so faces stay as large as possible. */
+  layout() {
+    const n = this.tiles.size;
+    const cols = n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
+    this.grid.style.setProperty("--cols", String(cols));
+  }
+}
+
+function initial(name) {
+  const ch = Array.from(String(name || "?").trim())[0] || "?";
+  return ch.toUpperCase();
+}
