@@ -187,7 +187,10 @@ class E2EE {
     const token = ++this.switchToken;
     const ready = await this.run(async () => {
       if (this.state === "on") return false;
-      await this.ensureIdentity();
+      if (this.identity === null) {
+        await this.ensureIdentity();
+        this.announce(); // peers can start sending us their keys right away
+      }
       const key = this.ownKey.renew();
       this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
       for (const peer of this.peers.values()) peer.sentKeyId = null;
@@ -239,6 +242,7 @@ class E2EE {
     switch (msg?.type) {
       case "joined":
         this.selfId = msg.id;
+        if (this.lastList.length) await this.setParticipants(this.lastList);
         if (this.followRoom && msg.settings) await this.followSetting(msg.settings.e2ee);
         break;
       case "room_state":
@@ -264,6 +268,7 @@ class E2EE {
   async setParticipants(list) {
     await this.run(async () => {
       this.lastList = list;
+      if (this.selfId === null) return; // `joined` says who we are; it replays the list
       const seen = new Set();
       let joined = false;
       for (const entry of list) {

@@ -147,6 +147,11 @@ async function encodeFrame(frame, controller, options) {
     drop("codec");
     return;
   }
+  if (send.counter === 0xffffffff) {
+    // The IV space of this key is used up (years of media): never reuse an IV.
+    drop("noSendKey");
+    return;
+  }
   const counter = send.counter;
   send.counter = (send.counter + 1) >>> 0;
   const out = await encryptFrame(send.frameKey, send.keyId, counter, data, prefixLen);
@@ -254,10 +259,11 @@ async function handle(msg) {
         send.keyId = null;
       } else {
         // Set both at once: a frame must never pair one key id with another key.
+        // The counter restarts only with a new key id (every new key id is a new key).
         const frameKey = await frameKeyFromMediaKey(msg.raw);
+        if (send.keyId !== msg.keyId >>> 0) send.counter = 0;
         send.frameKey = frameKey;
         send.keyId = msg.keyId >>> 0;
-        send.counter = 0;
       }
       break;
     case "setKey":
