@@ -90,13 +90,13 @@ class Router:
             return
         if not members:
             del self._rooms[room]
+        had_tracks = p.up is not None and bool(p.up.tracks)
         for conn in (p.up, p.down):
             if conn is not None:
                 try:
                     await conn.close()
                 except Exception:
                     logger.exception("closing a peer connection failed")
-        had_tracks = p.up is not None and bool(p.up.tracks)
         p.up = p.down = None
         self._update_gauges()
         if had_tracks and members:

@@ -159,7 +159,12 @@ class Subscriber:
     frames: dict[str, int] = field(default_factory=dict)
     audio: list[np.ndarray] = field(default_factory=list)
     raw: list[Any] = field(default_factory=list)
+    answer_delay: float = 0.0
+    """Seconds to wait before answering, like a slow browser."""
+    overlapping_offers: int = 0
+    """Offers that arrived while the previous one was still unanswered (must stay 0)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _outstanding: bool = False
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def join(self) -> None:
@@ -169,14 +174,20 @@ class Subscriber:
     async def on_down_offer(self, sdp: str, tracks: list[DownTrackInfo]) -> None:
         # Answer asynchronously, as a remote browser would.
         self.offers.append(tracks)
+        if self._outstanding:
+            self.overlapping_offers += 1
+        self._outstanding = True
         self._tasks.append(asyncio.create_task(self._answer(sdp)))
 
     async def _answer(self, sdp: str) -> None:
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         if self.capture_raw:
             for t in self.pc.getTransceivers():
                 self._capture(t)
         await set_local(self.pc, await self.pc.createAnswer())
+        self._outstanding = False
         await self.router.got_down_answer(self.room, self.id, self.pc.localDescription.sdp)
         self.answered.set()
 
