@@ -7,6 +7,7 @@ through Playwright's async API with fake camera and microphone.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,35 @@ CHROMIUM_ARGS = [
 ]
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 TURN_SECRET = "turn-geheimnis-im-test-4711"
+METRICS_TOKEN = "metrik-token-im-test-0815"
+
+
+def _harness() -> Any:
+    """tests/conftest.py under a name of its own (every conftest module is "conftest")."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("kreis_test_harness", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def audit_server(tmp_path: Path) -> Iterator[Any]:
+    """A real `kreis serve` with the test hooks on and a /metrics token, so a test can
+    look into its memory and read its metrics. Everything it may write (logs, XDG
+    dirs, stdout/stderr) lands under `server.config_path.parent`."""
+    harness = _harness()
+    server = harness.start_server(
+        tmp_path / "server",
+        extra_config=f'\n[metrics]\ntoken = "{METRICS_TOKEN}"\nloopback_only = true\n',
+        env={"KREIS_TEST_HOOKS": "1"},
+    )
+    server.metrics_token = METRICS_TOKEN
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _free_port(kind: int = socket.SOCK_DGRAM) -> int:

@@ -188,3 +188,27 @@ def test_ice_servers_coturn_rest_scheme() -> None:
     assert base64.b64decode(server["credential"]) == expected
     config.turn.url = ["turn:a:3478?transport=udp", "turns:a:5349"]
     assert ice_servers(config, 0)[0]["urls"] == ["turn:a:3478?transport=udp", "turns:a:5349"]
+
+
+async def test_memory_hook_only_with_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.testhooks import setup_test_hooks
+
+    monkeypatch.delenv("KREIS_TEST_HOOKS", raising=False)
+    app = web.Application()
+    setup_test_hooks(app)
+    assert not [r for r in app.router.routes() if "_test" in str(r.resource)]
+
+    monkeypatch.setenv("KREIS_TEST_HOOKS", "1")
+    app = web.Application()
+    setup_test_hooks(app)
+    # The server runs in this process, so the strings are built at run time and only
+    # their base64 form is kept here: no constant or local names them in full.
+    app["kept"] = {"holder": "".join(["Zwetschgen", "baum-Quux", " im Raum"])}
+    parts = [["Zwetschgen", "baum-Quux"], ["nirgends", "-vorhanden-42"]]
+    body = {"needles_b64": [base64.b64encode("".join(p).encode()).decode() for p in parts]}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.post("/_test/memory", json=body)
+        assert resp.status == 200
+        result = await resp.json()
+    assert result["found"] == [True, False]
+    assert result["objects"] == {}

@@ -1,0 +1,115 @@
+"""Debug-only endpoints that let the privacy tests look inside a running server.
+
+"No trace of a meeting once it ends" covers the process's memory as much as its disk.
+The trace-audit test (tests/privacy) ends a room and then asks the server, through
+`POST /_test/memory`, whether any object it can still reach holds one of the meeting's
+distinctive strings (a guest name, the slug, a chat line) and how many room-like objects
+(`Room`, `Participant`, `Lobby`, …) are still alive after a full garbage collection.
+
+The endpoint exists only when the environment says `KREIS_TEST_HOOKS=1` at start, and
+even then answers only loopback peers. A production server never has it: without the
+variable `setup_test_hooks()` adds nothing at all.
+
+The strings arrive base64-encoded, so the request itself does not put them into memory
+in plain form; the one decoded copy the search needs is skipped by identity.
+
+Deutsch: Nur für Tests (Umgebungsvariable `KREIS_TEST_HOOKS=1`): prüft, ob nach dem Ende
+eines Raums noch etwas von ihm im Arbeitsspeicher des Servers erreichbar ist.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import os
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from app.security import peer_address
+
+ENV_VAR = "KREIS_TEST_HOOKS"
+ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Session", "Chat")
+"""Class-name fragments that mark per-meeting objects in `app.*` and `sfu.*`."""
+MAX_NEEDLES = 32
+
+
+def enabled() -> bool:
+    """True when this process was started with `KREIS_TEST_HOOKS=1`."""
+    return os.environ.get(ENV_VAR, "") == "1"
+
+
+def _reachable_text(skip: set[int]) -> list[str | bytes]:
+    """Every str/bytes object referenced by a reachable container. Strings are not
+    gc-tracked, and neither are dicts or tuples holding only atoms, so untracked
+    containers found on the way are walked as well."""
+    seen: set[int] = set()
+    found: list[str | bytes] = []
+    pending: list[Any] = gc.get_objects()
+    walked: set[int] = set()
+    while pending:
+        container = pending.pop()
+        for ref in gc.get_referents(container):
+            if isinstance(ref, (str, bytes, bytearray)):
+                if id(ref) not in skip and id(ref) not in seen:
+                    seen.add(id(ref))
+                    found.append(bytes(ref) if isinstance(ref, bytearray) else ref)
+            elif not gc.is_tracked(ref) and id(ref) not in walked:
+                walked.add(id(ref))
+                pending.append(ref)
+    return found
+
+
+def search_memory(needles: list[str]) -> dict[str, Any]:
+    """Which needles occur (as substrings) in reachable strings, and the live room-like
+    objects of the server's own modules, after a full collection."""
+    gc.collect()
+    encoded = [n.encode("utf-8") for n in needles]
+    skip = {id(n) for n in needles} | {id(e) for e in encoded} | {id(needles), id(encoded)}
+    hits: dict[str, int] = {n: 0 for n in needles}
+    for text in _reachable_text(skip):
+        if isinstance(text, str):
+            for needle in needles:
+                if needle in text:
+                    hits[needle] += 1
+        else:
+            for needle, raw in zip(needles, encoded, strict=True):
+                if raw in text:
+                    hits[needle] += 1
+    objects: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        cls = type(obj)
+        module = getattr(cls, "__module__", "")
+        if (
+            isinstance(module, str)
+            and module.startswith(("app.", "sfu."))
+            and any(f in cls.__name__ for f in ROOM_LIKE)
+        ):
+            objects[f"{module}.{cls.__qualname__}"] += 1
+    return {
+        "found": [hits[n] > 0 for n in needles],
+        "counts": [hits[n] for n in needles],
+        "objects": dict(objects),
+    }
+
+
+async def memory_handler(request: web.Request) -> web.Response:
+    """`POST /_test/memory` with `{"needles_b64": ["…", …]}`."""
+    peer = peer_address(request)
+    if peer is None or not peer.is_loopback:
+        raise web.HTTPForbidden()
+    body = await request.json()
+    raw = body.get("needles_b64") if isinstance(body, dict) else None
+    if not isinstance(raw, list) or len(raw) > MAX_NEEDLES:
+        raise web.HTTPBadRequest(text="needles_b64: list of base64 strings")
+    needles = [base64.b64decode(str(item)).decode("utf-8") for item in raw]
+    result = search_memory(needles)
+    needles.clear()
+    return web.json_response(result)
+
+
+def setup_test_hooks(app: web.Application) -> None:
+    """Adds `/_test/*` routes when `KREIS_TEST_HOOKS=1`; otherwise does nothing."""
+    if enabled():
+        app.router.add_post("/_test/memory", memory_handler)
