@@ -51,6 +51,19 @@ def codec_preferences(kind: str) -> list[Any]:
     return [c for c in RTCRtpSender.getCapabilities(kind).codecs if _allowed(c)]
 
 
+MAX_SDP_LENGTH = 100_000
+
+
+def check_sdp(sdp: str) -> None:
+    """Refuses what cannot be a complete session description before aiortc sees it
+    (aiortc's parser accepts almost any text, including one without media)."""
+    if not isinstance(sdp, str) or len(sdp) > MAX_SDP_LENGTH:
+        raise BadSdp("SDP missing or too long")
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if lines[0].strip() != "v=0" or not any(line.startswith("m=") for line in lines):
+        raise BadSdp("not a session description with media")
+
+
 def _configuration(settings: MediaSettings) -> RTCConfiguration:
     # An explicit (normally empty) list: aiortc's default would be a public STUN server.
     return RTCConfiguration(
@@ -111,6 +124,7 @@ class UpConnection(_Connection):
         self, sdp: str, tracks: list[TrackInfo]
     ) -> tuple[str, list[RtpUpTrack], list[RtpUpTrack]]:
         """Answers an up offer; returns (answer SDP, added tracks, removed tracks)."""
+        check_sdp(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
@@ -245,6 +259,7 @@ class DownConnection(_Connection):
         return offer_sdp, infos
 
     async def got_answer(self, sdp: str) -> None:
+        check_sdp(sdp)
         if self.pc.signalingState != "have-local-offer":
             raise BadSdp("no down offer is outstanding")
         try:
