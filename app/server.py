@@ -25,6 +25,7 @@ from app.names import slug_problem
 from app.protocol import ServerRestart
 from app.rooms import stats as room_stats
 from app.security import client_address, setup_security
+from app.testhooks import setup_test_hooks
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     setup_metrics(app, config, lambda: snapshot(hub))
+    setup_test_hooks(app)  # only with KREIS_TEST_HOOKS=1
     app.router.add_get("/{slug}", room_page)
     return app
 
