@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,10 +64,19 @@ class KreisServer:
                 self.process.wait(timeout=5)
 
 
-def write_config(path: Path, port: int, extra: str = "") -> None:
+def write_config(
+    path: Path, port: int, extra: str = "", rooms: dict[str, int] | None = None
+) -> None:
     from app.passwords import hash_password
 
     udp_min, udp_max = free_udp_range()
+    room_settings = {
+        "empty_timeout_seconds": 30,
+        "knock_timeout_seconds": 120,
+        "resume_grace_seconds": 20,
+        **(rooms or {}),
+    }
+    room_lines = "\n".join(f"{k} = {v}" for k, v in room_settings.items())
     path.write_text(
         f"""
 [server]
@@ -74,9 +84,7 @@ host = "127.0.0.1"
 port = {port}
 
 [rooms]
-empty_timeout_seconds = 30
-knock_timeout_seconds = 120
-resume_grace_seconds = 20
+{room_lines}
 
 [media]
 advertised_address = "127.0.0.1"
@@ -99,7 +107,12 @@ password_hash = "{hash_password(PASSWORD)}"
     )
 
 
-def start_server(tmp: Path, extra_config: str = "", env: dict[str, str] | None = None) -> KreisServer:
+def start_server(
+    tmp: Path,
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    rooms: dict[str, int] | None = None,
+) -> KreisServer:
     """Starts `python -m app serve` on a free loopback port and waits for /healthz."""
     import urllib.request
 
@@ -111,7 +124,7 @@ def start_server(tmp: Path, extra_config: str = "", env: dict[str, str] | None =
         port = int(tomllib.loads(config_path.read_text())["server"]["port"])
     else:
         port = free_port()
-        write_config(config_path, port, extra_config)
+        write_config(config_path, port, extra_config, rooms)
     log_dir = tmp / "logs"
     proc_env = dict(os.environ)
     proc_env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")
@@ -160,4 +173,20 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KreisSer
     try:
         yield server
     finally:
+        server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., KreisServer]]:
+    """Starts servers with special settings (`rooms={...}`, `extra_config=...`); all are
+    stopped after the test."""
+    started: list[KreisServer] = []
+
+    def start(name: str = "custom", **kwargs: Any) -> KreisServer:
+        server = start_server(tmp_path / name, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()
