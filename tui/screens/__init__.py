@@ -1,0 +1,1 @@
+"""The console's screens: login, rooms, room, help and the small dialogs."""

@@ -1,0 +1,99 @@
+"""The room chat: a log of messages and a line to write to everyone.
+
+Every line is plain `Text` (names and messages are never markup). Lobby chat (from
+someone still waiting) and private messages are marked as such.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, RichLog
+
+from tui.i18n import t
+
+
+def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> Text:
+    """One chat message as a line: time, who (and to whom), text."""
+    ts = msg.get("ts")
+    stamp = ""
+    if isinstance(ts, int | float):
+        stamp = time.strftime("%H:%M", time.gmtime(ts) if utc else time.localtime(ts))
+    name = str(msg.get("name") or "")
+    who = t("room.from_lobby", name=name) if msg.get("lobby") else name
+    line = Text()
+    if stamp:
+        line.append(stamp + " ", style="dim")
+    line.append(who, style="bold")
+    to = msg.get("to")
+    if to:
+        line.append(" → " + t("room.to", name=names.get(str(to), "?")), style="italic")
+    line.append(": ")
+    line.append(str(msg.get("text") or ""))
+    return line
+
+
+class ChatPanel(Vertical):
+    """Chat log plus an input line; Enter posts `ChatPanel.Send`."""
+
+    DEFAULT_CSS = """
+    ChatPanel {
+        height: 12;
+        border: round $primary;
+        padding: 0 1;
+    }
+    ChatPanel > RichLog {
+        height: 1fr;
+        background: $surface;
+    }
+    ChatPanel > Input {
+        height: 3;
+    }
+    """
+
+    @dataclass
+    class Send(Message):
+        """The leader wrote a chat line to the whole room."""
+
+        text: str
+        """What to send (already trimmed, not empty)."""
+
+        def __post_init__(self) -> None:
+            super().__init__()
+
+    def __init__(self, *, id: str | None = None, utc: bool = False) -> None:
+        super().__init__(id=id)
+        self.utc = utc
+        """Show times in UTC (snapshots)."""
+
+    def compose(self) -> ComposeResult:
+        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False)
+        yield Input(id="chat-input")
+
+    def on_mount(self) -> None:
+        self.relabel()
+
+    def relabel(self) -> None:
+        self.border_title = t("room.chat")
+        self.query_one("#chat-input", Input).placeholder = t("room.chat_placeholder")
+
+    def show(self, messages: list[dict[str, Any]], names: dict[str, str]) -> None:
+        """Shows the whole chat again (it is small and lives in memory only)."""
+        log = self.query_one("#chat-log", RichLog)
+        log.clear()
+        for msg in messages:
+            log.write(chat_line(msg, names, self.utc))
+
+    @on(Input.Submitted, "#chat-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if text:
+            self.post_message(self.Send(text))

@@ -1,0 +1,118 @@
+"""The participants table: who is in the room and what they are sending.
+
+One row per admitted participant: name, role, mic, camera, screen, raised hand,
+browser or phone, and the E2EE state. Names are rendered as plain text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tui.i18n import TEXTS, t
+
+
+def _label(prefix: str, value: object) -> str:
+    key = f"{prefix}.{value}"
+    return t(key) if key in TEXTS else str(value)
+
+
+def _flag(value: object) -> Text:
+    return Text(t("yes"), style="bold") if value else Text(t("no"), style="dim")
+
+
+class ParticipantsTable(Vertical):
+    """Title plus a DataTable of the room's participants."""
+
+    DEFAULT_CSS = """
+    ParticipantsTable {
+        height: 1fr;
+        border: round $accent;
+        padding: 0 1;
+    }
+    ParticipantsTable > .people-title {
+        text-style: bold;
+        color: $accent;
+    }
+    ParticipantsTable > DataTable {
+        height: 1fr;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.participants: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="people-title")
+        table: DataTable[Any] = DataTable(id="people-table", cursor_type="row", zebra_stripes=True)
+        yield table
+
+    def on_mount(self) -> None:
+        self.relabel()
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#people-table", DataTable)
+
+    def relabel(self) -> None:
+        """Redraws the title and columns in the current language."""
+        table = self.table
+        table.clear(columns=True)
+        for key, width in (
+            ("name", 16),
+            ("role", 10),
+            ("mic", 5),
+            ("camera", 6),
+            ("screen", 6),
+            ("hand", 4),
+            ("kind", 7),
+            ("e2ee", 10),
+        ):
+            table.add_column(t(f"col.{key}"), key=key, width=width)
+        self.show(self.participants)
+
+    def show(self, participants: list[dict[str, Any]]) -> None:
+        """Shows the list, keeping the highlight on the same person if still there."""
+        keep = self.selected_id
+        self.participants = list(participants)
+        self.query_one(".people-title", Static).update(
+            t("room.participants", count=len(participants))
+        )
+        table = self.table
+        table.clear()
+        for p in self.participants:
+            table.add_row(
+                Text(str(p.get("name", ""))),
+                Text(_label("role", p.get("role", ""))),
+                _flag(p.get("mic")),
+                _flag(p.get("camera")),
+                _flag(p.get("screen")),
+                _flag(p.get("hand")),
+                Text(_label("kind", p.get("kind", ""))),
+                Text(_label("e2ee", p.get("e2ee", "off"))),
+                key=str(p.get("id")),
+            )
+        if keep is not None:
+            for row, p in enumerate(self.participants):
+                if p.get("id") == keep:
+                    table.move_cursor(row=row)
+
+    @property
+    def selected_id(self) -> str | None:
+        """The id of the highlighted participant."""
+        if not self.participants:
+            return None
+        row = self.table.cursor_row
+        if 0 <= row < len(self.participants):
+            return str(self.participants[row].get("id"))
+        return None
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        pid = self.selected_id
+        return next((p for p in self.participants if p.get("id") == pid), None)
