@@ -44,6 +44,13 @@ class BenchHandler(http.server.SimpleHTTPRequestHandler):
         ".js": "text/javascript",
     }
 
+    def do_GET(self) -> None:
+        if self.path == "/favicon.ico":  # keeps 404 noise out of the console error check
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
     def translate_path(self, path: str) -> str:
         path = path.split("?", 1)[0]
         for prefix, base in (("/static/", STATIC), ("/test/", BENCH)):
@@ -96,10 +103,8 @@ def bench(chromium: Any, bench_url: str) -> Iterator[Any]:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{bench_url}/test/loopback.html")
     page.wait_for_function("document.body.dataset.ready === '1'", timeout=10_000)
-    page.errors = errors  # type: ignore[attr-defined]
+    page.errors = errors
     try:
         yield page
     finally:
         context.close()
-
-

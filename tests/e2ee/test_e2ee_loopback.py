@@ -17,11 +17,13 @@ MAGIC = [0x4B, 0x52, 0x45, 0x01]
 
 
 def received(page: Any, src: str, dst: str) -> dict[str, Any]:
-    return page.evaluate("([a, b]) => kreisTest.received(a, b)", [src, dst])
+    result: dict[str, Any] = page.evaluate("([a, b]) => kreisTest.received(a, b)", [src, dst])
+    return result
 
 
 def stats(page: Any, who: str) -> dict[str, Any]:
-    return page.evaluate("(id) => kreisTest.stats(id)", who)
+    result: dict[str, Any] = page.evaluate("(id) => kreisTest.stats(id)", who)
+    return result
 
 
 def frames(page: Any, src: str, dst: str) -> int:
@@ -38,7 +40,8 @@ def wait_frames_rising(page: Any, src: str, dst: str, more: int = 15, timeout: f
         if now >= start + more:
             return now
         time.sleep(0.2)
-    raise AssertionError(f"{dst} decoded no new video from {src} ({start} → {frames(page, src, dst)})")
+    end = frames(page, src, dst)
+    raise AssertionError(f"{dst} decoded no new video from {src} ({start} → {end})")
 
 
 def setup(page: Any, people: list[str], enable: bool = True, **options: Any) -> None:
@@ -78,7 +81,7 @@ def test_frames_decode_with_e2ee_on_and_wire_is_ciphertext(bench: Any) -> None:
     assert video and audio_s
     for s in video + audio_s:
         assert s["tail"][-4:] == MAGIC, s
-    assert not [e for e in bench.errors if "kreis" in e.lower()], bench.errors  # type: ignore[attr-defined]
+    assert not bench.errors
 
 
 def test_receiver_without_key_decodes_nothing_and_counts_drops(bench: Any) -> None:
@@ -209,7 +212,8 @@ def test_frame_format_and_key_wrapping_units(bench: Any) -> None:
       catch { out.tamperBody = 'rejected'; }
       const r1 = await f.ratchetMediaKey(raw), r2 = await f.ratchetMediaKey(raw);
       out.ratchetStable = r1.join() === r2.join() && r1.join() !== raw.join();
-      const a = await k.createIdentity(), b = await k.createIdentity(), c = await k.createIdentity();
+      const a = await k.createIdentity(), b = await k.createIdentity();
+      const c = await k.createIdentity();
       const wab = await k.deriveWrapKey(a.privateKey, b.publicKey, 'pa', 'pb');
       const wba = await k.deriveWrapKey(b.privateKey, a.publicKey, 'pa', 'pb');
       const payload = await k.wrapMediaKey(wab, 'pa', 'pb', 9, raw);
