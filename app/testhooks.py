@@ -30,8 +30,12 @@ from aiohttp import web
 from app.security import peer_address
 
 ENV_VAR = "KREIS_TEST_HOOKS"
-ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Session", "Chat")
+ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Chat", "Resume", "Waiting")
 """Class-name fragments that mark per-meeting objects in `app.*` and `sfu.*`."""
+PER_CONNECTION = ("Connection", "UpConnection", "DownConnection", "RtpUpTrack", "RtpDownTrack")
+"""Exact class names of per-connection objects: none may outlive its socket."""
+SINGLETON_SUFFIXES = ("Store", "Config", "Registry", "Limiter", "Settings")
+"""Long-lived holders (the room store itself, configuration) are not meeting traces."""
 MAX_NEEDLES = 32
 
 
@@ -81,10 +85,11 @@ def search_memory(needles: list[str]) -> dict[str, Any]:
     for obj in gc.get_objects():
         cls = type(obj)
         module = getattr(cls, "__module__", "")
-        if (
-            isinstance(module, str)
-            and module.startswith(("app.", "sfu."))
-            and any(f in cls.__name__ for f in ROOM_LIKE)
+        if not isinstance(module, str) or not module.startswith(("app.", "sfu.")):
+            continue
+        name = cls.__name__
+        if name in PER_CONNECTION or (
+            any(f in name for f in ROOM_LIKE) and not name.endswith(SINGLETON_SUFFIXES)
         ):
             objects[f"{module}.{cls.__qualname__}"] += 1
     return {

@@ -11,6 +11,7 @@ import importlib.util
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,10 +39,14 @@ METRICS_TOKEN = "metrik-token-im-test-0815"
 
 def _harness() -> Any:
     """tests/conftest.py under a name of its own (every conftest module is "conftest")."""
+    name = "kreis_test_harness"
+    if name in sys.modules:
+        return sys.modules[name]
     path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("kreis_test_harness", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 

@@ -174,6 +174,12 @@ async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
         for needle in [*MEETING_STRINGS, *ADDRESSES, server.group]:
             assert needle not in text
 
+        # Positive control: while the meeting runs the probe does see it.
+        # (Lobby chat is relayed, not kept; the room password is kept only as a hash.)
+        live = await _memory(server, [SLUG, GUEST, WAITING_GUEST, CHAT])
+        assert all(live["found"]), live
+        assert any("Room" in name for name in live["objects"]), live
+
         await leader.send({"type": "end_room", "room": SLUG})
         await guest.expect("room_ended")
         await _until(waiting, "lobby_status", lambda m: m["state"] == "ended")
