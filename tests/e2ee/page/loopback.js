@@ -67,7 +67,15 @@ const relay = new Relay();
 const people = new Map(); // id → {engine, stream, links: []}
 const links = []; // {from, to, pcSend, pcRecv, tapFrames?}
 
-async function connect(fromId, toId, { tap = false } = {}) {
+function forceCodec(transceiver, kind, mimeType) {
+  const caps = RTCRtpReceiver.getCapabilities(kind).codecs;
+  const codecs = caps.filter((c) => c.mimeType.toLowerCase() === mimeType.toLowerCase());
+  if (!codecs.length) return false;
+  transceiver.setCodecPreferences(codecs);
+  return true;
+}
+
+async function connect(fromId, toId, { tap = false, videoCodec = null } = {}) {
   const from = people.get(fromId);
   const to = people.get(toId);
   const pcSend = new RTCPeerConnection(from.engine.rtcConfiguration({}));
@@ -80,7 +88,11 @@ async function connect(fromId, toId, { tap = false } = {}) {
   pcRecv.onicecandidate = (e) => e.candidate && pcSend.addIceCandidate(e.candidate);
   for (const track of from.stream.getTracks()) {
     const tr = pcSend.addTransceiver(track, { direction: "sendonly" });
-    preferE2eeCodecs(tr, track.kind);
+    if (videoCodec && track.kind === "video") {
+      if (!forceCodec(tr, "video", videoCodec)) return null;
+    } else {
+      preferE2eeCodecs(tr, track.kind);
+    }
     from.engine.attachSender(tr.sender, track.kind);
   }
   pcRecv.ontrack = (e) => {
@@ -100,7 +112,10 @@ async function connect(fromId, toId, { tap = false } = {}) {
   };
   await pcSend.setLocalDescription();
   await pcRecv.setRemoteDescription(pcSend.localDescription);
-  for (const tr of pcRecv.getTransceivers()) preferE2eeCodecs(tr, tr.receiver.track.kind);
+  for (const tr of pcRecv.getTransceivers()) {
+    if (videoCodec && tr.receiver.track.kind === "video") forceCodec(tr, "video", videoCodec);
+    else preferE2eeCodecs(tr, tr.receiver.track.kind);
+  }
   await pcRecv.setLocalDescription();
   await pcSend.setRemoteDescription(pcRecv.localDescription);
   return link;
@@ -155,7 +170,9 @@ window.kreisTest = {
   people,
   tapSamples,
   addPerson,
-  connect,
+  async connect(fromId, toId, options) {
+    return (await connect(fromId, toId, options)) ? true : null;
+  },
   claim(id, state) {
     relay.claim(id, state);
   },

@@ -15,6 +15,7 @@ self.onrtctransform = (event) => {
             self.postMessage({
               kind,
               type: frame.type ?? null,
+              mimeType: frame.getMetadata?.().mimeType ?? null,
               size: d.byteLength,
               head: Array.from(d.subarray(0, 12)),
               tail: Array.from(d.subarray(Math.max(0, d.byteLength - 12))),
