@@ -1,0 +1,87 @@
+"""Fixtures for the browser tests: Debian's Chromium through Playwright's async API.
+
+One browser per test module (starting Chromium is the slow part), a fresh context per
+participant (its own cookies, storage and fake devices). Pages talk only to the real
+`kreis serve` from the harness on 127.0.0.1. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from app.client import KreisClient
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--auto-select-desktop-capture-source=Entire screen",
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+class People:
+    """Opens one browser context per participant and closes them all at the end."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    async def page(self, lang: str = "en-US") -> Page:
+        context = await self.browser.new_context(
+            locale=lang, viewport={"width": 1000, "height": 700}, base_url=self.base_url
+        )
+        await context.grant_permissions(["camera", "microphone"])
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda err: self.errors.append(str(err)))
+        return page
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def people(browser: Browser, shared_server: Any) -> AsyncIterator[People]:
+    crowd = People(browser, shared_server.url)
+    try:
+        yield crowd
+    finally:
+        await crowd.close()
+    assert not crowd.errors, crowd.errors
+
+
+@pytest.fixture
+def leaders() -> list[KreisClient]:
+    return []
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def _close_leaders(leaders: list[KreisClient]) -> AsyncIterator[None]:
+    yield
+    for client in leaders:
+        await client.close()

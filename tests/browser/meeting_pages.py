@@ -1,0 +1,96 @@
+"""Helpers for the browser tests: drive the pre-join form, read the client's debugging
+hook (window.kreis) and start rooms as a protocol leader. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from playwright.async_api import Page
+
+from app.client import KreisClient
+
+
+async def open_room(
+    page: Page, slug: str, name: str, *, leader: tuple[str, str] | None = None
+) -> None:
+    """Opens /<slug>, fills the pre-join form and presses Join."""
+    await page.goto(f"/{slug}" + ("#leader" if leader else ""))
+    await page.fill("#name", name)
+    await page.check("#rules")
+    if leader:
+        await page.fill("#leader-group", leader[0])
+        await page.fill("#leader-password", leader[1])
+    await page.click("#join")
+
+
+async def state_of(page: Page) -> str:
+    return str(await page.evaluate("window.kreis.state"))
+
+
+async def wait_state(page: Page, state: str, timeout: float = 15) -> None:
+    """Waits for window.kreis.state (polled with evaluate: the page's CSP forbids the
+    string eval that page.wait_for_function would need)."""
+
+    async def reached() -> bool:
+        return bool(await page.evaluate("s => window.kreis && window.kreis.state === s", state))
+
+    await wait_for(reached, timeout, f"state {state}")
+
+
+async def stats(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("window.kreis.stats()")
+    return result
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], timeout: float = 20, what: str = "condition"
+) -> Any:
+    """Polls `check` until it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def inbound(
+    snapshot: dict[str, Any], kind: str | None = None, source: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in snapshot["inbound"]
+        if (kind is None or s["kind"] == kind) and (source is None or s["source"] == source)
+    ]
+
+
+async def start_room(server: Any, slug: str, lobby: bool = False) -> KreisClient:
+    """A leader over the protocol (like the console) that starts a room."""
+    leader = KreisClient(server.url, kind="console")
+    await leader.connect()
+    await leader.send({"type": "login", "group": server.group, "password": server.password})
+    await leader.expect("login_ok")
+    await leader.send(
+        {"type": "create_room", "slug": slug, "lobby": lobby, "password": None, "dial_in": False}
+    )
+    await leader.expect("room_created")
+    return leader
+
+
+async def next_entrant(leader: KreisClient, timeout: float = 15) -> dict[str, Any]:
+    """The first entrant of the next non-empty `lobby_queue` the leader receives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("nobody knocked")
+        queue = await leader.expect("lobby_queue", timeout=left)
+        if queue["entrants"]:
+            entrant: dict[str, Any] = queue["entrants"][0]
+            return entrant

@@ -1,0 +1,228 @@
+"""Media in real browsers through the real SFU: video and audio arrive and keep
+arriving, muting stops the packets, a screen share reaches the others, and a lobby
+entrant receives nothing at all.
+
+Media is checked from getStats() (frames decoded, audio energy, packets), never assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from meeting_pages import inbound, next_entrant, open_room, start_room, stats, wait_for, wait_state
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+def by_sender(snapshot: dict[str, Any], kind: str, source: str) -> dict[str, dict[str, Any]]:
+    return {s["participant"]: s for s in inbound(snapshot, kind, source)}
+
+
+async def receiving(page: Any, videos: int, audios: int) -> dict[str, Any] | None:
+    snap = await stats(page)
+    video = [s for s in inbound(snap, "video", "camera") if s["framesDecoded"] > 0]
+    audio = [s for s in inbound(snap, "audio", "mic") if s["totalAudioEnergy"] > 0]
+    return snap if len(video) >= videos and len(audio) >= audios else None
+
+
+async def test_three_participants_see_and_hear_each_other(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "drei-menschen-im-kreis"
+    leaders.append(await start_room(shared_server, slug))
+    pages = [await people.page() for _ in range(3)]
+    for page, name in zip(pages, ["Ahorn", "Birke", "Ceder"], strict=True):
+        await open_room(page, slug, name)
+    for page in pages:
+        await wait_state(page, "room")
+    ids = [(await page.evaluate("window.kreis.me"))["id"] for page in pages]
+
+    first = [
+        await wait_for(lambda p=page: receiving(p, 2, 2), 30, "two videos and two voices")
+        for page in pages
+    ]
+    await asyncio.sleep(2)
+    for i, page in enumerate(pages):
+        later = await stats(page)
+        others = {pid for j, pid in enumerate(ids) if j != i}
+        before_v = by_sender(first[i], "video", "camera")
+        after_v = by_sender(later, "video", "camera")
+        before_a = by_sender(first[i], "audio", "mic")
+        after_a = by_sender(later, "audio", "mic")
+        assert set(after_v) == others and set(after_a) == others, later
+        for pid in others:
+            assert after_v[pid]["framesDecoded"] > before_v[pid]["framesDecoded"], (pid, after_v)
+            assert after_a[pid]["totalAudioEnergy"] > before_a[pid]["totalAudioEnergy"], (
+                pid,
+                after_a,
+            )
+        # every tile carries the name, as text
+        names = await page.locator(".tile .tile-name").all_text_contents()
+        assert len(names) == 3, names
+
+
+async def test_mute_and_camera_off_are_seen_and_stop_the_packets(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "stumm-und-dunkel-probe"
+    leaders.append(await start_room(shared_server, slug))
+    alice, bob = await people.page(), await people.page()
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    alice_id = (await alice.evaluate("window.kreis.me"))["id"]
+    await wait_for(lambda: receiving(bob, 1, 1), 30, "Bob receives Alice")
+
+    await alice.click("#btn-mic")
+    await alice.click("#btn-camera")
+    assert await alice.evaluate("window.kreis.media") == {
+        "mic": False,
+        "camera": False,
+        "screen": False,
+    }
+
+    async def seen_muted() -> bool:
+        for entry in await bob.evaluate("window.kreis.participants"):
+            if entry["id"] == alice_id:
+                return entry["mic"] is False and entry["camera"] is False
+        return False
+
+    await wait_for(seen_muted, 10, "Bob's list shows Alice muted")
+    tile = bob.locator(f'.tile[data-participant="{alice_id}"][data-source="camera"]')
+    await tile.locator(".mark.mic-off").wait_for(timeout=5000)
+    await tile.locator(".mark.camera-off").wait_for(timeout=5000)
+    await bob.click("#btn-people")
+    row = bob.locator(f'#people li[data-participant="{alice_id}"]')
+    await row.locator(".mark.mic-off").wait_for(timeout=5000)
+
+    await asyncio.sleep(1.5)  # packets in flight drain
+    before = await stats(bob)
+    await asyncio.sleep(2.5)
+    after = await stats(bob)
+    for kind, source in (("audio", "mic"), ("video", "camera")):
+        b = by_sender(before, kind, source).get(alice_id, {"packetsReceived": 0})
+        a = by_sender(after, kind, source).get(alice_id, {"packetsReceived": 0})
+        assert a["packetsReceived"] == b["packetsReceived"], (kind, b, a)
+
+    # and back on: the packets flow again
+    await alice.click("#btn-mic")
+    await alice.click("#btn-camera")
+
+    async def flowing_again() -> bool:
+        now = await stats(bob)
+        a = by_sender(now, "audio", "mic").get(alice_id)
+        v = by_sender(now, "video", "camera").get(alice_id)
+        b_a = by_sender(after, "audio", "mic").get(alice_id, {"packetsReceived": 0})
+        b_v = by_sender(after, "video", "camera").get(alice_id, {"framesDecoded": 0})
+        return bool(
+            a
+            and v
+            and a["packetsReceived"] > b_a["packetsReceived"] + 10
+            and v["framesDecoded"] > b_v.get("framesDecoded", 0)
+        )
+
+    await wait_for(flowing_again, 15, "Alice's media again at Bob")
+
+
+async def test_screen_share_reaches_the_others(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "bildschirm-zeigen-bitte"
+    leaders.append(await start_room(shared_server, slug))
+    alice, bob = await people.page(), await people.page()
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    alice_id = (await alice.evaluate("window.kreis.me"))["id"]
+    await wait_for(lambda: receiving(bob, 1, 1), 30, "Bob receives Alice")
+
+    await alice.click("#btn-screen")
+    await wait_for(lambda: alice.evaluate("window.kreis.media.screen"), 10, "Alice shares")
+
+    async def screen_frames() -> int:
+        shared = by_sender(await stats(bob), "video", "screen").get(alice_id)
+        return int(shared["framesDecoded"]) if shared else 0
+
+    first = await wait_for(screen_frames, 20, "Alice's screen decoded at Bob")
+    await asyncio.sleep(1.5)
+    assert await screen_frames() > first
+    videos = [s for s in inbound(await stats(bob), "video") if s["participant"] == alice_id]
+    assert {s["source"] for s in videos} == {"camera", "screen"}
+    await bob.locator(f'.tile[data-participant="{alice_id}"][data-source="screen"]').wait_for(
+        timeout=5000
+    )
+
+    await alice.click("#btn-screen")  # stop sharing: the tile goes away
+    await bob.locator(f'.tile[data-participant="{alice_id}"][data-source="screen"]').wait_for(
+        state="detached", timeout=10000
+    )
+
+
+async def test_lobby_entrant_receives_no_media(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "vorraum-ohne-medien"
+    leader = await start_room(shared_server, slug, lobby=True)
+    leaders.append(leader)
+    member, waiting = await people.page(), await people.page()
+    await open_room(member, slug, "Drinnen")
+    entrant = await next_entrant(leader)
+    await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+    await wait_state(member, "room")
+    await wait_for(
+        lambda: member.evaluate(
+            "window.kreis.stats().then(s => s.outbound.some(o => o.packetsSent > 50))"
+        ),
+        20,
+        "member publishes",
+    )
+
+    await open_room(waiting, slug, "Draussen")
+    await wait_state(waiting, "lobby")
+    await asyncio.sleep(3)
+    snap = await stats(waiting)
+    assert snap["inbound"] == [] and snap["hasDown"] is False and snap["hasUp"] is False, snap
+    assert await waiting.evaluate("window.kreis.participants") == []
+    assert await waiting.locator("#tiles .tile").count() == 0
+
+    # admitted: now the media arrives
+    entrant = await next_entrant(leader)
+    assert entrant["name"] == "Draussen"
+    await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+    await wait_state(waiting, "room")
+    await wait_for(lambda: receiving(waiting, 1, 1), 30, "admitted entrant receives")
+
+
+async def test_join_time(shared_server: Any, people: Any, leaders: list[Any]) -> None:
+    """Opening the room URL with someone already there → first remote frame decoded."""
+    slug = "wie-schnell-drin"
+    leaders.append(await start_room(shared_server, slug))
+    host, guest = await people.page(), await people.page()
+    await open_room(host, slug, "Gastgeberin")
+    await wait_state(host, "room")
+    await wait_for(
+        lambda: host.evaluate(
+            "window.kreis.stats().then(s => s.outbound.some(o => o.packetsSent > 20))"
+        ),
+        20,
+        "host publishes",
+    )
+
+    started = time.monotonic()
+    await open_room(guest, slug, "Neu")
+    await wait_for(
+        lambda: guest.evaluate(
+            "window.kreis && window.kreis.stats()"
+            ".then(s => s.inbound.some(i => i.framesDecoded > 0))"
+        ),
+        20,
+        "first remote frame",
+    )
+    join_ms = (time.monotonic() - started) * 1000
+    print("JOIN_TIME_MS", round(join_ms))
+    assert join_ms < 10000
