@@ -15,10 +15,7 @@ from textual.message import Message
 
 @dataclass
 class SessionEvent(Message):
-    """Base of everything the session reports."""
-
-    def __post_init__(self) -> None:
-        super().__init__()
+    """Base of everything the session reports (Textual calls `__post_init__`)."""
 
 
 @dataclass

@@ -251,7 +251,14 @@ class ConsoleSession:
     # ------------------------------------------------------------------ incoming
 
     def _got(self, msg: dict[str, Any]) -> None:
-        """Every incoming message: update state, answer waiters, post events."""
+        """Every incoming message; a bug in handling one must not end the connection."""
+        try:
+            self._handle(msg)
+        except Exception:
+            log.exception("could not handle a %s message", str(msg.get("type"))[:32])
+
+    def _handle(self, msg: dict[str, Any]) -> None:
+        """Updates state, answers waiters, posts events."""
         if self.client is not None:
             self.client.drain()  # nothing here uses expect(); keep its queue empty
         kind = str(msg.get("type"))

@@ -65,9 +65,6 @@ class ChatPanel(Vertical):
         text: str
         """What to send (already trimmed, not empty)."""
 
-        def __post_init__(self) -> None:
-            super().__init__()
-
     def __init__(self, *, id: str | None = None, utc: bool = False) -> None:
         super().__init__(id=id)
         self.utc = utc
