@@ -14,22 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2ee_browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "app" / "static"
 BENCH = Path(__file__).resolve().parent / "page"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 CSP = (
     "default-src 'self'; script-src 'self'; worker-src 'self'; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'"
@@ -81,7 +70,7 @@ def bench_url() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

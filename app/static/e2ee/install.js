@@ -81,7 +81,9 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     line.className = "e2ee-state";
     line.textContent = state === "unable" ? text(lang, "unable") : state === "on" ? text(lang, "on") : "";
     statusElement.append(line);
-    const clear = participants.filter((p) => p.id !== selfId && p.e2ee !== "on").length;
+    const clear = participants.filter(
+      (p) => p.id !== selfId && p.kind !== "console" && p.e2ee !== "on",
+    ).length;
     if (clear > 0) {
       const warn = document.createElement("span");
       warn.className = "e2ee-clear";
@@ -99,5 +101,22 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
 
   if (onLangChange) onLangChange(() => render());
   render();
+
+  // A read-only hook for tests and debugging: counters, key ids and the SAS, never keys.
+  if (!("kreisE2ee" in window)) {
+    Object.defineProperty(window, "kreisE2ee", {
+      value: Object.freeze({
+        get state() {
+          return e2ee.state;
+        },
+        get sas() {
+          return e2ee.sas();
+        },
+        stats: () => e2ee.stats(),
+      }),
+      writable: false,
+      configurable: false,
+    });
+  }
   return e2ee;
 }

@@ -1,0 +1,165 @@
+"""E2EE through the real server and SFU: three Chromium participants in one room.
+
+The leader (over the protocol, like the console) switches E2EE on; every browser
+follows, and each receives the other two's video and audio, decrypted. Then E2EE goes
+off and on again live, and media keeps flowing. Media is read from getStats() through
+the client's debugging hook (window.kreis), the engine's counters from window.kreisE2ee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from e2ee_browser import CHROMIUM, CHROMIUM_ARGS
+from playwright.async_api import Page, async_playwright
+
+from app.client import KreisClient
+
+pytestmark = [pytest.mark.e2ee, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def until(page: Page, expression: str, timeout: float, what: str) -> None:
+    async def check() -> bool:
+        return bool(await page.evaluate(expression))
+
+    await wait_for(check, timeout, what)
+
+
+async def open_room(page: Page, slug: str, name: str) -> None:
+    await page.goto(f"/{slug}")
+    await page.fill("#name", name)
+    await page.check("#rules")
+    await page.click("#join")
+
+
+async def media(page: Page) -> dict[str, dict[str, float]]:
+    """Per publisher: frames decoded (camera) and audio energy (mic)."""
+    snap = await page.evaluate("window.kreis.stats()")
+    out: dict[str, dict[str, float]] = {}
+    for s in snap["inbound"]:
+        entry = out.setdefault(s["participant"], {"frames": 0, "energy": 0.0})
+        if s["kind"] == "video" and s["source"] == "camera":
+            entry["frames"] = s["framesDecoded"]
+        if s["kind"] == "audio" and s["source"] == "mic":
+            entry["energy"] = s["totalAudioEnergy"]
+    return out
+
+
+async def e2ee(page: Page) -> dict[str, Any]:
+    result: dict[str, Any] = await page.evaluate("window.kreisE2ee.stats()")
+    return result
+
+
+async def flowing(page: Page, others: set[str], seconds: float = 2.0) -> dict[str, Any]:
+    """Asserts video frames and audio energy rise from every other participant."""
+    before = await media(page)
+    await asyncio.sleep(seconds)
+    after = await media(page)
+    for pid in others:
+        assert after[pid]["frames"] > before[pid]["frames"], (pid, before, after)
+        assert after[pid]["energy"] > before[pid]["energy"], (pid, before, after)
+    return after
+
+
+async def test_three_browsers_with_e2ee_see_and_hear_each_other_and_switch_live(
+    kreis_server: Any,
+) -> None:
+    slug = "verschluesselt-im-kreis"
+    leader = KreisClient(kreis_server.url, kind="console")
+    await leader.connect()
+    await leader.send(
+        {"type": "login", "group": kreis_server.group, "password": kreis_server.password}
+    )
+    await leader.expect("login_ok")
+    await leader.send(
+        {"type": "create_room", "slug": slug, "lobby": False, "password": None, "dial_in": False}
+    )
+    await leader.expect("room_created")
+    await leader.send({"type": "set_e2ee", "room": slug, "on": True})
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        errors: list[str] = []
+        pages: list[Page] = []
+        try:
+            for _ in range(3):
+                context = await chromium.new_context(base_url=kreis_server.url)
+                await context.grant_permissions(["camera", "microphone"])
+                page = await context.new_page()
+                page.on("pageerror", lambda err: errors.append(str(err)))
+                pages.append(page)
+            for page, name in zip(pages, ["Ahorn", "Birke", "Ceder"], strict=True):
+                await open_room(page, slug, name)
+            for page in pages:
+                await until(page, "window.kreis && window.kreis.state === 'room'", 20, "joined")
+            if not await pages[0].evaluate("typeof window.kreisE2ee === 'object'"):
+                pytest.skip("the web client does not load the E2EE engine yet")
+            ids = [(await p.evaluate("window.kreis.me"))["id"] for p in pages]
+
+            async def all_decoding(page: Page, others: set[str]) -> bool:
+                m = await media(page)
+                s = await e2ee(page)
+                return (
+                    s["state"] == "on"
+                    and all(m.get(o, {}).get("frames", 0) > 0 for o in others)
+                    and all(m.get(o, {}).get("energy", 0) > 0 for o in others)
+                )
+
+            others = [set(ids) - {ids[i]} for i in range(3)]
+            for i, page in enumerate(pages):
+                await wait_for(functools.partial(all_decoding, page, others[i]), 40, "e2ee media")
+            for i, page in enumerate(pages):
+                await flowing(page, others[i])
+                s = await e2ee(page)
+                assert s["passedClear"] == 0, s  # nothing arrived in clear through the SFU
+                assert s["encrypted"] > 0 and s["decrypted"] > 0, s
+                for pid in others[i]:
+                    assert s["perParticipant"][pid]["decrypted"] > 0, (pid, s)
+                    assert s["perParticipant"][pid]["lastFrame"] == "encrypted", (pid, s)
+            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
+            assert sas[0] is not None and sas[0] == sas[1] == sas[2], sas
+            status = await pages[0].locator("#e2ee-status").text_content()
+            assert status and all(w in status for w in sas[0]["en"]), status
+
+            # Live off: media keeps flowing, now in clear.
+            await leader.send({"type": "set_e2ee", "room": slug, "on": False})
+            for page in pages:
+                await until(page, "window.kreisE2ee.state === 'off'", 10, "off")
+            await asyncio.sleep(1.5)
+            clear_before = [(await e2ee(p))["passedClear"] for p in pages]
+            for i, page in enumerate(pages):
+                await flowing(page, others[i])
+                assert (await e2ee(page))["passedClear"] > clear_before[i]
+
+            # And on again, without rejoining.
+            await leader.send({"type": "set_e2ee", "room": slug, "on": True})
+            for page in pages:
+                await until(page, "window.kreisE2ee.state === 'on'", 10, "on")
+            await asyncio.sleep(1.5)
+            dec_before = [(await e2ee(p))["decrypted"] for p in pages]
+            clear_before = [(await e2ee(p))["passedClear"] for p in pages]
+            for i, page in enumerate(pages):
+                await flowing(page, others[i])
+                s = await e2ee(page)
+                assert s["decrypted"] > dec_before[i], s
+                assert s["passedClear"] == clear_before[i], s
+            assert not errors, errors
+        finally:
+            await chromium.close()
+            await leader.close()
