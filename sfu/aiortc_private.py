@@ -26,6 +26,7 @@ import aioice
 import aioice.ice
 import aiortc
 import aiortc.codecs
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
@@ -76,6 +77,7 @@ PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
     (RTCDtlsTransport, "_state"),
     (RTCDtlsTransport, "_tx_srtp"),
     (RTCPeerConnection, "_RTCPeerConnection__iceTransports"),
+    (aiortc.rtcicetransport.RTCIceTransport, "_recv"),
     (aioice.ice.Connection, "gather_candidates"),
     (aioice.ice.Connection, "_local_candidates"),
     (aioice.ice.Connection, "_local_candidates_start"),
@@ -368,6 +370,29 @@ def tap_rtp(
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
     return lambda ssrc: sinks.pop(ssrc, None) and None
+
+
+def simulate_inbound_loss(dtls: RTCDtlsTransport, rate: float, on_drop: Callable[[], None]) -> None:
+    """Test hook: drops a fraction of incoming SRTP (not SRTCP) datagrams before
+    decryption, like a lossy network. Dropping after decryption would be wrong: SRTP
+    replay protection would then reject the publisher's retransmissions."""
+    ice = dtls.transport
+    recv = ice._recv
+
+    async def lossy_recv() -> bytes:
+        while True:
+            data: bytes = await recv()
+            if (
+                len(data) > 1
+                and 127 < data[0] < 192
+                and not 192 <= data[1] <= 223
+                and random.random() < rate
+            ):
+                on_drop()
+                continue
+            return data
+
+    ice._recv = lossy_recv
 
 
 def mute_receiver(receiver: RTCRtpReceiver, on_rtcp: Callable[[AnyRtcpPacket], None]) -> None:

@@ -52,6 +52,7 @@ class RtpDownTrack:
         info: DownTrackInfo,
         transceiver: RTCRtpTransceiver,
         stats: Stats,
+        drop_rate: float = 0.0,
     ) -> None:
         self.subscriber = subscriber
         """Opaque id of the participant receiving this track."""
@@ -62,6 +63,7 @@ class RtpDownTrack:
         self.packets_sent = 0
         self.octets_sent = 0
         self._stats = stats
+        self._drop_rate = drop_rate
         self._writer = private.writer_for(transceiver)
         self._up: RtpUpTrack | None = None
         self._up_generation = -1
@@ -173,6 +175,9 @@ class RtpDownTrack:
             if out_ts != self._last_ts:
                 self._last_ts = out_ts
                 self._last_time = time.monotonic()
+        if self._drop_rate and random.random() < self._drop_rate:
+            self._stats.dropped_packets += 1
+            return
         if self._writer.write_rtp(data):
             stats = self._stats
             stats.forwarded_packets += 1
@@ -220,13 +225,22 @@ class RtpDownTrack:
 
     def _answer_nack(self, lost: list[int]) -> None:
         stats = self._stats
+        upstream: list[int] = []
         for seq in lost:
             stats.nacks_received += 1
             entry = self._cache[seq & (CACHE_SIZE - 1)]
-            if entry is not None and entry[0] == seq and self._writer.write_rtp(entry[1]):
-                stats.nacks_answered += 1
-            else:
-                stats.nacks_missed += 1
+            if entry is not None and entry[0] == seq:
+                if self._writer.write_rtp(entry[1]):
+                    stats.nacks_answered += 1
+                continue
+            stats.nacks_missed += 1
+            # Never reached the SFU (or long gone): ask the publisher, in its numbers.
+            in_seq = (seq - self._seq_offset) & 0xFFFF
+            if (in_seq - self._seg_first_seq) & 0xFFFF < 0x8000:
+                upstream.append(in_seq)
+        up = self._up
+        if upstream and up is not None and up.ssrc == self._src_ssrc:
+            up.nack_upstream(upstream)
 
     def send_sender_report(self) -> None:
         """An SR mapping the publisher's NTP time to this track's RTP timestamps."""

@@ -169,7 +169,6 @@ class UpConnection(_Connection):
                 private.writer_for(t),
                 private.receiver_rtcp_ssrc(t),
                 self.stats,
-                self.settings.test_drop_rate,
             )
             self.tracks[mid] = up
             self._by_receiver[id(t.receiver)] = up
@@ -191,6 +190,11 @@ class UpConnection(_Connection):
             return up.on_rtp if up is not None else None
 
         private.tap_rtp(dtls, route)
+        if self.settings.test_drop_rate:
+            private.simulate_inbound_loss(dtls, self.settings.test_drop_rate, self._dropped)
+
+    def _dropped(self) -> None:
+        self.stats.dropped_packets += 1
 
     def _drop(self, mid: str) -> RtpUpTrack:
         up = self.tracks.pop(mid)
@@ -237,7 +241,9 @@ class DownConnection(_Connection):
             t.setCodecPreferences(codec_preferences(kind))
             private.set_stream_ids(t.sender, publisher, f"{publisher}-{source}-{kind}")
             info = DownTrackInfo(mid="", participant=publisher, kind=kind, source=source)
-            down = RtpDownTrack(self.participant, info, t, self.stats)
+            down = RtpDownTrack(
+                self.participant, info, t, self.stats, self.settings.test_down_drop_rate
+            )
             down.attach(up)
             self.tracks[key] = down
         self._configure_ice()

@@ -22,9 +22,13 @@ class MediaSettings:
     bind_address are gathered today, so these are passed to aiortc but unused."""
     test_drop_rate: float = 0.0
     """Test hook: fraction of incoming RTP packets dropped on arrival (0 in production)."""
+    test_down_drop_rate: float = 0.0
+    """Test hook: fraction of packets to subscribers not sent the first time (but cached,
+    so NACKs can repair them); 0 in production."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port_min <= self.port_max <= 65535:
             raise ValueError("media port range must satisfy 0 < port_min <= port_max <= 65535")
-        if not 0.0 <= self.test_drop_rate < 1.0:
-            raise ValueError("test_drop_rate must be in [0, 1)")
+        for rate in (self.test_drop_rate, self.test_down_drop_rate):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError("test drop rates must be in [0, 1)")

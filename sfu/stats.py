@@ -20,8 +20,11 @@ class Stats:
     """Bytes of those packets (RTP header included, before SRTP)."""
     received_packets: int = 0
     """RTP packets received from publishers."""
+    late_packets_received: int = 0
+    """Video packets from publishers older than the newest seen (mostly retransmissions
+    the SFU asked for)."""
     dropped_packets: int = 0
-    """Incoming packets dropped by the test_drop_rate hook."""
+    """Packets dropped by the test_drop_rate / test_down_drop_rate hooks."""
     unforwardable_packets: int = 0
     """Packets with a payload type the subscriber did not negotiate, or too old."""
     nacks_received: int = 0

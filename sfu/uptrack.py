@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import TYPE_CHECKING
 
@@ -30,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 0.5
 """At most one PLI per this many seconds per up-track."""
+RENACK_INTERVAL = 0.02
+"""Seconds before the same sequence number is NACKed upstream again."""
 MAX_NACK_GAP = 100
 """A bigger jump in sequence numbers is treated as a restart, not as loss."""
 
@@ -46,7 +47,6 @@ class RtpUpTrack:
         writer: RtpWriter,
         rtcp_ssrc: int,
         stats: Stats,
-        drop_rate: float = 0.0,
     ) -> None:
         self.participant = participant
         """Opaque id of the publisher."""
@@ -66,9 +66,9 @@ class RtpUpTrack:
         self._writer = writer
         self._rtcp_ssrc = rtcp_ssrc
         self._stats = stats
-        self._drop_rate = drop_rate
         self._forwarding = True
         self._max_seq: int | None = None
+        self._nacked: dict[int, float] = {}
         self._last_pli = 0.0
         self._pli_timer: asyncio.TimerHandle | None = None
         self._pli_wanted = False
@@ -118,11 +118,7 @@ class RtpUpTrack:
 
     def on_rtp(self, data: bytes) -> None:
         """One decrypted RTP packet from the publisher."""
-        stats = self._stats
-        stats.received_packets += 1
-        if self._drop_rate and random.random() < self._drop_rate:
-            stats.dropped_packets += 1
-            return
+        self._stats.received_packets += 1
         try:
             view = RtpView(data)
         except ValueError:
@@ -143,19 +139,38 @@ class RtpUpTrack:
         logger.debug("up-track %s: new SSRC", self.info.mid)
         self.ssrc = ssrc
         self._max_seq = None
+        self._nacked.clear()
         self.sender_report = None
 
     def _track_loss(self, seq: int) -> None:
         # aiortc's receiver would NACK, but it never sees these packets: do it here.
         last = self._max_seq
-        if last is None or seq_newer(seq, last):
+        if last is not None and not seq_newer(seq, last):
+            self._stats.late_packets_received += 1
+        elif last is None or seq_newer(seq, last):
             self._max_seq = seq
             if last is not None:
                 gap = (seq - last) & 0xFFFF
                 if 1 < gap <= MAX_NACK_GAP and self.ssrc is not None:
-                    lost = [(last + i) & 0xFFFF for i in range(1, gap)]
-                    if self._writer.write_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, lost)):
-                        self._stats.nacks_sent_upstream += len(lost)
+                    self.nack_upstream([(last + i) & 0xFFFF for i in range(1, gap)])
+
+    def nack_upstream(self, lost: list[int]) -> None:
+        """Asks the publisher again for packets subscribers miss and no cache holds
+        (our first NACK or the retransmission itself may have been lost too)."""
+        if self.ssrc is None or not lost:
+            return
+        now = time.monotonic()
+        nacked = self._nacked
+        if len(nacked) > 1024:
+            for seq, at in list(nacked.items()):
+                if now - at > 2.0:
+                    del nacked[seq]
+        # Several subscribers miss the same packet: one request per RENACK_INTERVAL.
+        wanted = [seq for seq in lost if now - nacked.get(seq, 0.0) >= RENACK_INTERVAL]
+        if wanted and self._writer.write_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, wanted)):
+            for seq in wanted:
+                nacked[seq] = now
+            self._stats.nacks_sent_upstream += len(wanted)
 
     def on_rtcp(self, packet: AnyRtcpPacket) -> None:
         """RTCP from the publisher that aiortc routed to this track's receiver."""
