@@ -220,6 +220,8 @@ class SipWorker:
             log.info("SIP gateway listening")
             self._pump(ep)
         self._destroy(ep)
+        del ep
+        gc.collect()
 
     def _prefer_codecs(self, ep: pj.Endpoint) -> None:
         # Telephone codecs only: G.722 first (wideband), then G.711; the rest off.
@@ -280,4 +282,7 @@ class SipWorker:
             obj.thisown = False
         if leftover:
             log.debug("%d pjsua2 objects outlived the endpoint (disowned)", len(leftover))
+        # Endpoint is a singleton: the next SipWorker in this process can only create
+        # its own once this one is gone.
+        self.endpoint = None
         log.info("SIP gateway stopped")

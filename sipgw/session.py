@@ -181,7 +181,8 @@ class CallSession:
     async def _read_pin(self, prompt: Prompt) -> str:
         """Plays `prompt` and collects digits until `#` or `pin_length` digits.
 
-        The first digit cuts the prompt short; `*` starts the entry over.
+        The first digit cuts the prompt short; `*` starts the entry over; a `#` before
+        any digit is ignored.
         """
         while not self._digits.empty():
             self._digits.get_nowait()
@@ -196,6 +197,8 @@ class CallSession:
             self.audio.stop_prompts()
             timeout = self.settings.digit_timeout
             if digit == "#":
+                if not digits:
+                    continue  # a stray `#` (e.g. after a PIN that was already complete)
                 break
             if digit == "*":
                 digits = ""

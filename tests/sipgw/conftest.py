@@ -1,0 +1,126 @@
+"""Fixtures for the gateway tests: an in-process gateway on free loopback ports.
+
+The gateway runs in the test's own event loop (pjsip on its worker thread), so a test
+can reach into the fake room behind it. SIP tests are marked `sip`; they expect to run
+in a loopback-only network namespace (scripts/test does that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# `tests.sipgw.*` helpers must import under plain `pytest` too, not only `python -m pytest`.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from sipgw.config import Config, parse  # noqa: E402
+from sipgw.gateway import Gateway  # noqa: E402
+from sipgw.link import LinkFactory  # noqa: E402
+from sipgw.main import serve  # noqa: E402
+from tests.sipgw.fakes import FakeServer  # noqa: E402
+from tests.sipgw.phones import BaresipPhone, free_sip_port  # noqa: E402
+
+
+@dataclass
+class RunningGateway:
+    """A gateway serving in the background of the test's event loop."""
+
+    config: Config
+    port: int
+    stop: asyncio.Event
+    task: asyncio.Task[Gateway]
+    fake: FakeServer | None
+    gateway: Gateway | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"sip:kreis@127.0.0.1:{self.port}"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return not self.task.done()
+
+
+def gateway_config(port: int, server_url: str = "ws://127.0.0.1:9/ws", **sip: Any) -> Config:
+    table: dict[str, Any] = {
+        "listen_address": "127.0.0.1",
+        "udp_port": port,
+        "tcp_port": port,
+        "rtp_port": 40000 + port % 10000,
+        "lockout_seconds": 60,
+    }
+    table.update(sip)
+    return parse(
+        {
+            "gateway": {"secret": "gateway-geheimnis-5678", "server_url": server_url},
+            "sip": table,
+        }
+    )
+
+
+StartGateway = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[StartGateway]:
+    """Starts gateways (fake room by default); stops them all at the end."""
+    running: list[RunningGateway] = []
+
+    async def start(
+        fake: FakeServer | None = None,
+        link_factory: LinkFactory | None = None,
+        server_url: str = "ws://127.0.0.1:9/ws",
+        **sip: Any,
+    ) -> RunningGateway:
+        port = free_sip_port()
+        config = gateway_config(port, server_url, **sip)
+        if link_factory is None and fake is None:
+            fake = FakeServer()
+        factory = link_factory or (fake.factory() if fake else None)
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(config, factory, stop))
+        gw = RunningGateway(config, port, stop, task, fake)
+        running.append(gw)
+        await asyncio.sleep(0.6)
+        assert not task.done(), f"gateway did not start: {task.exception()}"
+        return gw
+
+    try:
+        yield start
+    finally:
+        for gw in running:
+            gw.stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(gw.task, 20)
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Any:
+    """Makes baresip phones; every one is stopped (killed if need be) at the end."""
+    if not shutil.which("baresip"):
+        pytest.skip("baresip is not installed")
+    made: list[BaresipPhone] = []
+
+    def make(name: str = "phone", number: str = "0301234547", tone_hz: float = 440) -> Any:
+        phone = BaresipPhone(tmp_path / f"{name}-{len(made)}", number, tone_hz)
+        made.append(phone)
+        return phone.start()
+
+    try:
+        yield make
+    finally:
+        for phone in made:
+            phone.stop()

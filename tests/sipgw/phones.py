@@ -1,0 +1,210 @@
+"""Real SIP peers for the gateway tests: baresip as a scripted phone, SIPp scenarios.
+
+`BaresipPhone` runs Debian's baresip with its own config directory: the microphone is
+a WAV file (`aufile`), the loudspeaker is nowhere (`aubridge`), and the `sndfile`
+filter dumps what the phone sends and hears to WAV files that the tests analyse with
+an FFT. Commands go in on stdin (`/dial`, digits typed during a call go out as RFC 4733
+events, `/hangup`, `/quit`). Every process has a timeout and is killed in `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+def write_tone(path: Path, hz: float, seconds: float = 60, level: float = 0.3) -> Path:
+    t = np.arange(int(seconds * RATE)) / RATE
+    pcm = (np.sin(2 * np.pi * hz * t) * level * 32767).astype("<i2") if hz else np.zeros_like(t)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return path
+
+
+def read_dump(path: Path) -> np.ndarray:
+    """Samples of a baresip `sndfile` dump (tolerates a header not yet finalised)."""
+    data = path.read_bytes()
+    start = data.find(b"data")
+    if start < 0:
+        return np.zeros(0, dtype=np.int16)
+    raw = data[start + 8 :]
+    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.int16)
+
+
+def tone_level(pcm: np.ndarray, hz: float, rate: int = RATE, width: float = 15.0) -> float:
+    """RMS amplitude of `pcm` within ±`width` Hz of `hz` (from the FFT)."""
+    if len(pcm) == 0:
+        return 0.0
+    x = pcm.astype(np.float64) * np.hanning(len(pcm))
+    spectrum = np.abs(np.fft.rfft(x)) / (np.sum(np.hanning(len(pcm))) / 2)
+    freqs = np.fft.rfftfreq(len(pcm), 1 / rate)
+    band = (freqs > hz - width) & (freqs < hz + width)
+    return float(np.sqrt(np.sum(spectrum[band] ** 2) / 2))
+
+
+def tone_ratio(pcm: np.ndarray, hz: float, rate: int = RATE) -> float:
+    """How much `hz` stands out of its neighbourhood: >10 for a steady tone, ~1 for speech."""
+    near = tone_level(pcm, hz, rate, 10)
+    around = np.sqrt(
+        (tone_level(pcm, hz - 55, rate, 25) ** 2 + tone_level(pcm, hz + 55, rate, 25) ** 2) / 2
+    )
+    return near / max(around, 1.0)
+
+
+class BaresipPhone:
+    """One scripted baresip phone on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, number: str = "0301234547", tone_hz: float = 440) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.rec = self.dir / "rec"
+        self.rec.mkdir(exist_ok=True)
+        self.port = free_sip_port()
+        self.tone = write_tone(self.dir / "mic.wav", tone_hz)
+        rtp = 10000 + self.port % 20000
+        (self.dir / "config").write_text(
+            f"""poll_method poll
+sip_listen 127.0.0.1:{self.port}
+audio_player aubridge,nowhere
+audio_source aufile,{self.tone}
+audio_alert aubridge,nowhere
+ausrc_srate 16000
+auplay_srate 16000
+ausrc_channels 1
+auplay_channels 1
+rtp_ports {rtp}-{rtp + 10}
+module_path /usr/lib/baresip/modules
+module stdio.so
+module g722.so
+module g711.so
+module aufile.so
+module aubridge.so
+module sndfile.so
+module_app account.so
+module_app menu.so
+snd_path {self.rec}
+""",
+            encoding="utf-8",
+        )
+        (self.dir / "accounts").write_text(
+            f"<sip:{number}@127.0.0.1:{self.port}>;regint=0\n", encoding="utf-8"
+        )
+        self.log = self.dir / "baresip.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BaresipPhone:
+        exe = shutil.which("baresip")
+        assert exe, "baresip is not installed"
+        self.proc = subprocess.Popen(
+            [exe, "-4", "-f", str(self.dir), "-t", "120"],
+            stdin=subprocess.PIPE,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for("baresip is ready", 10)
+        return self
+
+    def send(self, text: str) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def dial(self, uri: str) -> None:
+        self.send(f"/dial {uri}\n")
+
+    def digits(self, digits: str, gap: float = 0.25) -> None:
+        """Types digits during the call; baresip sends each as an RFC 4733 event."""
+        for digit in digits:
+            self.send(digit)
+            time.sleep(gap)
+
+    def hangup(self) -> None:
+        self.send("/hangup\n")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, text: str, timeout: float, after: int = 0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output()[after:]:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return text in self.output()[after:]
+            time.sleep(0.05)
+        return False
+
+    def heard(self) -> np.ndarray:
+        """Everything the phone received (decoded), from the sndfile dump."""
+        files = sorted(self.rec.glob("dump-*-dec.wav"))
+        return np.concatenate([read_dump(f) for f in files]) if files else np.zeros(0, np.int16)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(Exception):
+            self.send("/quit\n")
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        if self.proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()
+
+
+def run_sipp(
+    scenario: Path, target: str, workdir: Path, timeout: float = 30, extra: list[str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Runs one SIPp client scenario against `target` (host:port), bounded in time."""
+    exe = shutil.which("sipp")
+    assert exe, "sipp is not installed"
+    port = free_sip_port()
+    cmd = [
+        exe,
+        target,
+        "-sf",
+        str(scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-m",
+        "1",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-trace_err",
+        "-trace_msg",
+        "-nostdin",
+        *(extra or []),
+    ]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=timeout + 10)
