@@ -26,7 +26,6 @@ import aioice
 import aioice.ice
 import aiortc
 import aiortc.codecs
-import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
@@ -50,8 +49,8 @@ if aiortc.__version__ != AIORTC_VERSION or aioice.__version__ != AIOICE_VERSION:
         "there and in tests/sfu/test_aiortc_private.py before changing the pin"
     )
 
-#: Private names this module relies on, checked by tests/sfu/test_aiortc_private.py.
-#: (owner, attribute) pairs; owner is a class or module.
+#: Class- and module-level private names this module relies on, as (owner, name).
+#: tests/sfu/test_aiortc_private.py checks each one by name.
 PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
     (aiortc.rtcrtpreceiver, "get_decoder"),
     (aiortc.rtcrtpsender, "get_encoder"),
@@ -59,32 +58,52 @@ PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpReceiver, "_handle_rtcp_packet"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_next_encoded_frame"),
     (RTCRtpSender, "_run_rtp"),
     (RTCRtpSender, "_run_rtcp"),
-    (RTCRtpSender, "_RTCRtpSender__cname"),
-    (RTCRtpSender, "_RTCRtpSender__rtp_started"),
-    (RTCRtpSender, "_RTCRtpSender__rtp_exited"),
-    (RTCRtpSender, "_RTCRtpSender__rtcp_started"),
-    (RTCRtpSender, "_RTCRtpSender__rtcp_exited"),
-    (RTCRtpSender, "_ssrc"),
-    (RTCRtpSender, "_stream_id"),
-    (RTCRtpSender, "_track_id"),
-    (RTCRtpTransceiver, "_codecs"),
-    (RTCRtpTransceiver, "_headerExtensions"),
     (RTCDtlsTransport, "_handle_rtp_data"),
-    (RTCDtlsTransport, "_rtp_router"),
-    (RTCDtlsTransport, "_rtp_header_extensions_map"),
-    (RTCDtlsTransport, "_state"),
-    (RTCDtlsTransport, "_tx_srtp"),
-    (RTCPeerConnection, "_RTCPeerConnection__iceTransports"),
-    (aiortc.rtcicetransport.RTCIceTransport, "_recv"),
+    (RTCDtlsTransport, "_recv_next"),
     (aioice.ice.Connection, "gather_candidates"),
-    (aioice.ice.Connection, "_local_candidates"),
-    (aioice.ice.Connection, "_local_candidates_start"),
-    (aioice.ice.Connection, "_local_candidates_end"),
-    (aioice.ice.Connection, "_protocols"),
-    (aioice.ice.Connection, "_nominated"),
     (aioice.ice, "StunProtocol"),
+)
+
+#: Instance attributes this module relies on, by the kind of object that holds them.
+#: The test builds a real connected pair of peer connections and checks each one.
+PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
+    "RTCPeerConnection": ("_RTCPeerConnection__iceTransports",),
+    "RTCRtpTransceiver": ("_codecs", "_headerExtensions"),
+    "RTCRtpSender": (
+        "_ssrc",
+        "_stream_id",
+        "_track_id",
+        "_RTCRtpSender__cname",
+        "_RTCRtpSender__rtp_started",
+        "_RTCRtpSender__rtp_exited",
+        "_RTCRtpSender__rtcp_started",
+        "_RTCRtpSender__rtcp_exited",
+    ),
+    "RemoteStreamTrack": ("_queue",),
+    "RTCDtlsTransport": ("_rtp_router", "_rtp_header_extensions_map", "_state", "_tx_srtp"),
+    "RtpRouter": ("route_rtp",),
+    "RTCIceTransport": ("_recv", "_connection"),
+    "Connection": (
+        "_local_candidates",
+        "_local_candidates_start",
+        "_local_candidates_end",
+        "_protocols",
+        "_nominated",
+    ),
+    "CandidatePair": ("protocol", "remote_addr"),
+    "StunProtocol": ("transport", "local_candidate"),
+}
+
+#: Parameter names the hooks depend on (the codec counter reads callers' locals).
+PRIVATE_PARAMETERS: tuple[tuple[Any, tuple[str, ...]], ...] = (
+    (aiortc.rtcrtpreceiver.decoder_worker, ("loop", "input_q", "output_q", "decode_error")),
+    (RTCRtpSender._next_encoded_frame, ("self", "codec")),
+    (RTCDtlsTransport._handle_rtp_data, ("self", "data", "arrival_time_ms")),
+    (RTCRtpReceiver._handle_rtp_packet, ("self", "packet", "arrival_time_ms")),
+    (RTCRtpSender._handle_rtcp_packet, ("self", "packet")),
 )
 
 # --- codec counting -------------------------------------------------------------
