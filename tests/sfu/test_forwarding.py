@@ -99,5 +99,57 @@ async def test_payload_bytes_arrive_unchanged_without_codecs(router: Router) -> 
         await pub.pc.close()
 
 
+async def test_sequence_and_timestamps_continue_across_a_publisher_restart(
+    router: Router,
+) -> None:
+    """The publisher restarts its stream (new SSRC, sequence numbers and timestamp base):
+    the subscriber must still see one stream without jumps."""
+    room = "r-restart"
+    sub = Subscriber(router, room, "sub", capture_raw=True)
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _ignore)
+    try:
+        await asyncio.wait_for(pub.publish([("video", "camera")]), 10)
+        await pub.wait_connected()
+        await asyncio.wait_for(sub.answered.wait(), 10)
+        await wait_for(lambda: sub.pc.connectionState == "connected", 10)
+        await asyncio.sleep(0.3)
+        t = pub.transceivers["camera"]
+        ext_map = HeaderExtensionsMap()
+        ext_map.configure(RTCRtpParameters(headerExtensions=t._headerExtensions))
+        pt = negotiated_codecs(t)[0].payloadType
+
+        async def send(ssrc: int, seq: int, ts: int, frames: int) -> None:
+            for _frame in range(frames):
+                packet = RtpPacket(
+                    payload_type=pt,
+                    marker=1,
+                    sequence_number=seq & 0xFFFF,
+                    timestamp=ts & 0xFFFFFFFF,
+                    ssrc=ssrc,
+                    payload=b"\x10" + os.urandom(200),
+                )
+                await t.sender.transport._send_rtp(packet.serialize(ext_map))
+                seq += 1
+                ts += 3000
+                await asyncio.sleep(0.033)
+
+        await send(0x1111, 65530, 0xFFFFF000, 20)  # wraps both counters
+        await send(0x2222, 400, 77, 20)  # restart: everything new
+        await wait_for(lambda: len(sub.raw) >= 40, 5)
+        got = sub.raw
+        assert len({p.ssrc for p in got}) == 1
+        seqs = [p.sequence_number for p in got]
+        assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+        steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(got)]
+        # Every step is forward; the one at the restart follows the wall clock (~33 ms).
+        assert all(0 < step < 90000 for step in steps), steps
+        assert steps[19] > 1000
+    finally:
+        await sub.close()
+        await pub.pc.close()
+
+
 async def _ignore(sdp: str, tracks: object) -> None:
     return None
