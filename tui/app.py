@@ -8,7 +8,7 @@ the terminal bell rings and a notification shows, whatever screen is on top.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import App
@@ -24,6 +24,9 @@ from tui.screens.login import LoginScreen
 from tui.screens.room import RoomScreen
 from tui.screens.rooms import RoomsScreen
 from tui.session import ConsoleSession
+
+if TYPE_CHECKING:
+    from tui.audio import ConsoleAudio
 
 
 class KreisConsole(App[int]):
@@ -46,7 +49,7 @@ class KreisConsole(App[int]):
         lang: str = "en",
         session: ConsoleSession | None = None,
         config_path: Path | None = None,
-        audio: bool = False,
+        audio: str | None = None,
         cursor_blink: bool = True,
         live_refresh: bool = True,
         fixed_clock: float | None = None,
@@ -59,7 +62,8 @@ class KreisConsole(App[int]):
         self.initial_group = group
         self.config_path = config_path
         self.audio_wanted = audio
-        self.audio: object | None = None
+        """None, or the --audio device spec (e.g. "default", "file:MIC.wav:OUT.wav")."""
+        self.audio: ConsoleAudio | None = None
         self.cursor_blink = cursor_blink
         """False in snapshot tests, so that screenshots are stable."""
         self.live_refresh = live_refresh
@@ -153,22 +157,25 @@ class KreisConsole(App[int]):
         room = self.session.room
         if room is None:
             return
+        await self._stop_audio()
         try:
             backend = open_backend(self.audio_wanted)
         except AudioError as exc:
             self.notify(t("audio.none", reason=str(exc)), severity="warning", timeout=8)
             return
-        audio = ConsoleAudio(self.session.server_url, self.session.group, backend, ssl=None)
+        server_url, group, password = self.session.audio_credentials()
+        audio = ConsoleAudio(server_url, group, password, backend, lang=current_lang())
+        self.audio = audio
         try:
-            await audio.start(self.session.password_for_audio(), room.slug)
-        except Exception as exc:  # audio is optional: say so, carry on
+            await audio.start(room.slug)
+        except Exception as exc:  # audio is optional: say so and carry on
             self.notify(t("audio.failed", reason=type(exc).__name__), severity="warning")
+            self.audio = None
             await audio.stop()
             return
-        self.audio = audio
         self.notify(t("audio.on"))
 
     async def _stop_audio(self) -> None:
         audio, self.audio = self.audio, None
         if audio is not None:
-            await audio.stop()  # type: ignore[attr-defined]
+            await audio.stop()

@@ -168,6 +168,11 @@ class ConsoleSession:
             raise
         self._guard = asyncio.create_task(self._guard_connection(client))
 
+    def audio_credentials(self) -> tuple[str, str, str]:
+        """Server, group and password for the audio connection (tui/audio.py), which
+        logs in on its own socket; the password still lives in memory only."""
+        return self.server_url, self.group, self._password
+
     async def close(self) -> None:
         """Leaves for good: no reconnect, the socket closed, the password forgotten."""
         self._closing = True
