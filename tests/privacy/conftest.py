@@ -52,6 +52,12 @@ def _harness() -> Any:
 
 
 @pytest.fixture
+def harness() -> Any:
+    """tests/conftest.py as a module (`start_server`, `write_config`, …)."""
+    return _harness()
+
+
+@pytest.fixture
 def audit_server(tmp_path: Path) -> Iterator[Any]:
     """A real `kreis serve` with the test hooks on and a /metrics token, so a test can
     look into its memory and read its metrics. Everything it may write (logs, XDG
