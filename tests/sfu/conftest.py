@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sfu_clients import ROUTER_PORTS
 
 from sfu import MediaSettings, Router
-
-ROUTER_PORTS = (42000, 42599)
 
 
 @pytest.fixture

@@ -24,11 +24,14 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtcpSrPacket
 from av import AudioFrame, VideoFrame
 
 from sfu import DownTrackInfo, Router, TrackInfo
 from sfu import aiortc_private as private
 
+ROUTER_PORTS = (42000, 42599)
+"""UDP ports for the router under test."""
 CLIENT_PORTS = (42600, 42999)
 """UDP ports for the test clients (the router under test uses another range)."""
 
@@ -159,6 +162,10 @@ class Subscriber:
     frames: dict[str, int] = field(default_factory=dict)
     audio: list[np.ndarray] = field(default_factory=list)
     raw: list[Any] = field(default_factory=list)
+    sender_reports: dict[int, tuple[float, int, int]] = field(default_factory=dict)
+    """Down SSRC → (local time, NTP, RTP timestamp) of the last SR received."""
+    last_rtp: dict[int, tuple[float, int, str]] = field(default_factory=dict)
+    """Down SSRC → (local time, RTP timestamp, kind) of the last packet received."""
     answer_delay: float = 0.0
     """Seconds to wait before answering, like a slow browser."""
     overlapping_offers: int = 0
@@ -183,9 +190,11 @@ class Subscriber:
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        if self.capture_raw:
-            for t in self.pc.getTransceivers():
+        for t in self.pc.getTransceivers():
+            if self.capture_raw:
                 self._capture(t)
+            else:
+                self._observe(t)
         await set_local(self.pc, await self.pc.createAnswer())
         self._outstanding = False
         await self.router.got_down_answer(self.room, self.id, self.pc.localDescription.sdp)
@@ -201,6 +210,40 @@ class Subscriber:
             self.raw.append(packet)
 
         receiver._handle_rtp_packet = record  # type: ignore[method-assign]
+
+    def _observe(self, transceiver: RTCRtpTransceiver) -> None:
+        """Records SRs and packet timestamps, then lets aiortc go on as usual."""
+        receiver = transceiver.receiver
+        if getattr(receiver, "_test_observe", False):
+            return
+        receiver._test_observe = True  # type: ignore[attr-defined]
+        handle_rtp, handle_rtcp = receiver._handle_rtp_packet, receiver._handle_rtcp_packet
+        kind = transceiver.kind
+
+        async def rtp(packet: Any, arrival_time_ms: int) -> None:
+            self.last_rtp[packet.ssrc] = (time.time(), packet.timestamp, kind)
+            await handle_rtp(packet, arrival_time_ms)
+
+        async def rtcp(packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                info = packet.sender_info
+                self.sender_reports[packet.ssrc] = (
+                    time.time(),
+                    info.ntp_timestamp,
+                    info.rtp_timestamp,
+                )
+            await handle_rtcp(packet)
+
+        receiver._handle_rtp_packet = rtp  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = rtcp  # type: ignore[method-assign]
+
+    def media_clock(self, ssrc: int) -> float:
+        """Publisher wall-clock time (s, NTP) of the newest packet on ssrc, via the SR."""
+        _, ntp, sr_rtp = self.sender_reports[ssrc]
+        _, ts, kind = self.last_rtp[ssrc]
+        rate = 48000 if kind == "audio" else 90000
+        delta = ((ts - sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return ntp / (1 << 32) + delta / rate
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if not self.capture_raw:

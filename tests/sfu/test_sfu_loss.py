@@ -14,8 +14,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import ROUTER_PORTS
-from sfu_clients import MovingVideoTrack, Publisher, Subscriber, wait_for
+from sfu_clients import ROUTER_PORTS, MovingVideoTrack, Publisher, Subscriber, wait_for
 
 from sfu import MediaSettings, Router
 

@@ -35,6 +35,14 @@ async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
             )
             assert abs(peak - 1000) < 30
             assert share > 0.5
+        # Lip sync: through each down-track's SRs, the newest audio and video packets
+        # map to (nearly) the same publisher time, as they were sent at the same time.
+        for s in subs:
+            await wait_for(lambda s=s: len(s.sender_reports) == 2, 5)
+            clocks = {s.last_rtp[ssrc][2]: s.media_clock(ssrc) for ssrc in s.sender_reports}
+            skew = abs(clocks["audio"] - clocks["video"])
+            print(f"{s.id}: audio/video skew via SRs {skew * 1000:.0f} ms")
+            assert skew < 0.15
         stats = router.stats
         print("router stats", stats.snapshot(), "process codecs", process_codec_counts())
         assert stats.forwarded_packets > 0
