@@ -150,11 +150,12 @@ def _counted(kind: str, original: Callable[..., Any], local: str) -> Callable[..
     return wrapper
 
 
-if not hasattr(aiortc.rtcrtpreceiver.get_decoder, "__wrapped__"):
-    aiortc.rtcrtpreceiver.get_decoder = _counted(  # type: ignore[assignment]
+# aiortc's receiver and sender modules import these by name: wrap them there.
+if not hasattr(vars(aiortc.rtcrtpreceiver)["get_decoder"], "__wrapped__"):
+    vars(aiortc.rtcrtpreceiver)["get_decoder"] = _counted(
         "decoders", aiortc.codecs.get_decoder, "output_q"
     )
-    aiortc.rtcrtpsender.get_encoder = _counted(  # type: ignore[assignment]
+    vars(aiortc.rtcrtpsender)["get_encoder"] = _counted(
         "encoders", aiortc.codecs.get_encoder, "self"
     )
 
@@ -165,7 +166,7 @@ def count_codecs_for(pc: RTCPeerConnection, counter: CodecCounter) -> None:
         _owners[t.sender] = counter
         track = t.receiver.track
         if track is not None:
-            _owners[track._queue] = counter
+            _owners[track._queue] = counter  # type: ignore[attr-defined]
 
 
 # --- ICE on a configured address and port range ---------------------------------
@@ -316,7 +317,7 @@ def silence_sender(
     async def handle_rtcp(packet: AnyRtcpPacket) -> None:
         on_rtcp(packet)
 
-    sender._run_rtp = idle  # type: ignore[method-assign]
+    sender._run_rtp = idle  # type: ignore[method-assign, assignment]
     sender._run_rtcp = idle_rtcp  # type: ignore[method-assign]
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
@@ -358,7 +359,7 @@ RtpSink = Callable[[bytes], None]
 
 def tap_rtp(
     dtls: RTCDtlsTransport,
-    route: Callable[[RTCRtpReceiver], RtpSink | None],
+    route: Callable[[Any], RtpSink | None],
 ) -> Callable[[int], None]:
     """Hands every decrypted RTP packet on dtls to a sink, bypassing aiortc's parse.
 

@@ -66,7 +66,6 @@ class RtpDownTrack:
         self._drop_rate = drop_rate
         self._writer = private.writer_for(transceiver)
         self._up: RtpUpTrack | None = None
-        self._up_generation = -1
         self._pt_map: dict[int, int] = {}
         self._clock: dict[int, int] = {}
         self._ext_map: dict[int, int] = {}
@@ -130,7 +129,7 @@ class RtpDownTrack:
         clock: dict[int, int] = {}
         for pt, codec in up.codecs.items():
             match = down_codecs.get(codec_key(codec))
-            if match is not None:
+            if match is not None and match.payloadType is not None:
                 pt_map[pt] = match.payloadType
                 clock[pt] = codec.clockRate
         by_uri = {
@@ -143,7 +142,6 @@ class RtpDownTrack:
         }
         self._pt_map = pt_map
         self._clock = clock
-        self._up_generation = up.generation
 
     def resync(self) -> None:
         self._resync = True

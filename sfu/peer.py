@@ -227,10 +227,10 @@ class DownConnection(_Connection):
     ) -> tuple[str, list[DownTrackInfo]]:
         """Brings the down-tracks to desired and returns (offer SDP, track list)."""
         for key in [k for k in self.tracks if k not in desired]:
-            down = self.tracks.pop(key)
-            down.detach()
+            gone = self.tracks.pop(key)
+            gone.detach()
             # aiortc keeps m-lines forever; an inactive one carries nothing.
-            down.transceiver.direction = "inactive"
+            gone.transceiver.direction = "inactive"
         for key, up in desired.items():
             down = self.tracks.get(key)
             if down is not None:

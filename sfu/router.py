@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ from sfu.stats import Stats
 from sfu.uptrack import RtpUpTrack
 
 logger = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 20.0
+"""Seconds after which a change re-offers even though the last offer is unanswered."""
 
 SendDownOffer = Callable[[str, list[DownTrackInfo]], Awaitable[None]]
 
@@ -37,6 +41,8 @@ class _Participant:
     down: DownConnection | None = None
     offer_outstanding: bool = False
     """A down offer was sent (or is being built) and its answer has not arrived."""
+    offer_started: float = 0.0
+    """time.monotonic() when the outstanding offer was started."""
     dirty: bool = False
     """The wanted tracks changed while an offer was outstanding."""
     up_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -176,10 +182,16 @@ class Router:
         return desired
 
     def _want_offer(self, p: _Participant) -> None:
-        if p.offer_outstanding:
-            p.dirty = True
+        if not self._running:
             return
+        if p.offer_outstanding:
+            if time.monotonic() - p.offer_started < ANSWER_TIMEOUT:
+                p.dirty = True
+                return
+            # A client that never answered must not block its media forever.
+            logger.info("down answer overdue; offering again")
         p.offer_outstanding = True
+        p.offer_started = time.monotonic()
         p.dirty = False
         task = asyncio.create_task(self._send_offer(p))
         self._tasks.add(task)

@@ -91,7 +91,7 @@ class RtpUpTrack:
         self, codecs: list[RTCRtpCodecParameters], extensions: dict[int, str]
     ) -> None:
         """Takes the codecs and extensions of a (re)negotiated up connection."""
-        self.codecs = {c.payloadType: c for c in codecs}
+        self.codecs = {c.payloadType: c for c in codecs if c.payloadType is not None}
         self.extensions = dict(extensions)
         self.generation += 1
         for down in self._downs:
@@ -217,9 +217,9 @@ class RtpUpTrack:
         """Passes the lowest subscriber bandwidth estimate to the publisher."""
         if self.ssrc is None:
             return
-        estimates = [d.remb for d in self._downs if d.remb]
+        estimates = [d.remb for d in self._downs if d.remb is not None]
         if estimates and self._writer.write_rtcp(
-            rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])  # type: ignore[type-var]
+            rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])
         ):
             self._stats.rembs_sent_upstream += 1
 
