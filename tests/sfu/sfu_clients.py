@@ -166,6 +166,8 @@ class Subscriber:
     """Down SSRC → (local time, NTP, RTP timestamp) of the last SR received."""
     last_rtp: dict[int, tuple[float, int, str]] = field(default_factory=dict)
     """Down SSRC → (local time, RTP timestamp, kind) of the last packet received."""
+    payload_types: set[int] = field(default_factory=set)
+    """Payload types of the packets received (when decoding)."""
     answer_delay: float = 0.0
     """Seconds to wait before answering, like a slow browser."""
     overlapping_offers: int = 0
@@ -222,6 +224,7 @@ class Subscriber:
 
         async def rtp(packet: Any, arrival_time_ms: int) -> None:
             self.last_rtp[packet.ssrc] = (time.time(), packet.timestamp, kind)
+            self.payload_types.add(packet.payload_type)
             await handle_rtp(packet, arrival_time_ms)
 
         async def rtcp(packet: Any) -> None:

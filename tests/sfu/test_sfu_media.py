@@ -7,7 +7,7 @@ import asyncio
 from sfu_clients import MovingVideoTrack, Publisher, Subscriber, ToneTrack, tone_ratio, wait_for
 
 from sfu import Router
-from sfu.aiortc_private import process_codec_counts
+from sfu.aiortc_private import negotiated_codecs, process_codec_counts
 
 
 async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
@@ -56,3 +56,53 @@ async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
 
 async def _no_offers(sdp: str, tracks: object) -> None:
     return None
+
+
+async def test_h264_publisher_is_forwarded_as_h264(router: Router) -> None:
+    """A publisher that offers only H.264 (as some browsers prefer) is forwarded as is."""
+    room = "r-h264"
+    sub = Subscriber(router, room, "sub")
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _no_offers)
+
+    def h264_only(sdp: str) -> str:
+        return _only_codec(sdp, "H264")
+
+    try:
+        await asyncio.wait_for(pub.publish([(MovingVideoTrack(), "camera")], h264_only), 10)
+        t = pub.transceivers["camera"]
+        assert {c.mimeType for c in negotiated_codecs(t)} == {"video/H264"}
+        await wait_for(lambda: sub.video_frames() > 30, 20)
+        down = sub.pc.getTransceivers()[0]
+        h264_pts = {c.payloadType for c in negotiated_codecs(down) if c.name == "H264"}
+        assert sub.payload_types and sub.payload_types <= h264_pts
+        assert router.stats.decoders_created == 0 and router.stats.encoders_created == 0
+    finally:
+        await sub.close()
+        await pub.pc.close()
+
+
+def _only_codec(sdp: str, name: str) -> str:
+    """The offer with the video m-line reduced to one codec family (no RTX)."""
+    lines = sdp.split("\r\n")
+    keep: set[str] = set()
+    for line in lines:
+        if line.startswith("a=rtpmap:") and f" {name}/" in line:
+            keep.add(line.split()[0].split(":")[1])
+    out = []
+    in_video = False
+    for line in lines:
+        if line.startswith("m="):
+            in_video = line.startswith("m=video")
+            if in_video:
+                head = line.split()[:3]
+                line = " ".join(head + [pt for pt in line.split()[3:] if pt in keep])
+        elif (
+            in_video
+            and line.split(":", 1)[0] in ("a=rtpmap", "a=rtcp-fb", "a=fmtp")
+            and line.split()[0].split(":")[1] not in keep
+        ):
+            continue
+        out.append(line)
+    return "\r\n".join(out)
