@@ -1,0 +1,194 @@
+"""What every benchmark measures the same way: CPU and memory of a process tree from
+/proc, percentiles, and the synthetic media that light publishers send.
+
+The media is shaped like a camera and a microphone: Opus at 50 packets/s of ~100
+bytes, VP8 at 30 frames/s of a few ~900-byte packets with a big keyframe every two
+seconds. Each payload carries the sender's CLOCK_MONOTONIC time (shared by all
+processes of the machine), so a subscriber can tell how long a packet took.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+AUDIO_PPS = 50
+VIDEO_FPS = 30
+VIDEO_PACKETS_PER_FRAME = 4
+KEYFRAME_EVERY = 60
+"""Frames between keyframes (two seconds at 30 fps)."""
+KEYFRAME_PACKETS = 30
+AUDIO_BYTES = 100
+VIDEO_BYTES = 900
+KEYFRAME_BYTES = 1100
+
+_STAMP = struct.Struct("!dI")
+"""Payload head after the codec byte: send time (monotonic seconds), publisher number."""
+
+
+def video_pps() -> float:
+    """Average video packets per second of one publisher."""
+    per_cycle = (KEYFRAME_EVERY - 1) * VIDEO_PACKETS_PER_FRAME + KEYFRAME_PACKETS
+    return per_cycle / KEYFRAME_EVERY * VIDEO_FPS
+
+
+# --- processes ---------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids.extend(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (SFU workers are children of the server)."""
+    out = [pid]
+    i = 0
+    while i < len(out):
+        out.extend(_children(out[i]))
+        i += 1
+    return out
+
+
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """user+system CPU seconds used so far by pid (and its descendants)."""
+    total = 0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def rss_bytes(pid: int, tree: bool = True) -> int:
+    """Resident memory of pid (and its descendants)."""
+    total = 0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except OSError:
+            continue
+    return total
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+# --- synthetic media ---------------------------------------------------------------
+
+
+def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, marker: bool, payload: bytes) -> bytes:
+    head = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq, ts, ssrc)
+    return head + payload
+
+
+def stamped(codec_byte: int, publisher: int, size: int) -> bytes:
+    body = bytes([codec_byte]) + _STAMP.pack(time.monotonic(), publisher)
+    return body + bytes(max(0, size - len(body)))
+
+
+def payload_offset(data: bytes) -> int:
+    b0 = data[0]
+    off = 12 + 4 * (b0 & 0x0F)
+    if b0 & 0x10:
+        off += 4 + 4 * int.from_bytes(data[off + 2 : off + 4], "big")
+    return off
+
+
+@dataclass
+class Receipts:
+    """What the subscribers of one client process received."""
+
+    packets: int = 0
+    recording: bool = False
+    latencies: list[float] = field(default_factory=list)
+
+    def sink(self, data: bytes) -> None:
+        """Counts one decrypted RTP packet; records its age while recording."""
+        self.packets += 1
+        if self.recording:
+            off = payload_offset(data) + 1
+            sent, _publisher = _STAMP.unpack_from(data, off)
+            self.latencies.append(time.monotonic() - sent)
+
+
+Send = Callable[[bytes], object]
+
+
+@dataclass
+class Stream:
+    """One publisher's two streams and where their packets go."""
+
+    number: int
+    send_audio: Send
+    send_video: Send
+    audio_pt: int = 111
+    video_pt: int = 96
+    audio_ssrc: int = 1
+    video_ssrc: int = 2
+    phase: float = 0.0
+    _aseq: int = 0
+    _vseq: int = 0
+    _frames: int = 0
+    _audio_due: float = 0.0
+    _video_due: float = 0.0
+
+    def start(self, now: float) -> None:
+        self._audio_due = now + self.phase / AUDIO_PPS
+        self._video_due = now + self.phase / VIDEO_FPS
+
+    def pump(self, now: float) -> int:
+        """Sends every packet that is due by now; returns how many."""
+        sent = 0
+        while self._audio_due <= now:
+            self._aseq = (self._aseq + 1) & 0xFFFF
+            ts = (self._aseq * 960) & 0xFFFFFFFF
+            payload = stamped(0xFC, self.number, AUDIO_BYTES)
+            self.send_audio(
+                rtp_packet(self.audio_pt, self._aseq, ts, self.audio_ssrc, False, payload)
+            )
+            self._audio_due += 1 / AUDIO_PPS
+            sent += 1
+        while self._video_due <= now:
+            key = self._frames % KEYFRAME_EVERY == 0
+            count, size = (
+                (KEYFRAME_PACKETS, KEYFRAME_BYTES)
+                if key
+                else (
+                    VIDEO_PACKETS_PER_FRAME,
+                    VIDEO_BYTES,
+                )
+            )
+            ts = (self._frames * 3000) & 0xFFFFFFFF
+            for i in range(count):
+                self._vseq = (self._vseq + 1) & 0xFFFF
+                payload = stamped(0x10 if i == 0 else 0x00, self.number, size)
+                self.send_video(
+                    rtp_packet(
+                        self.video_pt, self._vseq, ts, self.video_ssrc, i == count - 1, payload
+                    )
+                )
+            self._frames += 1
+            self._video_due += 1 / VIDEO_FPS
+            sent += count
+        return sent

@@ -1,0 +1,186 @@
+"""The naive baseline: aiortc's own way, decode every publisher once and re-encode
+for every subscriber (MediaRelay), measured like the SFU in packets out per CPU-second.
+
+The relay runs in its own process (bench/sfu.py reads its CPU from /proc); the
+publishers encode real Opus and VP8 (a relay must be able to decode what it gets) in
+the orchestrator's process, and the subscribers count decrypted RTP at the DTLS
+transport without decoding. Each subscriber has one down connection per publisher;
+signalling is a multiprocessing pipe (no server, no lobby: this is only a baseline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import multiprocessing as mp
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from av import AudioFrame, VideoFrame
+
+from bench.measure import Receipts, cpu_seconds
+from sfu import aiortc_private as private
+
+RELAY_PORTS = (43000, 43999)
+CLIENT_PORTS = (48000, 48999)
+SAMPLE_RATE = 48000
+
+
+def _pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def _set_local(
+    pc: RTCPeerConnection, desc: RTCSessionDescription, ports: tuple[int, int]
+) -> None:
+    private.configure_ice(pc, "127.0.0.1", "127.0.0.1", *ports)
+    await pc.setLocalDescription(desc)
+
+
+async def _relay(conn: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    relay = MediaRelay()
+    published: dict[str, dict[str, MediaStreamTrack]] = {}
+    pcs: dict[Any, RTCPeerConnection] = {}
+    while True:
+        msg = await loop.run_in_executor(None, conn.recv)
+        if msg[0] == "up":
+            _, who, sdp = msg
+            pc = pcs[who] = _pc()
+            tracks = published.setdefault(who, {})
+            pc.on("track", lambda track, tracks=tracks: tracks.__setitem__(track.kind, track))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            await _set_local(pc, await pc.createAnswer(), RELAY_PORTS)
+            conn.send(pc.localDescription.sdp)
+        elif msg[0] == "down":
+            _, sub, pub = msg
+            pc = pcs[(sub, pub)] = _pc()
+            for kind in ("audio", "video"):
+                pc.addTrack(relay.subscribe(published[pub][kind]))
+            await _set_local(pc, await pc.createOffer(), RELAY_PORTS)
+            conn.send(pc.localDescription.sdp)
+        elif msg[0] == "down_answer":
+            _, sub, pub, sdp = msg
+            await pcs[(sub, pub)].setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+            conn.send("ok")
+        else:
+            break
+    await asyncio.gather(*(pc.close() for pc in pcs.values()), return_exceptions=True)
+
+
+def relay_main(conn: Connection) -> None:
+    asyncio.run(_relay(conn))
+
+
+class _Tone(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._samples = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        n = SAMPLE_RATE // 50
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._samples / SAMPLE_RATE - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = (np.arange(n) + self._samples) / SAMPLE_RATE
+        pcm = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._samples += n
+        return frame
+
+
+class _Video(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._n = 0
+        self._start: float | None = None
+
+    async def recv(self) -> VideoFrame:
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._n / 30 - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        img = np.zeros((240, 320, 3), np.uint8)
+        img[..., 0] = (np.arange(320, dtype=np.uint16) + self._n * 4) % 256
+        img[..., 1] = (np.arange(240, dtype=np.uint16)[:, None] + self._n * 2) % 256
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = self._n * 3000
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._n += 1
+        return frame
+
+
+async def _session(conn: Connection, rooms: int, size: int, seconds: float, pid: int) -> Any:
+    from bench.sfu import Figures
+
+    loop = asyncio.get_running_loop()
+
+    async def ask(*msg: Any) -> Any:
+        conn.send(msg)
+        return await loop.run_in_executor(None, conn.recv)
+
+    receipts = Receipts()
+    pcs: list[RTCPeerConnection] = []
+    names = [[f"r{r}p{i}" for i in range(size)] for r in range(rooms)]
+    for room in names:
+        for who in room:
+            pc = _pc()
+            pcs.append(pc)
+            pc.addTrack(_Tone())
+            pc.addTrack(_Video())
+            await _set_local(pc, await pc.createOffer(), CLIENT_PORTS)
+            answer = await ask("up", who, pc.localDescription.sdp)
+            await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await asyncio.sleep(1.0)
+    for room in names:
+        for sub in room:
+            for pub in room:
+                if pub == sub:
+                    continue
+                pc = _pc()
+                pcs.append(pc)
+                offer = await ask("down", sub, pub)
+                await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+                for t in pc.getTransceivers():
+                    private.mute_receiver(t.receiver, lambda _p: None)
+                private.tap_rtp(private.dtls_of(pc.getTransceivers()[0]), lambda _r: receipts.sink)
+                await _set_local(pc, await pc.createAnswer(), CLIENT_PORTS)
+                await ask("down_answer", sub, pub, pc.localDescription.sdp)
+    await asyncio.sleep(5.0)  # connections up, encoders warmed up
+    n0, cpu0, t0 = receipts.packets, cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    n1, cpu1, t1 = receipts.packets, cpu_seconds(pid), time.monotonic()
+    conn.send(("close",))
+    await asyncio.gather(*(pc.close() for pc in pcs), return_exceptions=True)
+    return Figures("relay", n1 - n0, n1 - n0, t1 - t0, cpu1 - cpu0, [])
+
+
+def run_relay(rooms: int, size: int, seconds: float) -> Any:
+    """Measures the relay with rooms x size participants; returns bench.sfu.Figures."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=relay_main, args=(child,), daemon=True)
+    proc.start()
+    try:
+        assert proc.pid is not None
+        return asyncio.run(_session(parent, rooms, size, seconds, proc.pid))
+    finally:
+        proc.join(timeout=20)
+        if proc.is_alive():
+            proc.terminate()

@@ -1,0 +1,127 @@
+"""Starts the real `kreis serve` for a benchmark, like tests/conftest.py's start_server,
+and creates the benchmark's rooms through the signalling protocol as a leader would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.client import KreisClient
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUP = "benchgruppe"
+PASSWORD = "bench-passwort-1234"
+SERVER_PORTS = (41000, 42999)
+"""UDP range of the server under test (the clients use CLIENT_PORTS)."""
+CLIENT_PORTS = (44000, 47999)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class BenchServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    tmp: tempfile.TemporaryDirectory[str]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.tmp.cleanup()
+
+
+def start(
+    workers: int = 1, env: dict[str, str] | None = None, lobby_timeout: int = 600
+) -> BenchServer:
+    """Starts a server with the benchmark's group, bound to loopback; waits for health."""
+    from app.passwords import hash_password
+
+    tmp = tempfile.TemporaryDirectory(prefix="kreis-bench-")
+    path = Path(tmp.name)
+    port = free_port()
+    (path / "kreis.toml").write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[rooms]
+empty_timeout_seconds = 60
+knock_timeout_seconds = {lobby_timeout}
+max_participants = 100
+max_rooms = 1000
+
+[limits]
+flood_messages_per_10s = 10000
+
+[media]
+advertised_address = "127.0.0.1"
+bind_address = "127.0.0.1"
+port_min = {SERVER_PORTS[0]}
+port_max = {SERVER_PORTS[1]}
+workers = {workers}
+
+[logging]
+dir = "{path / "logs"}"
+
+[groups.{GROUP}]
+password_hash = "{hash_password(PASSWORD)}"
+""",
+        encoding="utf-8",
+    )
+    proc_env = dict(os.environ)
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        proc_env[var] = str(path / var.lower())
+    proc_env["PYTHONUNBUFFERED"] = "1"
+    proc_env.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(path / "kreis.toml")],
+        cwd=ROOT,
+        env=proc_env,
+        stdout=open(path / "server.out", "wb"),  # noqa: SIM115 - the process owns it
+        stderr=subprocess.STDOUT,
+    )
+    server = BenchServer(f"http://127.0.0.1:{port}", process, tmp)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited:\n" + (path / "server.out").read_text())
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    out = (path / "server.out").read_text()
+    server.stop()
+    raise RuntimeError("server did not become healthy:\n" + out)
+
+
+async def leader(url: str, slugs: list[str], lobby: bool = False) -> KreisClient:
+    """A logged-in console connection that started every room in slugs."""
+    client = KreisClient(url, kind="console")
+    await client.connect()
+    await client.request({"type": "login", "group": GROUP, "password": PASSWORD}, "login_ok")
+    for slug in slugs:
+        await client.request({"type": "create_room", "slug": slug, "lobby": lobby}, "room_created")
+    return client
