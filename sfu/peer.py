@@ -206,7 +206,7 @@ class UpConnection(_Connection):
 
     def _rtcp_tick(self) -> None:
         for up in self.tracks.values():
-            up.send_remb()
+            up.send_feedback()
 
     async def close(self) -> None:
         for mid in list(self.tracks):

@@ -21,6 +21,7 @@ from aiortc.rtp import (
 )
 
 RTCP_SR = 200
+RTCP_RR = 201
 RTCP_SDES = 202
 RTCP_RTPFB = 205
 RTCP_PSFB = 206
@@ -33,6 +34,7 @@ __all__ = [
     "classify",
     "nack",
     "pli",
+    "receiver_report",
     "remb",
     "sender_report",
 ]
@@ -129,3 +131,27 @@ def sender_report(
     chunk = struct.pack("!IBB", ssrc, 1, len(text)) + text + b"\x00"
     chunk += b"\x00" * (-len(chunk) % 4)
     return sr + _HEAD.pack(0x81, RTCP_SDES, len(chunk) // 4) + chunk
+
+
+def receiver_report(
+    sender_ssrc: int,
+    media_ssrc: int,
+    fraction_lost: int,
+    packets_lost: int,
+    highest_sequence: int,
+    jitter: int,
+    lsr: int,
+    dlsr: int,
+) -> bytes:
+    """An RR with one report block (RFC 3550 section 6.4.2)."""
+    lost = max(-0x800000, min(0x7FFFFF, packets_lost)) & 0xFFFFFF
+    return _HEAD.pack(0x81, RTCP_RR, 7) + struct.pack(
+        "!IIIIIII",
+        sender_ssrc,
+        media_ssrc,
+        (min(255, max(0, fraction_lost)) << 24) | lost,
+        highest_sequence & 0xFFFFFFFF,
+        jitter & 0xFFFFFFFF,
+        lsr & 0xFFFFFFFF,
+        dlsr & 0xFFFFFFFF,
+    )

@@ -21,8 +21,8 @@ class Stats:
     received_packets: int = 0
     """RTP packets received from publishers."""
     late_packets_received: int = 0
-    """Video packets from publishers older than the newest seen (mostly retransmissions
-    the SFU asked for)."""
+    """Packets from publishers older than the newest seen (mostly retransmissions the
+    SFU asked for)."""
     dropped_packets: int = 0
     """Packets dropped by the test_drop_rate / test_down_drop_rate hooks."""
     unforwardable_packets: int = 0
@@ -41,6 +41,8 @@ class Stats:
     """PLIs actually sent to publishers (after throttling)."""
     rembs_sent_upstream: int = 0
     """REMB messages sent to publishers (lowest subscriber estimate)."""
+    receiver_reports_sent: int = 0
+    """RTCP receiver reports sent to publishers (loss and RTT for their congestion control)."""
     sender_reports_sent: int = 0
     """RTCP sender reports sent on down-tracks."""
     rooms: int = 0

@@ -68,6 +68,11 @@ class RtpUpTrack:
         self._stats = stats
         self._forwarding = True
         self._max_seq: int | None = None
+        self._base_seq = 0
+        self._cycles = 0
+        self._received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
         self._nacked: dict[int, float] = {}
         self._last_pli = 0.0
         self._pli_timer: asyncio.TimerHandle | None = None
@@ -125,11 +130,11 @@ class RtpUpTrack:
             return
         if view.ssrc != self.ssrc:
             self._new_source(view.ssrc)
-        if self.info.kind == "video":
-            self._track_loss(view.sequence_number)
-            if self._pli_wanted:
-                self._pli_wanted = False
-                self._send_pli()
+        self._received += 1
+        self._track_sequence(view.sequence_number)
+        if self._pli_wanted:
+            self._pli_wanted = False
+            self._send_pli()
         if not self._forwarding:
             return
         for down in self._downs:
@@ -139,20 +144,24 @@ class RtpUpTrack:
         logger.debug("up-track %s: new SSRC", self.info.mid)
         self.ssrc = ssrc
         self._max_seq = None
+        self._cycles = self._received = self._expected_prior = self._received_prior = 0
         self._nacked.clear()
         self.sender_report = None
 
-    def _track_loss(self, seq: int) -> None:
-        # aiortc's receiver would NACK, but it never sees these packets: do it here.
+    def _track_sequence(self, seq: int) -> None:
+        # aiortc's receiver would NACK and count, but it never sees these packets.
         last = self._max_seq
-        if last is not None and not seq_newer(seq, last):
-            self._stats.late_packets_received += 1
-        elif last is None or seq_newer(seq, last):
+        if last is None:
+            self._max_seq = self._base_seq = seq
+        elif seq_newer(seq, last):
+            if seq < last:
+                self._cycles += 0x10000
             self._max_seq = seq
-            if last is not None:
-                gap = (seq - last) & 0xFFFF
-                if 1 < gap <= MAX_NACK_GAP and self.ssrc is not None:
-                    self.nack_upstream([(last + i) & 0xFFFF for i in range(1, gap)])
+            gap = (seq - last) & 0xFFFF
+            if 1 < gap <= MAX_NACK_GAP and self.info.kind == "video":
+                self.nack_upstream([(last + i) & 0xFFFF for i in range(1, gap)])
+        else:
+            self._stats.late_packets_received += 1
 
     def nack_upstream(self, lost: list[int]) -> None:
         """Asks the publisher again for packets subscribers miss and no cache holds
@@ -213,15 +222,34 @@ class RtpUpTrack:
         else:
             self._pli_wanted = True
 
-    def send_remb(self) -> None:
-        """Passes the lowest subscriber bandwidth estimate to the publisher."""
-        if self.ssrc is None:
+    def send_feedback(self) -> None:
+        """Periodic RTCP to the publisher: a receiver report (loss, LSR/DLSR for its
+        RTT) and the lowest subscriber bandwidth estimate (REMB)."""
+        if self.ssrc is None or self._max_seq is None:
             return
+        highest = self._cycles + self._max_seq
+        expected = highest - self._base_seq + 1
+        interval_expected = expected - self._expected_prior
+        interval_lost = interval_expected - (self._received - self._received_prior)
+        self._expected_prior, self._received_prior = expected, self._received
+        fraction = 0
+        if interval_expected > 0 and interval_lost > 0:
+            fraction = (interval_lost << 8) // interval_expected
+        lsr = dlsr = 0
+        if self.sender_report is not None:
+            ntp, _, at = self.sender_report
+            lsr = (ntp >> 16) & 0xFFFFFFFF
+            dlsr = int((time.time() - at) * 65536)
+        packet = rtcp.receiver_report(
+            self._rtcp_ssrc, self.ssrc, fraction, expected - self._received, highest, 0, lsr, dlsr
+        )
         estimates = [d.remb for d in self._downs if d.remb is not None]
-        if estimates and self._writer.write_rtcp(
-            rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])
-        ):
-            self._stats.rembs_sent_upstream += 1
+        if estimates:
+            packet += rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])
+        if self._writer.write_rtcp(packet):
+            self._stats.receiver_reports_sent += 1
+            if estimates:
+                self._stats.rembs_sent_upstream += 1
 
     def close(self) -> None:
         self._closed = True
