@@ -63,6 +63,25 @@ function preferVp8(transceiver) {
   }
 }
 
+/**
+ * Drops a=msid from inactive m-sections of a remote offer. A section that was retired
+ * (someone left, or stopped sharing) can still carry the msid that a newer section for
+ * the same person and source now uses, and Chromium refuses duplicate msids outright.
+ * An inactive section carries no media, so its msid means nothing to us.
+ */
+export function withoutStaleMsids(sdp) {
+  const sections = String(sdp).split(/\r\n(?=m=)/);
+  return sections
+    .map((section, i) => {
+      if (i === 0 || !/\r\na=inactive(\r\n|$)/.test(section)) return section;
+      return section
+        .split("\r\n")
+        .filter((line) => !line.startsWith("a=msid:"))
+        .join("\r\n");
+    })
+    .join("\r\n");
+}
+
 const KIND_OF = { mic: "audio", camera: "video", screen: "video" };
 
 /** Our sending connection. */
@@ -213,7 +232,7 @@ export class DownConnection {
 
   async answerOnce(msg) {
     if (this.closed) return;
-    await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    await this.pc.setRemoteDescription({ type: "offer", sdp: withoutStaleMsids(msg.sdp) });
     const wanted = new Map();
     for (const info of msg.tracks || []) wanted.set(String(info.mid), info);
     for (const transceiver of this.pc.getTransceivers()) {
