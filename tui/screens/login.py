@@ -77,11 +77,11 @@ class LoginScreen(ConsoleScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        for field in self.query(Input):
-            field.cursor_blink = self.console.cursor_blink
+        for each in self.query(Input):
+            each.cursor_blink = self.console.cursor_blink
         self.relabel()
-        for field in ("#server", "#group", "#password"):
-            widget = self.query_one(field, Input)
+        for selector in ("#server", "#group", "#password"):
+            widget = self.query_one(selector, Input)
             if not widget.value:
                 widget.focus()
                 break

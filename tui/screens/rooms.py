@@ -69,8 +69,8 @@ class RoomsScreen(ConsoleScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        for field in self.query(Input):
-            field.cursor_blink = self.console.cursor_blink
+        for each in self.query(Input):
+            each.cursor_blink = self.console.cursor_blink
         self.relabel()
         self.query_one("#rooms-table", DataTable).focus()
         self.refresh_rooms()
