@@ -273,3 +273,35 @@ def test_h264_is_dropped_not_sent_in_clear(bench: Any) -> None:
     assert frames(bench, "alice", "bob") == 0
     audio = received(bench, "alice", "bob")["audio"]
     assert audio["totalAudioEnergy"] > 0  # Opus on the same link is fine
+
+
+def test_join_during_switch_on_still_ends_on(bench: Any) -> None:
+    setup(bench, ["alice", "bob"], enable=False)
+    bench.evaluate("() => { kreisTest.enable('alice'); return kreisTest.addPerson('carol', {}); }")
+    bench.wait_for_timeout(1200)
+    assert stats(bench, "alice")["state"] == "on"
+    wait_frames_rising(bench, "alice", "bob", more=20)
+    assert stats(bench, "bob")["perParticipant"]["alice"]["lastFrame"] == "encrypted"
+
+
+def test_receiver_attached_after_remote_description_works(bench: Any) -> None:
+    """The web client maps a receiver to its publisher from `down_offer.tracks`, after
+    setRemoteDescription and before its answer: the transform must be in place then."""
+    setup(bench, ["alice", "bob"], enable=True)
+    bench.evaluate("() => kreisTest.addPerson('dora', {})")
+    bench.evaluate("() => kreisTest.enable('dora')")
+    bench.evaluate("() => kreisTest.connect('alice', 'dora', { attachAt: 'remote' })")
+    wait_frames_rising(bench, "alice", "dora", more=20)
+    assert stats(bench, "dora")["perParticipant"]["alice"]["decrypted"] > 0
+
+
+def test_canary_chromium_ignores_a_receiver_transform_set_after_the_answer(bench: Any) -> None:
+    """Documents a Chromium 156 limit the client must respect (README: attach early).
+    If this starts failing, Chromium applies late transforms and the rule can relax."""
+    setup(bench, ["alice", "bob"], enable=False)
+    bench.evaluate("() => kreisTest.addPerson('dora', {})")
+    bench.evaluate("() => kreisTest.connect('alice', 'dora', { attachAt: 1000 })")
+    wait_frames_rising(bench, "alice", "dora", more=20)
+    bench.wait_for_timeout(1000)
+    s = stats(bench, "dora")
+    assert s["passedClear"] == 0 and s["decrypted"] == 0 and s["dropped"] == 0, s

@@ -91,7 +91,10 @@ class E2EE {
     this.pendingKeys = new Map();
     this.lastList = [];
     this.currentSas = null;
-    this.switchToken = 0;
+    /** Bumped by enable/disable: a pending mode switch only completes if still current. */
+    this.modeToken = 0;
+    /** Bumped whenever the send key changes: a delayed key switch only runs if still current. */
+    this.keyToken = 0;
     this.serial = Promise.resolve();
     this.receivers = new WeakMap();
     this.senders = new WeakSet();
@@ -184,7 +187,7 @@ class E2EE {
       return false;
     }
     this.wanted = true;
-    const token = ++this.switchToken;
+    const token = ++this.modeToken;
     const ready = await this.run(async () => {
       if (this.state === "on") return false;
       if (this.identity === null) {
@@ -192,6 +195,7 @@ class E2EE {
         this.announce(); // peers can start sending us their keys right away
       }
       const key = this.ownKey.renew();
+      this.keyToken++;
       this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
       for (const peer of this.peers.values()) peer.sentKeyId = null;
       await this.distribute();
@@ -200,7 +204,7 @@ class E2EE {
     if (!ready) return this.state === "on";
     await sleep(this.switchDelayMs);
     return this.run(async () => {
-      if (token !== this.switchToken || !this.wanted) return false;
+      if (token !== this.modeToken || !this.wanted) return false;
       this.post({ type: "setEncrypt", on: true });
       this.setState("on");
       this.announce();
@@ -211,7 +215,7 @@ class E2EE {
   /** Switches our sending to clear: announce first, stop encrypting after the delay. */
   async disable() {
     this.wanted = false;
-    const token = ++this.switchToken;
+    const token = ++this.modeToken;
     const was = await this.run(async () => {
       if (this.state !== "on") return false;
       this.setState("off");
@@ -228,7 +232,7 @@ class E2EE {
     }
     await sleep(this.switchDelayMs);
     await this.run(async () => {
-      if (token !== this.switchToken) return;
+      if (token !== this.modeToken) return;
       this.post({ type: "setEncrypt", on: false });
       this.post({ type: "setSendKey", keyId: 0, raw: null });
       this.ownKey.forget();
@@ -317,7 +321,7 @@ class E2EE {
         } else if (joined) {
           // A newcomer must not read what was said before: ratchet, the others follow.
           const key = await this.ownKey.ratchet();
-          this.switchToken++;
+          this.keyToken++;
           this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
           await this.distribute();
         } else {
@@ -329,10 +333,10 @@ class E2EE {
   }
 
   switchSendKeyLater(key) {
-    const token = ++this.switchToken;
+    const token = ++this.keyToken;
     setTimeout(() => {
       this.run(async () => {
-        if (token === this.switchToken && this.ownKey.keyId === key.keyId) {
+        if (token === this.keyToken && this.ownKey.keyId === key.keyId) {
           this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
         }
       });

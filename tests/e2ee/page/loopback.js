@@ -75,7 +75,12 @@ function forceCodec(transceiver, kind, mimeType) {
   return true;
 }
 
-async function connect(fromId, toId, { tap = false, videoCodec = null } = {}) {
+/**
+ * `attachAt`: "ontrack" (default), "remote" (after setRemoteDescription, before the answer:
+ * what the web client does), or a number of ms after ontrack (too late in Chromium 156:
+ * a receiver transform set after setLocalDescription is silently ignored).
+ */
+async function connect(fromId, toId, { tap = false, videoCodec = null, attachAt = "ontrack" } = {}) {
   const from = people.get(fromId);
   const to = people.get(toId);
   const pcSend = new RTCPeerConnection(from.engine.rtcConfiguration({}));
@@ -98,7 +103,9 @@ async function connect(fromId, toId, { tap = false, videoCodec = null } = {}) {
   pcRecv.ontrack = (e) => {
     if (tap) {
       e.receiver.transform = new RTCRtpScriptTransform(tapWorker(), { kind: e.track.kind, link: links.indexOf(link) });
-    } else {
+    } else if (typeof attachAt === "number") {
+      setTimeout(() => to.engine.attachReceiver(e.receiver, fromId, e.track.kind), attachAt);
+    } else if (attachAt === "ontrack") {
       to.engine.attachReceiver(e.receiver, fromId, e.track.kind);
     }
     if (e.track.kind === "audio") {
@@ -112,6 +119,11 @@ async function connect(fromId, toId, { tap = false, videoCodec = null } = {}) {
   };
   await pcSend.setLocalDescription();
   await pcRecv.setRemoteDescription(pcSend.localDescription);
+  if (attachAt === "remote") {
+    for (const tr of pcRecv.getTransceivers()) {
+      to.engine.attachReceiver(tr.receiver, fromId, tr.receiver.track.kind);
+    }
+  }
   for (const tr of pcRecv.getTransceivers()) {
     if (videoCodec && tr.receiver.track.kind === "video") forceCodec(tr, "video", videoCodec);
     else preferE2eeCodecs(tr, tr.receiver.track.kind);
