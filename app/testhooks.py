@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import gc
 import os
+import types
 from collections import Counter
 from typing import Any
 
@@ -34,7 +35,7 @@ ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Chat", "Resum
 """Class-name fragments that mark per-meeting objects in `app.*` and `sfu.*`."""
 PER_CONNECTION = ("Connection", "UpConnection", "DownConnection", "RtpUpTrack", "RtpDownTrack")
 """Exact class names of per-connection objects: none may outlive its socket."""
-SINGLETON_SUFFIXES = ("Store", "Config", "Registry", "Limiter", "Settings")
+SINGLETON_SUFFIXES = ("Store", "Config", "Registry", "Limiter", "Settings", "Placement")
 """Long-lived holders (the room store itself, configuration) are not meeting traces."""
 MAX_NEEDLES = 32
 
@@ -44,12 +45,12 @@ def enabled() -> bool:
     return os.environ.get(ENV_VAR, "") == "1"
 
 
-def _reachable_text(skip: set[int]) -> list[str | bytes]:
+def _reachable_text(skip: set[int]) -> list[tuple[str | bytes, Any]]:
     """Every str/bytes object referenced by a reachable container. Strings are not
     gc-tracked, and neither are dicts or tuples holding only atoms, so untracked
     containers found on the way are walked as well."""
     seen: set[int] = set()
-    found: list[str | bytes] = []
+    found: list[tuple[str | bytes, Any]] = []
     pending: list[Any] = gc.get_objects()
     walked: set[int] = set()
     while pending:
@@ -58,11 +59,28 @@ def _reachable_text(skip: set[int]) -> list[str | bytes]:
             if isinstance(ref, (str, bytes, bytearray)):
                 if id(ref) not in skip and id(ref) not in seen:
                     seen.add(id(ref))
-                    found.append(bytes(ref) if isinstance(ref, bytearray) else ref)
+                    text = bytes(ref) if isinstance(ref, bytearray) else ref
+                    found.append((text, container))
             elif not gc.is_tracked(ref) and id(ref) not in walked:
                 walked.add(id(ref))
                 pending.append(ref)
     return found
+
+
+def _describe(container: Any) -> str:
+    """Where a string was found: the container's type and, one level up, who holds
+    the container (for a dict usually the object whose `__dict__` it is)."""
+    own = type(container).__qualname__
+    above = sorted(
+        {
+            f"coroutine {r.__qualname__}"
+            if isinstance(r, types.CoroutineType)
+            else f"{type(r).__module__}.{type(r).__qualname__}"
+            for r in gc.get_referrers(container)
+            if not isinstance(r, list) or len(r) < 10000
+        }
+    )[:6]
+    return f"{own} <- {', '.join(above)}"
 
 
 def search_memory(needles: list[str]) -> dict[str, Any]:
@@ -72,15 +90,13 @@ def search_memory(needles: list[str]) -> dict[str, Any]:
     encoded = [n.encode("utf-8") for n in needles]
     skip = {id(n) for n in needles} | {id(e) for e in encoded} | {id(needles), id(encoded)}
     hits: dict[str, int] = {n: 0 for n in needles}
-    for text in _reachable_text(skip):
-        if isinstance(text, str):
-            for needle in needles:
-                if needle in text:
-                    hits[needle] += 1
-        else:
-            for needle, raw in zip(needles, encoded, strict=True):
-                if raw in text:
-                    hits[needle] += 1
+    holders: dict[str, list[str]] = {n: [] for n in needles}
+    for text, container in _reachable_text(skip):
+        for needle, raw in zip(needles, encoded, strict=True):
+            if (needle in text) if isinstance(text, str) else (raw in text):
+                hits[needle] += 1
+                if len(holders[needle]) < 5:
+                    holders[needle].append(_describe(container))
     objects: Counter[str] = Counter()
     for obj in gc.get_objects():
         cls = type(obj)
@@ -95,6 +111,7 @@ def search_memory(needles: list[str]) -> dict[str, Any]:
     return {
         "found": [hits[n] > 0 for n in needles],
         "counts": [hits[n] for n in needles],
+        "holders": [holders[n] for n in needles],
         "objects": dict(objects),
     }
 
