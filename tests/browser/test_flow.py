@@ -253,3 +253,36 @@ async def test_language_switch_is_remembered(shared_server: Any, people: Any) ->
     await page.fill("#room", f"{people.base_url}/Sprache-Wechseln")
     await page.click("#go-form button[type=submit]")
     await page.wait_for_url("**/sprache-wechseln", timeout=5000)
+
+
+async def test_chat_and_raised_hand(shared_server: Any, people: Any, leaders: list[Any]) -> None:
+    slug = "reden-und-melden"
+    leaders.append(await start_room(shared_server, slug))
+    alice, bob = await people.page(), await people.page()
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    alice_id = await my_id(alice)
+
+    text = "<b>nicht fett</b> & gut"
+    await alice.click("#btn-chat")
+    await alice.fill("#chat-input", text)
+    await alice.press("#chat-input", "Enter")
+    await wait_for(lambda: _badge(bob), 10, "unread badge at Bob")
+    await bob.click("#btn-chat")
+    message = bob.locator("#chat-log li").filter(has_text="nicht fett")
+    await message.wait_for(timeout=10000)
+    assert await message.locator(".chat-text").text_content() == text
+    assert await message.locator(".chat-name").text_content() == "Alice"
+    assert await bob.locator("#chat-log b").count() == 0
+
+    await alice.click("#btn-hand")
+    tile = bob.locator(f'.tile[data-participant="{alice_id}"][data-source="camera"]')
+    await tile.locator(".mark.hand").wait_for(timeout=10000)
+    await alice.click("#btn-hand")
+    await tile.locator(".mark.hand").wait_for(state="detached", timeout=10000)
+
+
+async def _badge(page: Any) -> bool:
+    return await page.locator("#chat-badge").is_visible()

@@ -18,8 +18,11 @@ const ANSWER_TIMEOUT_MS = 15000;
 export const mediaHooks = {
   /** Returns the RTCConfiguration to use for a new connection ("up" or "down"). */
   configure: (config, _direction) => config,
+  /** A transceiver was created (up) or appeared in an offer (down), before negotiation:
+   * the place for setCodecPreferences. */
+  transceiver: (_transceiver, _kind) => {},
   /** A sender for one of our sources ("mic", "camera", "screen") was created. */
-  sender: (_sender, _source) => {},
+  sender: (_sender, _source, _kind) => {},
   /** A receiver for {participant, kind, source, mid} appeared. */
   receiver: (_receiver, _info) => {},
 };
@@ -114,9 +117,10 @@ export class UpConnection {
       streams: [],
     });
     if (KIND_OF[source] === "video") preferVp8(transceiver);
+    mediaHooks.transceiver(transceiver, KIND_OF[source]);
     this.transceivers.set(source, transceiver);
     this.active.add(source);
-    mediaHooks.sender(transceiver.sender, source);
+    mediaHooks.sender(transceiver.sender, source, KIND_OF[source]);
     return transceiver;
   }
 
@@ -213,6 +217,7 @@ export class DownConnection {
     this.sig = sig;
     this.pc = new RTCPeerConnection(rtcConfig(iceServers, "down"));
     this.current = new Map(); // mid -> {participant, kind, source, mid}
+    this.seen = new WeakSet(); // transceivers already handed to mediaHooks.transceiver
     this.onTrack = null; // (info, track) => void
     this.onTrackGone = null; // (info) => void
     this.onFailed = null;
@@ -236,7 +241,13 @@ export class DownConnection {
     const wanted = new Map();
     for (const info of msg.tracks || []) wanted.set(String(info.mid), info);
     for (const transceiver of this.pc.getTransceivers()) {
-      if (transceiver.mid !== null && wanted.has(transceiver.mid)) transceiver.direction = "recvonly";
+      const info = transceiver.mid !== null ? wanted.get(transceiver.mid) : null;
+      if (!info) continue;
+      transceiver.direction = "recvonly";
+      if (!this.seen.has(transceiver)) {
+        this.seen.add(transceiver);
+        mediaHooks.transceiver(transceiver, info.kind);
+      }
     }
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);

@@ -119,7 +119,11 @@ export class RoomView {
     if (!this.me) return;
     if (!this.down) {
       this.down = new DownConnection(this.sig, this.iceServers);
-      this.down.onTrack = (info, track) => this.tiles.attach(info, track);
+      this.down.onTrack = (info, track) => {
+        this.tiles.attach(info, track);
+        // a newcomer should not wait for the publisher's next periodic keyframe
+        if (info.kind === "video") this.sig.send({ type: "keyframe", participant: info.participant });
+      };
       this.down.onTrackGone = (info) => this.tiles.detach(info);
       this.down.onFailed = () => this.onMediaFailed && this.onMediaFailed();
     }
