@@ -25,21 +25,52 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class RoomPlacement:
+    """Which SFU worker each room's media lives on, keyed by the room's opaque id.
+
+    Part of the room state: a cluster of servers sharing a store (Redis) would keep
+    this table there, as a hash room id → "host:worker", so that any server can tell
+    where a room's media runs (and send a participant's signalling there). Today it
+    is a dict in the server process; it implements sfu.pool.Placement.
+    """
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, int] = {}
+
+    def worker_for(self, room: str) -> int | None:
+        return self.rooms.get(room)
+
+    def place(self, room: str, worker: int) -> None:
+        self.rooms[room] = worker
+
+    def release(self, room: str) -> None:
+        self.rooms.pop(room, None)
+
+
 class Media:
-    """Owns the SFU router for this server process."""
+    """Owns the SFU for this server process: an in-process Router (`[media] workers =
+    1`) or a WorkerPool of that many processes, which places whole rooms on workers."""
 
     def __init__(self, config: Config) -> None:
         from sfu import MediaSettings, Router
 
         m = config.media
-        self.router = Router(
-            MediaSettings(
-                bind_address=m.bind_address,
-                advertised_address=m.advertised_address,
-                port_min=m.port_min,
-                port_max=m.port_max,
-            )
+        settings = MediaSettings(
+            bind_address=m.bind_address,
+            advertised_address=m.advertised_address,
+            port_min=m.port_min,
+            port_max=m.port_max,
         )
+        self.placement = RoomPlacement()
+        self.router: Any
+        if m.workers > 1:
+            from sfu.pool import WorkerPool
+
+            self.router = WorkerPool(
+                settings, m.workers, self.placement, use_uvloop=_uvloop_wanted()
+            )
+        else:
+            self.router = Router(settings)
 
     async def start(self) -> None:
         await self.router.start()
@@ -72,6 +103,13 @@ class Media:
             "forwarded_packets": int(getattr(s, "forwarded_packets", 0)),
             "forwarded_bytes": int(getattr(s, "forwarded_bytes", 0)),
         }
+
+
+def _uvloop_wanted() -> bool:
+    # Optional speed-up for the workers' event loops; never required.
+    import os
+
+    return os.environ.get("KREIS_UVLOOP", "") == "1"
 
 
 def media_of(hub: Hub) -> Media:
