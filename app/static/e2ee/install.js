@@ -10,7 +10,7 @@
  * the leader switches it with `set_e2ee` and every browser follows live.
  */
 
-import { createE2EE } from "./index.js";
+import { createE2EE, preferE2eeCodecs } from "./index.js";
 
 const KIND_OF_SOURCE = { mic: "audio", camera: "video", screen: "video" };
 
@@ -43,7 +43,25 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     onSasChange: () => render(),
   });
 
+  /** mid → publisher from the newest `down_offer`, to attach receivers before the answer. */
+  let downTracks = new Map();
+
   mediaHooks.configure = (config) => e2ee.rtcConfiguration(config);
+  mediaHooks.transceiver = (transceiver, kind) => {
+    if (!e2ee.supported()) return;
+    // Live switching means no renegotiation: codecs must suit E2EE from the start.
+    try {
+      preferE2eeCodecs(transceiver, kind);
+    } catch (err) {
+      console.warn("kreis: e2ee codecs", err);
+    }
+    if (transceiver.direction === "recvonly") {
+      // Chromium (156) applies a receiver transform only if it is set before the answer;
+      // an unmapped receiver drops every frame until `receiver` below names its publisher.
+      const info = downTracks.get(transceiver.mid);
+      e2ee.attachReceiver(transceiver.receiver, info?.participant ?? null, kind);
+    }
+  };
   mediaHooks.sender = (sender, source) => {
     e2ee.attachSender(sender, KIND_OF_SOURCE[source] ?? "video");
   };
@@ -52,6 +70,10 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
   };
 
   sig.on("*", async (msg) => {
+    if (msg.type === "down_offer") {
+      downTracks = new Map((msg.tracks ?? []).map((t) => [String(t.mid), t]));
+      return;
+    }
     if (msg.type === "joined") {
       selfId = msg.id;
       roomOn = Boolean(msg.settings?.e2ee);
