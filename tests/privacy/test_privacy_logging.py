@@ -202,3 +202,11 @@ async def test_access_log_without_address_or_slug(tmp_path: Path, restore_loggin
     [line] = [x for x in _lines(tmp_path) if x.get("event") == "http"]
     assert line["route"] == "room-page" and line["status"] == 200 and line["method"] == "GET"
     assert isinstance(line["duration_ms"], float)
+
+
+def test_aiohttp_default_access_log_is_silenced(tmp_path: Path, restore_logging: None) -> None:
+    """Even a runner left on aiohttp's default access logger writes nothing: it would
+    log the peer address and the path (the room's slug)."""
+    configure_logging(_config(tmp_path), clock=lambda: NOW)
+    logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /zz-spurlos-7q3x HTTP/1.1" 200')
+    assert _lines(tmp_path) == []
