@@ -1,4 +1,4 @@
-"""`kreis console [SERVER-URL] [--lang de|en] [--audio [DEVICE]] [--config PATH]`.
+"""`kreis console [SERVER-URL] [--lang de|en] [--audio [--audio-device D]] [--config PATH]`.
 
 The `kreis` CLI hands the remaining arguments to `main()`. The server address comes
 from the argument, else from the remembered config; the language from `--lang`, else
@@ -28,12 +28,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--lang", choices=["de", "en"], default=None, help="language / Sprache")
     parser.add_argument(
-        "--audio",
-        nargs="?",
-        const="default",
-        default=None,
+        "--audio", action="store_true", help="listen and talk through the sound device"
+    )
+    parser.add_argument(
+        "--audio-device",
+        default="default",
         metavar="DEVICE",
-        help="listen and talk through the sound device (or 'file:IN.wav:OUT.wav')",
+        help="sound device name or number, or file:MIC.wav:SPEAKER.wav (default: the default)",
     )
     parser.add_argument("--config", type=Path, default=None, help="console.toml to use")
     parser.add_argument("--group", default=None, help="group id (else the remembered one)")
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> int:
         group=args.group or remembered.group,
         lang=lang,
         config_path=config_path,
-        audio=args.audio,
+        audio=args.audio_device if args.audio else None,
     )
     result = app.run()
     return int(result or 0)

@@ -87,6 +87,8 @@ class RoomView:
     """The lobby queue, oldest first."""
     participants: list[dict[str, Any]] = field(default_factory=list)
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEPT))
+    chat_total: int = 0
+    """Chat messages received so far (the deque forgets the oldest)."""
 
     def entrant(self, pid: str) -> dict[str, Any] | None:
         return next((e for e in self.entrants if e.get("id") == pid), None)
@@ -334,7 +336,12 @@ class ConsoleSession:
         room = self._mine(msg)
         if room is None:
             return
+        if msg.get("history") and any(
+            m.get("ts") == msg.get("ts") and m.get("text") == msg.get("text") for m in room.chat
+        ):
+            return  # a re-watch after a reconnect repeats the history we already have
         room.chat.append(msg)
+        room.chat_total += 1
         self.post(RoomChanged(room.slug, "chat"))
 
     def got_room_ended(self, msg: dict[str, Any]) -> None:

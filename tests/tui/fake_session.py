@@ -67,6 +67,7 @@ def sample_room() -> RoomView:
              "ts": int(FIXED_NOW) - 60, "history": False, "lobby": True},
         ]
     )  # fmt: skip
+    room.chat_total = len(room.chat)
     return room
 
 

@@ -66,6 +66,14 @@ class RoomScreen(ConsoleScreen):
         self.ready = True
         self.redraw()
         self.query_one("#lobby-table", DataTable).focus()
+        if self.console.fixed_clock is None:
+            self.set_interval(5, self._tick)
+
+    def _tick(self) -> None:
+        """Keeps the lobby's waiting times current."""
+        room = self.room
+        if room is not None and room.entrants:
+            self.query_one(LobbyQueue).show(room.entrants)
 
     @property
     def room(self) -> RoomView | None:
@@ -83,10 +91,14 @@ class RoomScreen(ConsoleScreen):
             self.query_one(LobbyQueue).show(room.entrants)
         if what in ("all", "participants"):
             self.query_one(ParticipantsTable).show(room.participants)
-        if what in ("all", "chat", "participants", "lobby"):
+        if what in ("all", "chat"):
             names = {str(p.get("id")): str(p.get("name")) for p in room.participants}
             names.update({str(e.get("id")): str(e.get("name")) for e in room.entrants})
-            self.query_one(ChatPanel).show(list(room.chat), names)
+            chat = self.query_one(ChatPanel)
+            if what == "all":
+                chat.redraw(list(room.chat), names, room.chat_total)
+            else:
+                chat.show(list(room.chat), names, room.chat_total)
 
     def relabel(self) -> None:
         if not getattr(self, "ready", False):

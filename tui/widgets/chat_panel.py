@@ -27,7 +27,9 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     if isinstance(ts, int | float):
         stamp = time.strftime("%H:%M", time.gmtime(ts) if utc else time.localtime(ts))
     name = str(msg.get("name") or "")
-    who = t("room.from_lobby", name=name) if msg.get("lobby") else name
+    # lobby=True with `to` set is a leader's message to someone waiting, not from them
+    from_lobby = bool(msg.get("lobby")) and not msg.get("to")
+    who = t("room.from_lobby", name=name) if from_lobby else name
     line = Text()
     if stamp:
         line.append(stamp + " ", style="dim")
@@ -67,6 +69,7 @@ class ChatPanel(Vertical):
 
     def __init__(self, *, id: str | None = None, utc: bool = False) -> None:
         super().__init__(id=id)
+        self._written = 0
         self.utc = utc
         """Show times in UTC (snapshots)."""
 
@@ -81,12 +84,25 @@ class ChatPanel(Vertical):
         self.border_title = t("room.chat")
         self.query_one("#chat-input", Input).placeholder = t("room.chat_placeholder")
 
-    def show(self, messages: list[dict[str, Any]], names: dict[str, str]) -> None:
-        """Shows the whole chat again (it is small and lives in memory only)."""
+    def show(self, messages: list[dict[str, Any]], names: dict[str, str], total: int) -> None:
+        """Shows the chat; `total` counts every message ever received, so only the new
+        ones are appended (the leader's scroll position stays where it is)."""
         log = self.query_one("#chat-log", RichLog)
-        log.clear()
-        for msg in messages:
+        new = total - self._written
+        if new <= 0 and self._written:
+            return
+        if not self._written or new > len(messages):
+            log.clear()
+            new = len(messages)
+        for msg in messages[len(messages) - new :]:
             log.write(chat_line(msg, names, self.utc))
+        self._written = total
+
+    def redraw(self, messages: list[dict[str, Any]], names: dict[str, str], total: int) -> None:
+        """Shows the whole chat again (after a language switch)."""
+        self._written = 0
+        self.query_one("#chat-log", RichLog).clear()
+        self.show(messages, names, total)
 
     @on(Input.Submitted, "#chat-input")
     def _submitted(self, event: Input.Submitted) -> None:
