@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import pytest
 
 # `tests.sipgw.*` helpers must import under plain `pytest` too, not only `python -m pytest`.
@@ -72,6 +73,12 @@ def gateway_config(port: int, server_url: str = "ws://127.0.0.1:9/ws", **sip: An
 
 
 StartGateway = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice leaves loopback out of its candidates; the tests have nothing else."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
 @pytest.fixture

@@ -1,0 +1,74 @@
+"""A real phone call through the gateway into a real Kreis room, and audio both ways.
+
+Everything is real here: the `kreis serve` process (lobby, PIN, SFU), the gateway
+(pjsua2 + WebSocket + aiortc), a baresip phone playing 440 Hz, a leader protocol
+client, and an aiortc participant playing 1 kHz. Audio is measured with an FFT at the
+two frequencies, from what the phone recorded and what the participant received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from sipgw.roomlink import ServerLink
+from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
+from tests.sipgw.phones import RATE, tone_level, tone_ratio
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+
+
+def window(pcm: Any, t0: float, t1: float) -> Any:
+    return pcm[int(t0 * RATE) : int(t1 * RATE)]
+
+
+async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
+    kreis_server: Any, start_gateway: Any, phones: Any
+) -> None:
+    slug = "telefon-runde-dienstag"
+    leader, pin = await leader_session(
+        kreis_server.url, kreis_server.group, kreis_server.password, slug
+    )
+    guest = RoomParticipant(kreis_server.url, slug, "Gast", 1000)
+    try:
+        await guest.join(leader)
+        gw = await start_gateway(
+            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
+            server_url=kreis_server.ws_url,
+        )
+        phone = phones("caller", number="0301234547", tone_hz=440)
+        phone.dial(gw.uri)
+        assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
+        t_call = time.monotonic()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(phone.digits, pin + "#", 0.22)
+        entrant = await wait_entrant(leader, slug, "Telefon")
+        assert entrant["name"] == "Telefon …47"
+        assert entrant["kind"] == "phone"
+        t_lobby = time.monotonic() - t_call
+        await asyncio.sleep(6)  # in the lobby: the room plays 1 kHz, the caller 440 Hz
+        lobby_end = time.monotonic()
+        assert tone_level(guest.heard_since(t_call + t_lobby), 440) < 30, "caller heard early"
+        await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+        t_admit = lobby_end - t_call
+        await asyncio.sleep(7)
+        t_end = time.monotonic() - t_call
+        room_heard = guest.heard_since(lobby_end + 2.0)
+        phone.hangup()
+        assert await asyncio.to_thread(phone.wait_for, "terminated", 10)
+    finally:
+        await guest.close()
+        await leader.close()
+    heard = phone.heard()
+    lobby = window(heard, t_lobby + 0.5, t_admit - 0.2)
+    meeting = window(heard, t_admit + 2.0, t_end - 0.2)
+    assert tone_ratio(lobby, 1000) < 4, "room audio reached a caller in the lobby"
+    assert tone_level(meeting, 1000) > 1000, "room audio did not reach the admitted caller"
+    assert tone_ratio(meeting, 1000) > 8
+    assert tone_ratio(meeting, 440) < 4, "the caller hears their own voice"
+    assert len(room_heard) > 2 * RATE, "the participant received no audio from the caller"
+    assert tone_level(room_heard, 440) > 1000, "the caller's voice did not reach the room"
+    assert tone_ratio(room_heard, 440) > 8
