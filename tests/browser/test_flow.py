@@ -98,7 +98,14 @@ async def test_browser_leader_admits_a_knock(shared_server: Any, people: Any) ->
     assert await leader.locator("#pwned").count() == 0
     assert "wartet im Vorraum" in (await leader.locator("#notice").text_content() or "")
 
-    # a word to the person waiting, then Admit
+    # a word from the person waiting, one back, then Admit
+    await guest.fill("#lobby-chat-input", "Ich bin etwas nervös.")
+    await guest.press("#lobby-chat-input", "Enter")
+    await (
+        entrant.locator(".chat-text")
+        .filter(has_text="Ich bin etwas nervös.")
+        .wait_for(timeout=10000)
+    )
     await entrant.locator("input").fill("Gleich geht es los.")
     await entrant.locator("button[type=submit]").click()
     await (

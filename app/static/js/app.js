@@ -158,7 +158,11 @@ sig.on("room_state", (msg) => room.leader.gotRoomState(msg));
 sig.on("mute_request", () => room.gotMuteRequest());
 sig.on("removed", () => end("removed"));
 sig.on("room_ended", () => end("room"));
-sig.on("chat", (msg) => (session.phase === "lobby" ? lobby.gotChat(msg) : room.gotChat(msg)));
+sig.on("chat", (msg) => {
+  if (session.phase === "lobby") lobby.gotChat(msg);
+  else if (msg.lobby) room.leader.gotLobbyChat(msg);
+  else room.gotChat(msg);
+});
 
 sig.on("server_restart", (msg) => {
   notice(t("server_restart"), { seconds: 0 });

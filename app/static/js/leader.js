@@ -4,7 +4,7 @@
  * lobby, lock, password set/clear, end the meeting.
  */
 
-import { $, el, chime, notice, confirmDialog } from "./dom.js";
+import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
 import { t, onLangChange } from "./i18n.js";
 
 export class LeaderPanel {
@@ -13,6 +13,7 @@ export class LeaderPanel {
     this.room = null;
     this.entrants = [];
     this.settings = {};
+    this.lobbyChat = new Map(); // entrant id -> last few lobby messages, either way
     this.onKnock = null; // opens the panel
     $("admit-all").addEventListener("click", () => this.send({ type: "admit_all" }));
     $("set-lobby").addEventListener("change", (ev) => this.send({ type: "set_lobby", on: ev.target.checked }));
@@ -48,6 +49,9 @@ export class LeaderPanel {
     if (msg.room && this.room && msg.room !== this.room) return;
     const before = new Set(this.entrants.map((e) => e.id));
     this.entrants = msg.entrants || [];
+    const present = new Set(this.entrants.map((e) => e.id));
+    for (const id of this.lobbyChat.keys()) if (!present.has(id)) this.lobbyChat.delete(id);
+    if (!this.entrants.length) clearNotice();
     this.render();
     const newcomers = this.entrants.filter((e) => !before.has(e.id));
     if (msg.knock && newcomers.length) {
@@ -55,6 +59,16 @@ export class LeaderPanel {
       notice(t("knock_notice", { name: newcomers.map((e) => e.name).join(", ") }), { seconds: 10 });
       if (this.onKnock) this.onKnock();
     }
+  }
+
+  /** A lobby message: from an entrant to the leaders, or from a leader to an entrant. */
+  gotLobbyChat(msg) {
+    const entrantId = this.entrants.some((e) => e.id === msg.from) ? msg.from : msg.to;
+    if (!entrantId) return;
+    const lines = this.lobbyChat.get(entrantId) || [];
+    lines.push({ name: msg.name || "", text: msg.text || "" });
+    this.lobbyChat.set(entrantId, lines.slice(-5));
+    this.render();
   }
 
   gotRoomState(msg) {
@@ -100,9 +114,16 @@ export class LeaderPanel {
       const text = reply.value.trim();
       if (text && this.send({ type: "chat", text, to: e.id })) reply.value = "";
     });
+    const lines = (this.lobbyChat.get(e.id) || []).map((line) =>
+      el("li", { cls: "chat-item" }, [
+        el("span", { cls: "chat-name", text: line.name }),
+        el("span", { cls: "chat-text", text: line.text }),
+      ]),
+    );
     return el("li", { cls: "entrant", attrs: { "data-entrant": e.id } }, [
       el("span", { cls: "person-name", text: e.name }),
       el("div", { cls: "row" }, [admit, deny]),
+      lines.length ? el("ol", { cls: "chat-log" }, lines) : null,
       form,
     ]);
   }

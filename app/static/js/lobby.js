@@ -74,6 +74,9 @@ export class LobbyView {
     const input = $("lobby-chat-input");
     const text = input.value.trim();
     if (!text) return;
-    if (this.sig.send({ type: "chat", text, to: null })) input.value = "";
+    if (!this.sig.send({ type: "chat", text, to: null })) return;
+    input.value = "";
+    // the server sends a lobby message to the leaders only: show our own copy here
+    this.gotChat({ name: t("you"), text });
   }
 }
