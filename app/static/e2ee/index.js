@@ -291,6 +291,9 @@ class E2EE {
         }
         const publicKey = typeof entry.public_key === "string" ? entry.public_key : null;
         if (publicKey !== peer.publicKey) {
+          if (peer.publicKey !== null) {
+            this.post({ type: "removeParticipant", participantId: entry.id });
+          }
           peer.publicKey = publicKey;
           peer.wrapOut = null;
           peer.wrapIn = null;

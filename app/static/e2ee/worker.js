@@ -92,6 +92,10 @@ setInterval(sweep, 1000);
 
 async function setPeerKey(participantId, keyId, raw) {
   const p = peer(participantId);
+  // Key ids only grow within a publisher's session; an older one is a replay (a server
+  // could otherwise expire the current key and silence that publisher).
+  const behind = p.latest === null ? 0 : (p.latest - keyId) >>> 0;
+  if (behind >= 1 && behind < 0x80000000) return;
   const frameKey = await frameKeyFromMediaKey(raw);
   p.keys.set(keyId, { raw, frameKey, derived: false, expires: null });
   p.latest = keyId;
@@ -273,8 +277,12 @@ async function handle(msg) {
       peer(msg.participantId).mode = msg.mode === "off" ? "off" : "on";
       break;
     case "removeParticipant": {
+      // Gone, or a new session (new public key): its keys expire, key ids start afresh.
       const p = peers.get(msg.participantId);
-      if (p) expireOthers(p, null);
+      if (p) {
+        expireOthers(p, null);
+        p.latest = null;
+      }
       break;
     }
     case "mapReceiver":

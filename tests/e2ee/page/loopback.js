@@ -41,6 +41,13 @@ class Relay {
     this.broadcast();
   }
 
+  /** A malicious server replays the first key message `from` ever sent `to`. */
+  replayFirstKey(from, to) {
+    const first = log.find((m) => m.from === from && m.to === to);
+    const down = { type: "e2ee_key", from, payload: first.payload };
+    this.members.get(to).engine.handleSignal(down);
+  }
+
   leave(id) {
     this.members.delete(id);
     this.broadcast();
@@ -55,7 +62,7 @@ class Relay {
       this.broadcast();
     } else if (msg.type === "e2ee_key") {
       const to = this.members.get(msg.to);
-      log.push({ from: id, to: msg.to, type: "e2ee_key" });
+      log.push({ from: id, to: msg.to, type: "e2ee_key", payload: msg.payload });
       if (!to || to.blockKeys) return;
       const down = { type: "e2ee_key", from: id, payload: msg.payload };
       setTimeout(() => to.engine.handleSignal(down), 2);
@@ -187,6 +194,9 @@ window.kreisTest = {
   },
   claim(id, state) {
     relay.claim(id, state);
+  },
+  replayFirstKey(from, to) {
+    relay.replayFirstKey(from, to);
   },
   async enable(id) {
     return people.get(id).engine.enable();
