@@ -78,14 +78,18 @@ class Hub:
         """Ends rooms that stayed empty too long and forgets expired resume tickets."""
         while True:
             await asyncio.sleep(1)
-            now = time.monotonic()
-            timeout = self.config.rooms.empty_timeout_seconds
-            for room in self.store.all():
-                for token, ticket in list(room.resume.items()):
-                    if ticket.expires < now:
-                        del room.resume[token]
-                if room.empty_since is not None and now - room.empty_since >= timeout:
-                    await self.end_room(room, notify=False)
+            await self._reap_once(time.monotonic())
+
+    async def _reap_once(self, now: float) -> None:
+        # Its own method so that no local variable outlives a room it ended: an ended
+        # room must be unreachable at once, not when the next room happens to start.
+        timeout = self.config.rooms.empty_timeout_seconds
+        for room in self.store.all():
+            for token, ticket in list(room.resume.items()):
+                if ticket.expires < now:
+                    del room.resume[token]
+            if room.empty_since is not None and now - room.empty_since >= timeout:
+                await self.end_room(room, notify=False)
 
     # -- helpers
 

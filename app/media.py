@@ -9,6 +9,7 @@ cannot receive any media.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
@@ -87,7 +88,11 @@ class Media:
         self.router.add_participant(room.id, member.id, send_down_offer)
 
     async def left(self, room: Room, member: Member) -> None:
-        await self.router.remove_participant(room.id, member.id)
+        from sfu import UnknownParticipant
+
+        # A participant whose media never started is unknown to the SFU: nothing to undo.
+        with contextlib.suppress(UnknownParticipant):
+            await self.router.remove_participant(room.id, member.id)
 
     def media_state(self, room: Room, member: Member) -> None:
         for source, on in (
