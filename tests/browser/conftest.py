@@ -58,7 +58,13 @@ class People:
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.on("console", self._console)
         return page
+
+    def _console(self, message: Any) -> None:
+        # the strict CSP must never have to refuse anything the client does
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.errors.append(message.text)
 
     async def close(self) -> None:
         for context in self.contexts:

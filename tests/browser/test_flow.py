@@ -293,3 +293,30 @@ async def test_chat_and_raised_hand(shared_server: Any, people: Any, leaders: li
 
 async def _badge(page: Any) -> bool:
     return await page.locator("#chat-badge").is_visible()
+
+
+async def test_server_restart_notice_reconnects(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    """`server_restart` makes the client drop its socket, come back after `retry_after`
+    and join again with its resume token (here the server itself stays up)."""
+    slug = "neustart-angekuendigt"
+    leaders.append(await start_room(shared_server, slug))
+    alice, bob = await people.page(), await people.page()
+    routes: list[Any] = []
+
+    async def relay(ws: Any) -> None:
+        ws.connect_to_server()
+        routes.append(ws)
+
+    await alice.route_web_socket("**/ws", relay)
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    alice_id = await my_id(alice)
+    routes[-1].send('{"type": "server_restart", "retry_after": 1}')
+    await wait_for(lambda: _socket_count(routes, 2), 15, "a new socket after the restart notice")
+    await wait_state(alice, "room", 15)
+    assert await my_id(alice) == alice_id
+    await frames_rising(bob, alice_id, "Bob sees Alice after the reconnect")

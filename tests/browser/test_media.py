@@ -100,9 +100,14 @@ async def test_mute_and_camera_off_are_seen_and_stop_the_packets(
     await row.locator(".mark.mic-off").wait_for(timeout=5000)
 
     await asyncio.sleep(1.5)  # packets in flight drain
-    before = await stats(bob)
+    before, sent_before = await stats(bob), await stats(alice)
     await asyncio.sleep(2.5)
-    after = await stats(bob)
+    after, sent_after = await stats(bob), await stats(alice)
+    # muting happens on the device: Alice's browser itself stops sending
+    for source in ("mic", "camera"):
+        b_out = [o["packetsSent"] for o in sent_before["outbound"] if o["source"] == source]
+        a_out = [o["packetsSent"] for o in sent_after["outbound"] if o["source"] == source]
+        assert a_out == b_out, (source, b_out, a_out)
     for kind, source in (("audio", "mic"), ("video", "camera")):
         b = by_sender(before, kind, source).get(alice_id, {"packetsReceived": 0})
         a = by_sender(after, kind, source).get(alice_id, {"packetsReceived": 0})
