@@ -181,7 +181,8 @@ class KreisClient:
         """The newest message of a type seen so far (queued or not)."""
         for msg in reversed(self.history):
             if msg.get("type") == kind:
-                return msg
+                found: dict[str, Any] = msg
+                return found
         return None
 
     async def close(self) -> None:

@@ -290,8 +290,7 @@ async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
     now = int(time.time())
     if msg.room is not None and conn.group is not None and not conn.admitted:
         # A leader watching the room: room chat, or a message to one lobby entrant.
-        room = leader_room(hub, conn, msg.room)
-        send_as_leader(room, conn, LEADER_NAME, text, msg.to, now)
+        send_as_leader(leader_room(hub, conn, msg.room), conn, LEADER_NAME, text, msg.to, now)
         return
     room, member = conn.room, conn.member
     if room is None or member is None:

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -182,14 +183,14 @@ class Room:
 
         return LobbyQueue(self.slug, knock, [m.entrant() for m in self.lobby.values()])
 
-    def state_msg(self, for_leader: bool, numbers: list[str]) -> DownMessage:
+    def state_msg(self, for_leader: bool, numbers: Sequence[str]) -> DownMessage:
         from app.protocol import RoomState
 
         return RoomState(
             self.slug,
             self.settings.public(self.has_password),
             self.dial_in_pin if for_leader and self.settings.dial_in else None,
-            numbers if for_leader and self.settings.dial_in else None,
+            list(numbers) if for_leader and self.settings.dial_in else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -210,7 +211,7 @@ class Room:
         for peer in self.leaders():
             peer.send(msg)
 
-    def broadcast_state(self, numbers: list[str]) -> None:
+    def broadcast_state(self, numbers: Sequence[str]) -> None:
         leaders = {p.id for p in self.leaders()}
         for peer in self.audience():
             peer.send(self.state_msg(peer.id in leaders, numbers))
