@@ -5,9 +5,12 @@ The orchestrator (bench/sfu.py) starts one or two of these so that clients do no
 starve the server under test of CPU. Control messages, one tuple each way:
 
     child  → ("ready", participants)        once every subscriber receives media
-    parent → ("mark",)        child → ("marked", sent, received)   start of the window
+    parent → ("mark",)        child → ("marked", sent, 0)          start of the window
     parent → ("stop",)        child → ("stopped", sent)            senders stop
     parent → ("final",)       child → ("final", received, latencies)
+
+A packet belongs to the window when its embedded send time falls between mark and
+stop, so packets still queued from before the window are not counted.
     parent → ("close",)       child closes everything and exits
 """
 
@@ -78,14 +81,18 @@ async def serve_fleet(conn: Connection, setup: Setup, params: dict[str, Any]) ->
             kind = msg[0]
             if kind == "mark":
                 fleet.receipts.latencies.clear()
-                fleet.receipts.recording = True
-                conn.send(("marked", fleet.sent, fleet.receipts.packets))
+                fleet.receipts.window_packets = 0
+                fleet.receipts.window_start = time.monotonic()
+                conn.send(("marked", fleet.sent, 0))
             elif kind == "stop":
+                # Same instant for the window's end and the senders' stop.
+                fleet.receipts.window_end = time.monotonic()
+                fleet.sending = False
                 await fleet.stop_sending()
                 conn.send(("stopped", fleet.sent))
             elif kind == "final":
-                fleet.receipts.recording = False
-                conn.send(("final", fleet.receipts.packets, fleet.receipts.latencies))
+                r = fleet.receipts
+                conn.send(("final", r.window_packets, r.latencies))
             elif kind == "close":
                 break
     finally:

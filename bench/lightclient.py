@@ -55,6 +55,7 @@ class LightParticipant:
         """SSRCs received so far (until every other publisher's two streams arrived)."""
         self._tapped: set[int] = set()
         self._answering: asyncio.Task[None] | None = None
+        self.offers = 0
 
     async def join(self) -> None:
         await self.ws.connect()
@@ -113,6 +114,7 @@ class LightParticipant:
         private.configure_ice(self.down, "127.0.0.1", "127.0.0.1", *self.ports)
         await self.down.setLocalDescription(answer)
         await self.ws.send({"type": "down_answer", "sdp": self.down.localDescription.sdp})
+        self.offers += 1
 
     def _tap(self, t: RTCRtpTransceiver) -> None:
         private.mute_receiver(t.receiver, lambda _p: None)
@@ -120,7 +122,14 @@ class LightParticipant:
         if id(dtls) in self._tapped:
             return
         self._tapped.add(id(dtls))
-        private.tap_rtp(dtls, lambda _receiver: self._sink)
+        sink = self._sink
+
+        # Every decrypted RTP packet, without aiortc's parse and routing (RTCP is
+        # handled apart, by aiortc as usual).
+        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            sink(data)
+
+        dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
     def _sink(self, data: bytes) -> None:
         if len(self.seen) < 64:
@@ -170,9 +179,15 @@ async def setup_sfu(fleet: Fleet, params: dict[str, Any]) -> Callable[[], Awaita
         fleet.expected_per_packet = size - 1
         fleet.start_sending()
         want = 2 * (size - 1)
-        await wait_until(
-            lambda: all(len(p.seen) >= want for p in people), 90, "media at every subscriber"
-        )
+        try:
+            await wait_until(
+                lambda: all(len(p.seen) >= want for p in people), 90, "media at every subscriber"
+            )
+        except TimeoutError:
+            short = [
+                (p.number, len(p.seen), p.offers, len(p.down.getTransceivers())) for p in people
+            ]
+            raise TimeoutError(f"not every subscriber gets media: {short}") from None
     except BaseException:
         await fleet.stop_sending()
         await close()

@@ -9,6 +9,7 @@ processes of the machine), so a subscriber can tell how long a packet took.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import time
@@ -120,15 +121,20 @@ class Receipts:
     """What the subscribers of one client process received."""
 
     packets: int = 0
-    recording: bool = False
+    """Every packet received."""
+    window_packets: int = 0
+    """Packets sent inside the measuring window (by their embedded send time)."""
+    window_start: float = math.inf
+    window_end: float = math.inf
     latencies: list[float] = field(default_factory=list)
+    """Ages on arrival of the window's packets, in seconds."""
 
     def sink(self, data: bytes) -> None:
-        """Counts one decrypted RTP packet; records its age while recording."""
+        """Counts one decrypted RTP packet; times it when it was sent in the window."""
         self.packets += 1
-        if self.recording:
-            off = payload_offset(data) + 1
-            sent, _publisher = _STAMP.unpack_from(data, off)
+        sent, _publisher = _STAMP.unpack_from(data, payload_offset(data) + 1)
+        if self.window_start <= sent < self.window_end:
+            self.window_packets += 1
             self.latencies.append(time.monotonic() - sent)
 
 
