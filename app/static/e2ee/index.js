@@ -182,6 +182,7 @@ class E2EE {
    */
   async enable() {
     if (!this.isSupported) {
+      this.wanted = true;
       this.setState("unable");
       this.announce();
       return false;
@@ -264,8 +265,10 @@ class E2EE {
   }
 
   async followSetting(on) {
-    if (on && this.state !== "on") await this.enable();
-    else if (!on && this.state === "on") await this.disable();
+    // `wanted`, not `state`: room_state repeats on every settings change, and a switch
+    // already under way (keys out, frames not yet encrypted) must not start over.
+    if (on && !this.wanted) await this.enable();
+    else if (!on && this.wanted) await this.disable();
   }
 
   /** The room's participant list (`participants` message): public keys, modes, joins, leaves. */
