@@ -113,12 +113,15 @@ async function keyFor(p, keyId) {
   let raw = p.keys.get(id)?.raw;
   if (!raw) return null;
   for (let i = 0; i < steps; i++) {
-    raw = await ratchetMediaKey(raw);
     id = nextKeyId(id);
-    if (!p.keys.has(id)) {
-      const frameKey = await frameKeyFromMediaKey(raw);
-      p.keys.set(id, { raw, frameKey, derived: true, expires: null });
+    const known = p.keys.get(id);
+    if (known) {
+      raw = known.raw; // an explicit key on the way wins over our own derivation
+      continue;
     }
+    raw = await ratchetMediaKey(raw);
+    const frameKey = await frameKeyFromMediaKey(raw);
+    p.keys.set(id, { raw, frameKey, derived: true, expires: null });
   }
   return p.keys.get(keyId) ?? null;
 }
