@@ -172,7 +172,7 @@ async def test_room_password_prompt(shared_server: Any, people: Any, leaders: li
     guest = await people.page()
     await open_room(guest, slug, "Gast")
     await guest.locator("#room-password").wait_for(timeout=10000)
-    assert "has a password" in (await guest.locator("#join-error").text_content() or "")
+    assert "has a password" in (await guest.locator("#password-error").text_content() or "")
     await guest.fill("#room-password", "falsch")
     await guest.click("#join")
     await wait_for(
@@ -184,7 +184,7 @@ async def test_room_password_prompt(shared_server: Any, people: Any, leaders: li
 
 
 async def _error_says(page: Any, text: str) -> bool:
-    return text in (await page.locator("#join-error").text_content() or "")
+    return text in (await page.locator("#password-error").text_content() or "")
 
 
 async def test_waiting_for_the_leader_then_lobby(

@@ -175,8 +175,12 @@ sig.on("error", (msg) => {
     if (msg.code === "already_joined") return;
     setPhase("prejoin");
     prejoin.show();
-    if (msg.code === "password_required" || msg.code === "bad_room_password") prejoin.askPassword(errorText(msg));
-    else prejoin.showError(errorText(msg));
+    const aboutPassword = ["password_required", "bad_room_password"].includes(msg.code);
+    if (aboutPassword || (msg.code === "rate_limited" && !$("password-row").hidden)) {
+      prejoin.askPassword(errorText(msg));
+    } else {
+      prejoin.showError(errorText(msg));
+    }
     return;
   }
   if (["bad_sdp", "internal", "not_allowed", "rate_limited"].includes(msg.code)) notice(errorText(msg), { urgent: true });

@@ -86,7 +86,8 @@ export class Prejoin {
   /** The server wants a room password (or said it was wrong). */
   askPassword(message) {
     $("password-row").hidden = false;
-    this.showError(message);
+    this.showError("");
+    $("password-error").textContent = message || "";
     const input = $("room-password");
     input.value = "";
     input.focus();
@@ -133,6 +134,7 @@ export class Prejoin {
     const groupPassword = $("leader-password").value;
     const leader = group && groupPassword ? { group, password: groupPassword } : null;
     this.showError("");
+    $("password-error").textContent = "";
     this.setBusy(true);
     if (this.onSubmit) this.onSubmit({ name, password, leader });
   }
