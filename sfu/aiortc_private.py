@@ -172,6 +172,9 @@ def count_codecs_for(pc: RTCPeerConnection, counter: CodecCounter) -> None:
 # --- ICE on a configured address and port range ---------------------------------
 
 
+UDP_RECEIVE_BUFFER = 1 << 20
+
+
 def _bind_udp(bind_address: str, port_min: int, port_max: int) -> socket.socket:
     ports = list(range(port_min, port_max + 1))
     start = random.randrange(len(ports))
@@ -184,6 +187,8 @@ def _bind_udp(bind_address: str, port_min: int, port_max: int) -> socket.socket:
         except OSError:
             sock.close()
             continue
+        # Like aioice's own host sockets: room for a keyframe burst from many peers.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         sock.setblocking(False)
         return sock
     raise PortRangeExhausted(port_min, port_max)

@@ -35,6 +35,8 @@ ROUTER_PORTS = (42000, 42599)
 CLIENT_PORTS = (42600, 42999)
 """UDP ports for the test clients (the router under test uses another range)."""
 
+NTP_UNIX_OFFSET = 2208988800
+"""Seconds from the NTP epoch (1900) to the Unix epoch (1970)."""
 TONE_HZ = 1000.0
 SAMPLE_RATE = 48000
 
@@ -240,13 +242,16 @@ class Subscriber:
         receiver._handle_rtp_packet = rtp  # type: ignore[method-assign]
         receiver._handle_rtcp_packet = rtcp  # type: ignore[method-assign]
 
-    def media_clock(self, ssrc: int) -> float:
-        """Publisher wall-clock time (s, NTP) of the newest packet on ssrc, via the SR."""
+    def media_lag(self, ssrc: int) -> float:
+        """Seconds between the publisher's send time of the newest packet on ssrc (its
+        RTP timestamp mapped to wall-clock time through the latest SR) and its arrival.
+        Everything runs on one host, so both clocks are the same time.time()."""
         _, ntp, sr_rtp = self.sender_reports[ssrc]
-        _, ts, kind = self.last_rtp[ssrc]
+        arrival, ts, kind = self.last_rtp[ssrc]
         rate = 48000 if kind == "audio" else 90000
         delta = ((ts - sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-        return ntp / (1 << 32) + delta / rate
+        sent = ntp / (1 << 32) - NTP_UNIX_OFFSET + delta / rate
+        return arrival - sent
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if not self.capture_raw:
@@ -288,6 +293,35 @@ def tone_ratio(chunks: list[np.ndarray], hz: float = TONE_HZ) -> tuple[float, fl
     peak = float(freqs[int(np.argmax(spectrum[1:])) + 1])
     band = spectrum[(freqs > hz - 50) & (freqs < hz + 50)].sum()
     return peak, float(band / max(spectrum.sum(), 1e-9))
+
+
+async def wait_media_ready(router: Router, room: str, *participants: str) -> None:
+    """Waits until the router's own peer connections of participants are connected
+    (the client side may report "connected" a little earlier)."""
+
+    def ready() -> bool:
+        members = router._rooms.get(room, {})
+        conns = [
+            c
+            for p in participants
+            if p in members
+            for c in (members[p].up, members[p].down)
+            if c is not None
+        ]
+        return bool(conns) and all(c.pc.connectionState == "connected" for c in conns)
+
+    try:
+        await wait_for(ready, 10)
+    except TimeoutError:
+        members = router._rooms.get(room, {})
+        states = {
+            f"{p}.{name}": (c.pc.connectionState, c.pc.iceConnectionState, c.pc.signalingState)
+            for p in participants
+            if p in members
+            for name, c in (("up", members[p].up), ("down", members[p].down))
+            if c is not None
+        }
+        raise TimeoutError(f"router connections not ready: {states}") from None
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:

@@ -16,7 +16,7 @@ import re
 
 from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
-from sfu_clients import Publisher, Subscriber, wait_for
+from sfu_clients import Publisher, Subscriber, wait_for, wait_media_ready
 
 from sfu import Router
 from sfu.aiortc_private import negotiated_codecs, process_codec_counts
@@ -29,7 +29,13 @@ PACKETS_PER_FRAME = 3
 def other_numbers(sdp: str) -> str:
     """The publisher's offer with VP8 on payload type 120 and abs-send-time on id 5,
     so that the router must map both to the subscriber's numbers (97 and 3)."""
-    sdp = re.sub(r"\b97\b", "120", sdp)
+    lines = []
+    for line in sdp.split("\r\n"):
+        # Only payload-type fields: a blind replace could hit the DTLS fingerprint.
+        if line.startswith(("m=video", "a=rtpmap:97 ", "a=rtcp-fb:97 ", "a=fmtp:")):
+            line = re.sub(r"(?<=[ :=])97\b", "120", line)
+        lines.append(line)
+    sdp = "\r\n".join(lines)
     return sdp.replace(f"a=extmap:3 {ABS_SEND_TIME}", f"a=extmap:5 {ABS_SEND_TIME}")
 
 
@@ -45,6 +51,7 @@ async def test_payload_bytes_arrive_unchanged_without_codecs(router: Router) -> 
         await pub.wait_connected()
         await asyncio.wait_for(sub.answered.wait(), 10)
         await wait_for(lambda: sub.pc.connectionState == "connected", 10)
+        await wait_media_ready(router, room, "pub", "sub")
         await asyncio.sleep(0.3)  # let the down sender start
 
         t = pub.transceivers["camera"]
@@ -73,7 +80,14 @@ async def test_payload_bytes_arrive_unchanged_without_codecs(router: Router) -> 
                 sent.append(payload)
                 seq += 1
             await asyncio.sleep(0.01)
-        await wait_for(lambda: len(sub.raw) >= len(sent), 5)
+        try:
+            await wait_for(lambda: len(sub.raw) >= len(sent), 5)
+        except TimeoutError:
+            got_payloads = [p.payload for p in sub.raw]
+            missing = [i for i, p in enumerate(sent) if p not in got_payloads]
+            raise AssertionError(
+                f"{len(sub.raw)}/{len(sent)} arrived, missing {missing}, {router.stats.snapshot()}"
+            ) from None
 
         got = sub.raw
         assert [p.payload for p in got] == sent
@@ -114,6 +128,7 @@ async def test_sequence_and_timestamps_continue_across_a_publisher_restart(
         await pub.wait_connected()
         await asyncio.wait_for(sub.answered.wait(), 10)
         await wait_for(lambda: sub.pc.connectionState == "connected", 10)
+        await wait_media_ready(router, room, "pub", "sub")
         await asyncio.sleep(0.3)
         t = pub.transceivers["camera"]
         ext_map = HeaderExtensionsMap()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sfu_clients import MovingVideoTrack, Publisher, Subscriber, ToneTrack, tone_ratio, wait_for
 
@@ -35,14 +36,6 @@ async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
             )
             assert abs(peak - 1000) < 30
             assert share > 0.5
-        # Lip sync: through each down-track's SRs, the newest audio and video packets
-        # map to (nearly) the same publisher time, as they were sent at the same time.
-        for s in subs:
-            await wait_for(lambda s=s: len(s.sender_reports) == 2, 5)
-            clocks = {s.last_rtp[ssrc][2]: s.media_clock(ssrc) for ssrc in s.sender_reports}
-            skew = abs(clocks["audio"] - clocks["video"])
-            print(f"{s.id}: audio/video skew via SRs {skew * 1000:.0f} ms")
-            assert skew < 0.15
         stats = router.stats
         print("router stats", stats.snapshot(), "process codecs", process_codec_counts())
         assert stats.forwarded_packets > 0
@@ -56,6 +49,54 @@ async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
 
 async def _no_offers(sdp: str, tracks: object) -> None:
     return None
+
+
+async def test_sender_reports_carry_the_publishers_clock_mapping(router: Router) -> None:
+    """Lip sync: every SR a subscriber receives maps RTP time to the publisher's NTP
+    clock exactly as the publisher's own latest SR does, shifted by the down-track's
+    timestamp offset. Same clock for audio and video → the browser can sync them.
+    (An end-to-end "lag" check is too noisy here: aiortc's publisher stamps its SR with
+    the send time of its last packet, which jitters with encoding load.)"""
+    room = "r-sr"
+    sub = Subscriber(router, room, "sub")
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _no_offers)
+    try:
+        await pub.publish([(ToneTrack(), "mic"), (MovingVideoTrack(), "camera")])
+        await wait_for(lambda: sub.video_frames() > 5 and sub.audio_frames() > 5, 15)
+        downs = list(router._rooms[room]["sub"].down.tracks.values())  # type: ignore[union-attr]
+        up_history: dict[int, list[tuple[float, int, int]]] = {d.ssrc: [] for d in downs}
+        down_history: dict[int, list[tuple[float, int, int]]] = {d.ssrc: [] for d in downs}
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            for d in downs:
+                up_sr = d.up.sender_report if d.up else None
+                if up_sr and (not up_history[d.ssrc] or up_history[d.ssrc][-1] != up_sr):
+                    ntp, rtp, at = up_sr
+                    up_history[d.ssrc].append((at, ntp, rtp))
+                got = sub.sender_reports.get(d.ssrc)
+                if got and (not down_history[d.ssrc] or down_history[d.ssrc][-1] != got):
+                    down_history[d.ssrc].append(got)
+            await asyncio.sleep(0.01)
+        checked = 0
+        for d in downs:
+            rate = 48000 if d.info.kind == "audio" else 90000
+            offset = d._ts_offset
+            for received, ntp_d, rtp_d in down_history[d.ssrc]:
+                used = [u for u in up_history[d.ssrc] if u[0] < received]
+                if not used or received - used[-1][0] < 0.02:
+                    continue  # no up SR yet, or too close to tell which one was used
+                _, ntp_u, rtp_u = used[-1]
+                expected = rtp_u + (ntp_d - ntp_u) * rate / (1 << 32) + offset
+                error = ((rtp_d - int(expected) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                assert abs(error) / rate < 0.002, (d.info.kind, error)
+                checked += 1
+        print("sender reports checked:", checked)
+        assert checked >= 4
+    finally:
+        await sub.close()
+        await pub.pc.close()
 
 
 async def test_h264_publisher_is_forwarded_as_h264(router: Router) -> None:
