@@ -231,3 +231,39 @@ async def test_join_time(shared_server: Any, people: Any, leaders: list[Any]) ->
     join_ms = (time.monotonic() - started) * 1000
     print("JOIN_TIME_MS", round(join_ms))
     assert join_ms < 10000
+
+
+async def test_listener_without_devices_still_receives(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    """Someone who refuses camera and microphone can still join and listen."""
+    slug = "nur-zuhoeren-bitte"
+    leaders.append(await start_room(shared_server, slug))
+    host, listener = await people.page(), await people.page()
+    await listener.add_init_script(
+        "navigator.mediaDevices.getUserMedia = () =>"
+        " Promise.reject(new DOMException('refused', 'NotAllowedError'));"
+    )
+    await open_room(host, slug, "Sprecherin")
+    await listener.goto(f"/{slug}")
+    await listener.locator("#no-devices").wait_for(timeout=5000)
+    await listener.fill("#name", "Zuhörer")
+    await listener.check("#rules")
+    await listener.click("#join")
+    await wait_state(listener, "room")
+    await wait_state(host, "room")
+    assert await listener.evaluate("window.kreis.media") == {
+        "mic": False,
+        "camera": False,
+        "screen": False,
+    }
+    await wait_for(lambda: receiving(listener, 1, 1), 30, "the listener hears and sees the host")
+    listener_id = (await listener.evaluate("window.kreis.me"))["id"]
+
+    async def shown_muted_at_host() -> bool:
+        for entry in await host.evaluate("window.kreis.participants"):
+            if entry["id"] == listener_id:
+                return entry["mic"] is False and entry["camera"] is False
+        return False
+
+    await wait_for(shown_muted_at_host, 10, "the host sees the listener without devices")
