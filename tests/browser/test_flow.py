@@ -320,3 +320,37 @@ async def test_server_restart_notice_reconnects(
     await wait_state(alice, "room", 15)
     assert await my_id(alice) == alice_id
     await frames_rising(bob, alice_id, "Bob sees Alice after the reconnect")
+
+
+async def test_leader_locks_and_sets_a_password(shared_server: Any, people: Any) -> None:
+    slug = "abschliessen-und-passwort"
+    leader = await people.page()
+    await open_room(leader, slug, "Leitung", leader=(shared_server.group, shared_server.password))
+    await wait_state(leader, "room")
+    await leader.click("#btn-leader")
+    await leader.check("#set-lock")
+    first = await people.page()
+    await open_room(first, slug, "Zu spät")
+    await wait_for(lambda: _join_error(first, "locked"), 10, "the locked room says so")
+
+    await leader.uncheck("#set-lock")
+    await leader.fill("#new-password", "kerze-und-tee")
+    await leader.click("#password-form button[type=submit]")
+    await wait_for(lambda: _text(leader, "#password-state", "has a password"), 10, "password set")
+    second = await people.page()
+    await open_room(second, slug, "Mit Passwort")
+    await second.locator("#room-password").wait_for(timeout=10000)
+    await second.fill("#room-password", "kerze-und-tee")
+    await second.click("#join")
+    await wait_state(second, "lobby")
+
+    await leader.click("#password-clear")
+    await wait_for(lambda: _text(leader, "#password-state", "no password"), 10, "password cleared")
+
+
+async def _join_error(page: Any, text: str) -> bool:
+    return text in (await page.locator("#join-error").text_content() or "")
+
+
+async def _text(page: Any, selector: str, text: str) -> bool:
+    return text in (await page.locator(selector).text_content() or "")
