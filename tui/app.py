@@ -99,6 +99,10 @@ class KreisConsole(App[int]):
         if self.audio_wanted:
             self.run_worker(self._start_audio(), group="audio", exclusive=True)
 
+    def left_room(self) -> None:
+        """Called when the leader goes back to the room list: leave the room's audio."""
+        self.run_worker(self._stop_audio(), group="audio")
+
     def _pop_to_rooms(self) -> None:
         while len(self.screen_stack) > 1 and not isinstance(self.screen, RoomsScreen):
             self.pop_screen()

@@ -35,6 +35,9 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from app.client import KreisClient
+from tui.errors import AudioError
+
+__all__ = ["AudioBackend", "AudioError", "ConsoleAudio", "FileBackend", "SoundDeviceBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,6 @@ FRAME_SAMPLES = SAMPLE_RATE // 50
 """20 ms of mono audio: the unit every backend reads and plays."""
 MAX_QUEUED_FRAMES = 10
 """Per remote speaker; older frames are dropped so latency cannot grow (200 ms)."""
-
-
-class AudioError(Exception):
-    """No usable sound device (or audio file); the console goes on without audio."""
 
 
 # ---------------------------------------------------------------------- backends

@@ -25,6 +25,17 @@ class ConsoleError(Exception):
         return explain(self.code, self.server_message, self.retry_after)
 
 
+class AudioError(ConsoleError):
+    """No usable sound device (or audio file); the console goes on without audio."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("no_audio", reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 def explain(code: str, server_message: str = "", retry_after: int | None = None) -> str:
     """A sentence for an error code (console or server), in the current language."""
     key = f"err.{code}"

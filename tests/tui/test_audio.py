@@ -214,3 +214,42 @@ async def test_tone_goes_both_ways_through_the_server(
     assert len(pcm) > RATE
     peak, share = peak_hz(pcm)
     assert abs(peak - GUEST_HZ) < 15 and share > 0.5, (peak, share)
+
+
+def sound_card_present() -> bool:
+    from tui.audio import AudioError, SoundDeviceBackend
+
+    try:
+        SoundDeviceBackend()
+    except AudioError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(sound_card_present(), reason="this machine has a sound card")
+async def test_without_a_sound_card_the_console_says_so_and_carries_on(
+    kreis_server: Any, tmp_path: Path
+) -> None:
+    app = KreisConsole(
+        server_url=kreis_server.url,
+        group=kreis_server.group,
+        lang="en",
+        config_path=tmp_path / "console.toml",
+        cursor_blink=False,
+        audio="default",
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in_and_start_room(pilot, app, kreis_server.password)
+        await wait_for(
+            pilot, lambda: any("No sound device" in n.message for n in app._notifications)
+        )
+        assert app.audio is None
+        room = app.session.room
+        assert room is not None
+        hanna, _ = await guest(kreis_server, "Hanna")
+        try:
+            await wait_for(pilot, lambda: len(room.entrants) == 1)
+            await pilot.press("1", "a")
+            await hanna.expect("joined")
+        finally:
+            await hanna.close()

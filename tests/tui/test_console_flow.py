@@ -29,7 +29,7 @@ SIZE = (120, 40)
 SLUG = "donnerstag-kreis-4711"
 
 
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 10) -> None:
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 20) -> None:
     """Lets the app run until `condition()` holds (or fails the test)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

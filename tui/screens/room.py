@@ -297,4 +297,5 @@ class RoomScreen(ConsoleScreen):
             self.action_focus_lobby()
             return
         self._run(self.console.session.unwatch)
+        self.console.left_room()
         self.dismiss()
