@@ -365,12 +365,12 @@ RtpSink = Callable[[bytes], None]
 def tap_rtp(
     dtls: RTCDtlsTransport,
     route: Callable[[Any], RtpSink | None],
-) -> Callable[[int], None]:
+) -> Callable[[], None]:
     """Hands every decrypted RTP packet on dtls to a sink, bypassing aiortc's parse.
 
     The sink for a new SSRC is found once through aiortc's own RTP router (which
     knows the SSRCs and payload types of the SDP) and then cached by SSRC.
-    Returns a function that forgets a cached SSRC.
+    Returns a function that empties the cache (call it when sinks go away).
     """
     sinks: dict[int, RtpSink] = {}
 
@@ -394,7 +394,7 @@ def tap_rtp(
         sink(data)
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
-    return lambda ssrc: sinks.pop(ssrc, None) and None
+    return sinks.clear
 
 
 def simulate_inbound_loss(dtls: RTCDtlsTransport, rate: float, on_drop: Callable[[], None]) -> None:

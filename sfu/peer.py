@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import (
@@ -119,6 +120,7 @@ class UpConnection(_Connection):
         """Up-tracks by mid."""
         self._by_receiver: dict[int, RtpUpTrack] = {}
         self._tapped: set[int] = set()
+        self._forget_sinks: list[Callable[[], None]] = []
 
     async def got_offer(
         self, sdp: str, tracks: list[TrackInfo]
@@ -189,7 +191,7 @@ class UpConnection(_Connection):
             up = self._by_receiver.get(id(receiver))
             return up.on_rtp if up is not None else None
 
-        private.tap_rtp(dtls, route)
+        self._forget_sinks.append(private.tap_rtp(dtls, route))
         if self.settings.test_drop_rate:
             private.simulate_inbound_loss(dtls, self.settings.test_drop_rate, self._dropped)
 
@@ -198,6 +200,8 @@ class UpConnection(_Connection):
 
     def _drop(self, mid: str) -> RtpUpTrack:
         up = self.tracks.pop(mid)
+        for forget in self._forget_sinks:
+            forget()  # packets of the dropped track must not reach it any more
         for key, value in list(self._by_receiver.items()):
             if value is up:
                 del self._by_receiver[key]

@@ -132,15 +132,13 @@ class Publisher:
         munge edits the offer as the router sees it (e.g. other payload type numbers).
         """
         infos = []
-        pending = []
         for track, source in tracks:
-            kind = track if isinstance(track, str) else track.kind
             t = self.pc.addTransceiver(track, direction="sendonly")
-            pending.append((t, kind, source))
-        await set_local(self.pc, await self.pc.createOffer())
-        for t, kind, source in pending:
-            infos.append(TrackInfo(mid=str(t.mid), kind=kind, source=source))
             self.transceivers[source] = t
+        await set_local(self.pc, await self.pc.createOffer())
+        # Every track still published is announced again on a renegotiation.
+        for source, t in self.transceivers.items():
+            infos.append(TrackInfo(mid=str(t.mid), kind=t.kind, source=source))
         answer = await self.router.got_up_offer(
             self.room, self.id, munge(self.pc.localDescription.sdp), infos
         )

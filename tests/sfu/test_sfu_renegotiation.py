@@ -82,5 +82,28 @@ async def test_changes_during_an_outstanding_offer_wait_for_the_answer(router: R
             await p.pc.close()
 
 
+async def test_publisher_adds_a_track_by_renegotiating(router: Router) -> None:
+    """Camera switched on later: a second up offer on the same connection."""
+    room = "r-upreneg"
+    sub = Subscriber(router, room, "sub")
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _ignore)
+    try:
+        await pub.publish([(ToneTrack(), "mic")])
+        await wait_for(lambda: sub.audio_frames() > 20, 10)
+        up_pc = router._rooms[room]["pub"].up
+        await pub.publish([(MovingVideoTrack(), "camera")])
+        assert router._rooms[room]["pub"].up is up_pc  # same connection, renegotiated
+        await wait_for(lambda: sub.video_frames() > 20, 15)
+        assert summary(sub) == [("pub", "camera", "video"), ("pub", "mic", "audio")]
+        heard = sub.audio_frames()
+        await wait_for(lambda: sub.audio_frames() > heard + 20, 5)
+        assert router.stats.decoders_created == 0
+    finally:
+        await sub.close()
+        await pub.pc.close()
+
+
 async def _ignore(sdp: str, tracks: object) -> None:
     return None
