@@ -20,8 +20,20 @@ Public API (the server in app/ uses only this)::
     router.stats                                            # sfu.stats.Stats counters
 
 room and participant are opaque ids; the SFU knows no names, lobbies or passwords.
-Unknown room/participant ids raise UnknownParticipant. A participant has an up
-connection (it offers) and a down connection (the SFU offers); see docs/protocol.md.
+A participant has an up connection (it offers) and a down connection (the SFU
+offers); see docs/protocol.md. Beyond the shape agreed with app/:
+
+- got_up_offer, got_down_answer, set_forwarding and request_keyframe raise
+  UnknownParticipant (an SfuError, code "unknown_participant") for ids never added;
+  PortRangeExhausted (code "no_media_port") when every UDP port of the range is taken.
+- A new up offer on the same connection renegotiates it (e.g. camera switched on);
+  the tracks list is authoritative: mids missing from it stop being forwarded.
+- Down offers are serialised per participant; a change during an outstanding offer
+  is offered after the answer (or after ANSWER_TIMEOUT = 20 s without one).
+- Codecs: Opus, VP8 and H.264 only, no RTX (retransmissions reuse the SSRC).
+- MediaSettings.test_drop_rate / test_down_drop_rate simulate loss (tests only).
+- router.stats.decoders_created / encoders_created count aiortc codec objects made
+  for this router's connections (0 by design, checked in tests/sfu).
 
 Modules: conn (vocabulary), settings, router (this API), peer (up/down peer
 connections), uptrack, downtrack (rewrite, packet cache, sender reports), rtpheader,

@@ -68,7 +68,10 @@ def check_sdp(sdp: str) -> None:
 def _configuration(settings: MediaSettings) -> RTCConfiguration:
     # An explicit (normally empty) list: aiortc's default would be a public STUN server.
     return RTCConfiguration(
-        iceServers=[RTCIceServer(urls=url) for url in settings.ice_servers],
+        iceServers=[
+            RTCIceServer(urls=server) if isinstance(server, str) else server
+            for server in settings.ice_servers
+        ],
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
     )
 

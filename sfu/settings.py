@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,9 +18,10 @@ class MediaSettings:
     """Lowest UDP port for media."""
     port_max: int = 40999
     """Highest UDP port for media; each peer connection takes one port."""
-    ice_servers: tuple[str, ...] = ()
-    """STUN/TURN URLs for the server side; normally empty. Only host candidates on
-    bind_address are gathered today, so these are passed to aiortc but unused."""
+    ice_servers: tuple[Any, ...] = ()
+    """STUN/TURN URLs (or aiortc RTCIceServer objects) for the server side; normally
+    empty. Only host candidates on bind_address are gathered today, so these are
+    passed to aiortc's configuration but not used for gathering."""
     test_drop_rate: float = 0.0
     """Test hook: fraction of incoming RTP packets dropped on arrival (0 in production)."""
     test_down_drop_rate: float = 0.0

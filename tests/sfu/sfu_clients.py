@@ -159,6 +159,7 @@ class Subscriber:
     """True: record RTP payloads at the receiver and never decode (test 1)."""
     pc: RTCPeerConnection = field(default_factory=client_pc)
     offers: list[list[DownTrackInfo]] = field(default_factory=list)
+    offer_sdps: list[str] = field(default_factory=list)
     frames: dict[str, int] = field(default_factory=dict)
     audio: list[np.ndarray] = field(default_factory=list)
     raw: list[Any] = field(default_factory=list)
@@ -183,6 +184,7 @@ class Subscriber:
     async def on_down_offer(self, sdp: str, tracks: list[DownTrackInfo]) -> None:
         # Answer asynchronously, as a remote browser would.
         self.offers.append(tracks)
+        self.offer_sdps.append(sdp)
         if self._outstanding:
             self.overlapping_offers += 1
         self._outstanding = True

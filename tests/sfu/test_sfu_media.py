@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sfu_clients import MovingVideoTrack, Publisher, Subscriber, ToneTrack, tone_ratio, wait_for
+from sfu_clients import (
+    ROUTER_PORTS,
+    MovingVideoTrack,
+    Publisher,
+    Subscriber,
+    ToneTrack,
+    tone_ratio,
+    wait_for,
+)
 
 from sfu import Router
 from sfu.aiortc_private import negotiated_codecs, process_codec_counts
@@ -25,6 +33,13 @@ async def test_two_subscribers_decode_video_and_tone(router: Router) -> None:
         await wait_for(lambda: all(s.video_frames() > 60 for s in subs), 20)
         await wait_for(lambda: all(s.audio_frames() > 100 for s in subs), 10)
         for s in subs:
+            # Complete SDP: one host candidate, on loopback, in the router's port range.
+            candidates = [
+                line.split() for line in s.offer_sdps[-1].splitlines() if "a=candidate" in line
+            ]
+            assert {(c[4], c[7]) for c in candidates} == {("127.0.0.1", "host")}
+            assert all(ROUTER_PORTS[0] <= int(c[5]) <= ROUTER_PORTS[1] for c in candidates)
+            assert "a=end-of-candidates" in s.offer_sdps[-1]
             assert [(t.kind, t.source, t.participant) for t in s.offers[-1]] == [
                 ("audio", "mic", "pub"),
                 ("video", "camera", "pub"),
