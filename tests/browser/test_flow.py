@@ -65,6 +65,12 @@ async def test_leave_and_rejoin(shared_server: Any, people: Any, leaders: list[A
     assert await alice.locator("#ended-text").text_content() == "You have left the meeting."
     await wait_for(lambda: _gone(bob, alice_id), 10, "Alice gone from Bob's list")
     assert await alice.locator("#tiles .tile").count() == 0
+    # the devices are off after leaving (no camera light on the goodbye screen)
+    assert await alice.evaluate("window.kreis.media") == {
+        "mic": False,
+        "camera": False,
+        "screen": False,
+    }
 
     await alice.click("#rejoin")
     await wait_state(alice, "prejoin")

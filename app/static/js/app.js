@@ -109,7 +109,9 @@ async function rejoin() {
 
 function end(reason, { closeSocket = true } = {}) {
   if (closeSocket) sig.close();
-  room.teardown({ stopDevices: reason !== "left" });
+  // camera and microphone go off with the meeting: a lit camera light after leaving
+  // would be alarming; "Join again" asks for them afresh
+  room.teardown({ stopDevices: true });
   session.endReason = reason;
   session.resume = null;
   session.joined = null;

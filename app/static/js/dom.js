@@ -97,6 +97,7 @@ let audioCtx = null;
 export function chime() {
   try {
     audioCtx = audioCtx || new AudioContext();
+    if (audioCtx.state === "suspended") audioCtx.resume().catch(() => {});
     const now = audioCtx.currentTime;
     for (const [i, freq] of [660, 880].entries()) {
       const osc = audioCtx.createOscillator();

@@ -58,14 +58,12 @@ export class RoomView {
 
   /** `joined` arrived (first time or after a resume): fresh connections, fresh view. */
   async enter(joined, iceServers) {
-    const sameRoom = this.me && this.me.room === joined.room;
     this.closePeers();
     this.me = { id: joined.id, role: joined.role, room: joined.room };
     this.iceServers = iceServers || [];
-    if (!sameRoom) {
-      this.chat.clear();
-      this.hand = false;
-    }
+    // the server starts every seat with the hand down and re-sends the recent chat
+    this.chat.clear();
+    this.hand = false;
     this.tiles.reset();
     this.tiles.myId = joined.id;
     this.people.myId = joined.id;
@@ -76,6 +74,7 @@ export class RoomView {
     $("btn-leader").hidden = !this.isLeader;
     $("room-heading").textContent = joined.room;
     this.tiles.setLocalVideo(this.media.camera);
+    if (this.media.screenOn) this.tiles.setVideo(this.tiles.tile(joined.id, "screen"), this.media.screen);
     this.renderAll();
     this.startSpeakerLoop();
     this.up = new UpConnection(this.sig, this.iceServers);
