@@ -77,6 +77,9 @@ async def log_in_and_start_room(pilot: Pilot[Any], app: KreisConsole, password: 
     await wait_for(pilot, lambda: isinstance(app.screen, RoomsScreen))
     await pilot.press("n")
     await type_text(pilot, SLUG)
+    check = app.screen.query_one("#slug-check")
+    # The server's live verdict: weekday + "kreis" + digits is guessable, with a suggestion.
+    await wait_for(pilot, lambda: "easy to guess. Better: " in str(check.render()))
     await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
 

@@ -82,3 +82,18 @@ async def test_language_switch_relabels_the_room_screen() -> None:
         assert app.screen.query_one(".lobby-title").render().plain.startswith("Warteraum")  # type: ignore[attr-defined]
         descriptions = {b.description for _, b in app.screen._bindings}
         assert "Einlassen" in descriptions
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_every_room_action_is_in_the_key_bar(lang: str) -> None:
+    from tui.i18n import t
+    from tui.screens.room import RoomScreen
+    from tui.widgets.key_bar import KeyBar
+
+    app = console(lang, FakeSession(with_room=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shown = str(app.screen.query_one(KeyBar).render())
+        for _keys, _action, text, show in RoomScreen.KEYS:
+            if show:
+                assert t(text) in shown, text
