@@ -23,8 +23,9 @@ room and participant are opaque ids; the SFU knows no names, lobbies or password
 A participant has an up connection (it offers) and a down connection (the SFU
 offers); see docs/protocol.md. Beyond the shape agreed with app/:
 
-- got_up_offer, got_down_answer, set_forwarding and request_keyframe raise
-  UnknownParticipant (an SfuError, code "unknown_participant") for ids never added;
+- got_up_offer and got_down_answer raise UnknownParticipant (an SfuError, code
+  "unknown_participant") for ids never added; set_forwarding and request_keyframe
+  ignore them. A mute (set_forwarding False) also holds for tracks published later;
   PortRangeExhausted (code "no_media_port") when every UDP port of the range is taken.
 - A new up offer on the same connection renegotiates it (e.g. camera switched on);
   the tracks list is authoritative: mids missing from it stop being forwarded.

@@ -46,6 +46,8 @@ class _Participant:
     dirty: bool = False
     """The wanted tracks changed while an offer was outstanding."""
     up_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    muted: set[str] = field(default_factory=set)
+    """Sources not to forward, also for tracks published after the mute."""
 
 
 class Router:
@@ -129,6 +131,9 @@ class Router:
                     p.up = None
                     await up.close()
                 raise
+        for track in added:
+            if track.info.source in p.muted:
+                track.set_forwarding(False)
         self._update_gauges()
         if added or removed:
             for other in self._rooms.get(room, {}).values():
@@ -150,17 +155,25 @@ class Router:
         self._update_gauges()
 
     def set_forwarding(self, room: str, participant: str, source: str, enabled: bool) -> None:
-        """Mute (False) or unmute (True) every track of participant from source."""
-        p = self._get(room, participant)
+        """Mute (False) or unmute (True) every track of participant from source, including
+        tracks it publishes later. Unknown participants are ignored."""
+        p = self._rooms.get(room, {}).get(participant)
+        if p is None:
+            return
+        if enabled:
+            p.muted.discard(source)
+        else:
+            p.muted.add(source)
         if p.up is not None:
             for up in p.up.tracks.values():
                 if up.info.source == source:
                     up.set_forwarding(enabled)
 
     def request_keyframe(self, room: str, participant: str) -> None:
-        """Asks participant for a keyframe on each of its video tracks (throttled)."""
-        p = self._get(room, participant)
-        if p.up is not None:
+        """Asks participant for a keyframe on each of its video tracks (throttled).
+        Unknown participants (no media yet) are ignored."""
+        p = self._rooms.get(room, {}).get(participant)
+        if p is not None and p.up is not None:
             for up in p.up.tracks.values():
                 up.request_keyframe()
 

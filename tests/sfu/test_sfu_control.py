@@ -46,6 +46,26 @@ async def test_set_forwarding_stops_and_resumes(router: Router) -> None:
         await pub.pc.close()
 
 
+async def test_mute_before_publishing_holds_for_new_tracks(router: Router) -> None:
+    room = "r-premute"
+    sub = Subscriber(router, room, "sub")
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _ignore)
+    router.set_forwarding(room, "nobody", "mic", False)  # unknown ids are ignored
+    router.request_keyframe(room, "nobody")
+    router.set_forwarding(room, "pub", "camera", False)
+    try:
+        await pub.publish([(ToneTrack(), "mic"), (MovingVideoTrack(), "camera")])
+        await wait_for(lambda: sub.audio_frames() > 30, 15)
+        assert sub.video_frames() == 0
+        router.set_forwarding(room, "pub", "camera", True)
+        await wait_for(lambda: sub.video_frames() > 10, 10)
+    finally:
+        await sub.close()
+        await pub.pc.close()
+
+
 async def test_keyframe_requests_are_throttled(router: Router) -> None:
     room = "r-kf"
     sub = Subscriber(router, room, "sub")
