@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.fleet import Fleet, wait_until
 from bench.measure import Stream
+from sfu.aiortc_private import UDP_RECEIVE_BUFFER
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class _Seat(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        _big_buffer(transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self.peer is None:
@@ -47,6 +50,12 @@ class _Seat(asyncio.DatagramProtocol):
         for seat in self.room:
             if seat is not self and seat.peer is not None:
                 sendto(data, seat.peer)
+
+
+def _big_buffer(transport: asyncio.BaseTransport) -> None:
+    # The same receive buffer as the SFU's media sockets (sfu/aiortc_private.py).
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
 
 
 async def _forward(conn: Connection, rooms: int, size: int) -> None:
@@ -77,6 +86,9 @@ class _ClientSeat(asyncio.DatagramProtocol):
     def __init__(self, sink: Callable[[bytes], None]) -> None:
         self.sink = sink
         self.seen: set[int] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _big_buffer(transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if len(self.seen) < 64:

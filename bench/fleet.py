@@ -108,9 +108,11 @@ def fleet_main(conn: Connection, setup_name: str, params: dict[str, Any]) -> Non
     module_name, _, func = setup_name.partition(":")
     setup: Setup = getattr(importlib.import_module(module_name), func)
     try:
+        uvloop: Any = None
         if params.get("uvloop"):
-            import uvloop
-
+            with contextlib.suppress(ImportError):
+                import uvloop
+        if uvloop is not None:
             uvloop.run(serve_fleet(conn, setup, params))
         else:
             asyncio.run(serve_fleet(conn, setup, params))

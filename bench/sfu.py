@@ -45,6 +45,8 @@ class Figures:
     wall: float
     cpu: float
     latencies: list[float]
+    client_cpu: float = float("nan")
+    """CPU-seconds of the client processes in the window (they share the machine)."""
 
     @property
     def pps(self) -> float:
@@ -70,7 +72,8 @@ class Figures:
         return (
             f"{self.name:<8} forwarded={self.forwarded} pps={self.pps:.0f} "
             f"cpu={self.cpu:.2f}s load={self.load:.2f} pps/core={self.pps_per_core:.0f} "
-            f"loss={self.loss:.4f} p50={self.ms(0.5):.2f}ms p99={self.ms(0.99):.2f}ms"
+            f"loss={self.loss:.4f} p50={self.ms(0.5):.2f}ms p99={self.ms(0.99):.2f}ms "
+            f"client_load={self.client_cpu / self.wall:.2f}"
         )
 
 
@@ -114,6 +117,8 @@ def measure(
 ) -> Figures:
     """Runs one window over ready fleets; CPU of pid's process tree."""
     conns = [c for _, c in fleets]
+    client_pids = [p.pid for p, _ in fleets]
+    ccpu0 = sum(cpu_seconds(p) for p in client_pids)
     cpu0 = cpu_seconds(pid)
     t0 = time.monotonic()
     for c in conns:
@@ -127,6 +132,7 @@ def measure(
     stopped = [_recv(c, 10, "stop") for c in conns]
     t1 = time.monotonic()
     cpu1 = cpu_seconds(pid)
+    ccpu1 = sum(cpu_seconds(p) for p in client_pids)
     time.sleep(DRAIN)
     for c in conns:
         c.send(("final",))
@@ -134,7 +140,9 @@ def measure(
     sent = sum(s[1] - m[1] for s, m in zip(stopped, marked, strict=True))
     received = sum(f[1] - m[2] for f, m in zip(final, marked, strict=True))
     latencies = sorted(x for f in final for x in f[2])
-    return Figures(name, received, sent * fanout, t1 - t0, cpu1 - cpu0, latencies)
+    figures = Figures(name, received, sent * fanout, t1 - t0, cpu1 - cpu0, latencies)
+    figures.client_cpu = ccpu1 - ccpu0
+    return figures
 
 
 def _slices(n: int, parts: int) -> list[range]:
@@ -163,7 +171,7 @@ def run_sfu(args: argparse.Namespace) -> tuple[Figures, float]:
                 "size": args.size,
                 "first_number": part.start * args.size,
                 "ports": (lo + k * width, lo + (k + 1) * width - 1),
-                "uvloop": args.uvloop,
+                "uvloop": args.client_uvloop,
             }
             for k, part in enumerate(parts)
         ]
@@ -273,7 +281,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--clients", type=int, default=2, help="client processes")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds before the window")
-    ap.add_argument("--uvloop", action="store_true", help="server and clients on uvloop")
+    ap.add_argument("--uvloop", action="store_true", help="SFU workers on uvloop")
+    ap.add_argument("--client-uvloop", action="store_true", help="clients on uvloop")
     ap.add_argument("--profile", help="py-spy output of the server (.svg, .txt, .json)")
     ap.add_argument("--skip", default="", help="comma list of: ceiling,relay")
     ap.add_argument("--relay-rooms", type=int, default=1)
