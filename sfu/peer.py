@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +65,14 @@ def check_sdp(sdp: str) -> None:
     lines = sdp.replace("\r\n", "\n").split("\n")
     if lines[0].strip() != "v=0" or not any(line.startswith("m=") for line in lines):
         raise BadSdp("not a session description with media")
+
+
+def msid_token(participant: str) -> str:
+    """The publisher's id if it can stand in an SDP msid (RFC 8830 token, short), else
+    a stable digest of it: the SDP must stay valid whatever ids app/ chooses."""
+    if re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", participant):
+        return participant
+    return "p" + hashlib.sha256(participant.encode("utf-8")).hexdigest()[:20]
 
 
 def _configuration(settings: MediaSettings) -> RTCConfiguration:
@@ -246,7 +256,8 @@ class DownConnection(_Connection):
             publisher, source, kind = key
             t = self.pc.addTransceiver(kind, direction="sendonly")
             t.setCodecPreferences(codec_preferences(kind))
-            private.set_stream_ids(t.sender, publisher, f"{publisher}-{source}-{kind}")
+            stream = msid_token(publisher)
+            private.set_stream_ids(t.sender, stream, f"{stream}-{source}-{kind}")
             info = DownTrackInfo(mid="", participant=publisher, kind=kind, source=source)
             down = RtpDownTrack(
                 self.participant, info, t, self.stats, self.settings.test_down_drop_rate

@@ -82,3 +82,11 @@ def test_rtcp_packets_parse_in_aiortc() -> None:
     assert (sr.ssrc, info.ntp_timestamp, info.rtp_timestamp) == (5, 7 << 32, 9)
     assert (info.packet_count, info.octet_count) == (3, 4)
     assert sdes.chunks[0].items == [(1, b"c")]
+
+
+def test_msid_token_keeps_sdp_valid() -> None:
+    from sfu.peer import msid_token
+
+    assert msid_token("p_a1B2-c.3") == "p_a1B2-c.3"
+    odd = msid_token("name with spaces/ä" * 5)
+    assert odd.isalnum() and len(odd) <= 40 and odd == msid_token("name with spaces/ä" * 5)
