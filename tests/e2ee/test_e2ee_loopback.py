@@ -318,3 +318,18 @@ def test_replayed_old_key_does_not_silence_a_publisher(bench: Any) -> None:
     bench.wait_for_timeout(2500)  # longer than the bench's key grace period (2 s)
     wait_frames_rising(bench, "alice", "bob", more=20)
     assert stats(bench, "bob")["keyIds"]["alice"] == current
+
+
+def test_room_end_forgets_every_key(bench: Any) -> None:
+    setup(bench, ["alice", "bob"])
+    wait_frames_rising(bench, "alice", "bob", more=10)
+    bench.evaluate("() => kreisTest.tell('bob', { type: 'room_ended', room: 'x' })")
+    bench.wait_for_timeout(300)
+    s = stats(bench, "bob")
+    assert s["state"] == "off" and s["sendKeyId"] is None, s
+    assert s["receiveKeyIds"] == {} or all(not v for v in s["receiveKeyIds"].values()), s
+    assert bench.evaluate("() => kreisTest.sas('bob')") is None
+    before = frames(bench, "alice", "bob")
+    bench.wait_for_timeout(1000)
+    assert frames(bench, "alice", "bob") == before  # alice still encrypts; bob has no key
+    assert stats(bench, "bob")["droppedBy"]["noKey"] > 0

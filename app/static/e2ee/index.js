@@ -259,6 +259,10 @@ class E2EE {
       case "e2ee_key":
         await this.run(() => this.gotKey(msg.from, msg.payload));
         break;
+      case "removed":
+      case "room_ended":
+        await this.reset();
+        break;
       default:
         break;
     }
@@ -428,6 +432,25 @@ class E2EE {
     const keyIds = { self: raw.sendKeyId };
     for (const [id, s] of Object.entries(raw.perParticipant)) keyIds[id] = s.keyId;
     return { ...raw, keyIds, state: this.state, keyErrors: this.keyErrors };
+  }
+
+  /** Forgets every key, peer and the SAS (the meeting ended for us); the identity stays. */
+  async reset() {
+    this.wanted = false;
+    this.modeToken++;
+    this.keyToken++;
+    await this.run(async () => {
+      this.post({ type: "reset" });
+      this.ownKey.forget();
+      this.peers.clear();
+      this.pendingKeys.clear();
+      this.lastList = [];
+      if (this.state === "on") this.setState("off");
+      if (this.currentSas !== null) {
+        this.currentSas = null;
+        this.onSasChange(null);
+      }
+    });
   }
 
   close() {

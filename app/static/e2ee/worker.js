@@ -288,6 +288,14 @@ async function handle(msg) {
       }
       break;
     }
+    case "reset":
+      // The meeting is over for us: no key outlives it.
+      peers.clear();
+      receiverOwner.clear();
+      send.encrypt = false;
+      send.frameKey = null;
+      send.keyId = null;
+      break;
     case "mapReceiver":
       receiverOwner.set(msg.rid, msg.participantId);
       break;

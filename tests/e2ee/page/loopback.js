@@ -198,6 +198,9 @@ window.kreisTest = {
   replayFirstKey(from, to) {
     relay.replayFirstKey(from, to);
   },
+  async tell(id, msg) {
+    await people.get(id).engine.handleSignal(msg);
+  },
   async enable(id) {
     return people.get(id).engine.enable();
   },
