@@ -98,8 +98,8 @@ async def test_three_browsers_with_e2ee_see_and_hear_each_other_and_switch_live(
         errors: list[str] = []
         pages: list[Page] = []
         try:
-            for _ in range(3):
-                context = await chromium.new_context(base_url=kreis_server.url)
+            for locale in ("en-US", "en-US", "de-DE"):
+                context = await chromium.new_context(base_url=kreis_server.url, locale=locale)
                 await context.grant_permissions(["camera", "microphone"])
                 page = await context.new_page()
                 page.on("pageerror", lambda err: errors.append(str(err)))
@@ -136,6 +136,9 @@ async def test_three_browsers_with_e2ee_see_and_hear_each_other_and_switch_live(
             assert sas[0] is not None and sas[0] == sas[1] == sas[2], sas
             status = await pages[0].locator("#e2ee-status").text_content()
             assert status and all(w in status for w in sas[0]["en"]), status
+            status_de = await pages[2].locator("#e2ee-status").text_content()
+            assert status_de and "verschlüsselt" in status_de, status_de
+            assert all(w in status_de for w in sas[0]["de"]), status_de
 
             # Live off: media keeps flowing, now in clear.
             await leader.send({"type": "set_e2ee", "room": slug, "on": False})
