@@ -127,6 +127,9 @@ async def test_leader_runs_a_room_with_keys_only(kreis_server: Any, tmp_path: Pa
             guests.append(anna)
             assert answer == {"type": "lobby_status", "state": "waiting", "message": None}
             await wait_for(pilot, lambda: len(room.entrants) == 1 and bells)
+            await wait_for(
+                pilot, lambda: any("Anna is knocking" in n.message for n in app._notifications)
+            )
             bert, answer = await guest(kreis_server, "Bert")
             guests.append(bert)
             await wait_for(pilot, lambda: len(room.entrants) == 2 and len(bells) == 2)
