@@ -220,14 +220,11 @@ class Router:
             if down is None and not desired:
                 p.offer_outstanding = False
                 return
-            if (
-                down is not None
-                and all(
-                    down.tracks.get(k) is not None and down.tracks[k].up is u
-                    for k, u in desired.items()
-                )
-                and set(down.tracks) == set(desired)
-            ):
+            if down is not None and set(down.tracks) == set(desired):
+                # Same tracks, maybe from new up-tracks (a publisher switched its camera):
+                # feed the existing transceivers, no renegotiation needed.
+                for key, up in desired.items():
+                    down.tracks[key].attach(up)
                 p.offer_outstanding = False
                 return
             if down is None:

@@ -105,5 +105,36 @@ async def test_publisher_adds_a_track_by_renegotiating(router: Router) -> None:
         await pub.pc.close()
 
 
+async def test_publisher_switches_camera_track_without_new_down_mline(router: Router) -> None:
+    """A new camera track on a new m-line (e.g. another device): subscribers keep their
+    down transceiver, now fed by the new up-track, without a renegotiation, and keep
+    decoding (sequence numbers and timestamps continue across the switch)."""
+    room = "r-switch"
+    sub = Subscriber(router, room, "sub")
+    sub.join()
+    pub = Publisher(router, room, "pub")
+    router.add_participant(room, "pub", _ignore)
+    try:
+        await pub.publish([(MovingVideoTrack(), "camera")])
+        await wait_for(lambda: sub.video_frames() > 20, 15)
+        mids = [t.mid for t in sub.offers[-1]]
+        old = pub.transceivers["camera"]
+        old.direction = "inactive"
+        offers = len(sub.offers)
+        old_up = router._rooms[room]["pub"].up.tracks[str(old.mid)]  # type: ignore[union-attr]
+        await pub.publish([(MovingVideoTrack(160, 120), "camera")])
+        new_up = router._rooms[room]["pub"].up.tracks[str(pub.transceivers["camera"].mid)]  # type: ignore[union-attr]
+        assert new_up is not old_up
+        await wait_for(lambda: bool(new_up.downs), 5)
+        seen = sub.video_frames()
+        await wait_for(lambda: sub.video_frames() > seen + 20, 10)
+        assert len(sub.offers) == offers and [t.mid for t in sub.offers[-1]] == mids
+        assert len(sub.pc.getTransceivers()) == 1
+        assert router.stats.up_tracks == 1 and router.stats.down_tracks == 1
+    finally:
+        await sub.close()
+        await pub.pc.close()
+
+
 async def _ignore(sdp: str, tracks: object) -> None:
     return None
