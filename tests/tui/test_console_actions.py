@@ -128,6 +128,14 @@ async def test_more_room_actions_by_keys(kreis_server: Any, tmp_path: Path) -> N
             await pilot.press("enter")
             line = await fritz.expect("chat")
             assert line["text"] == "Gleich geht es los" and line["lobby"] is True
+            # ... and the answer from the lobby reaches the console's chat, marked as such.
+            await fritz.send({"type": "chat", "text": "Danke!"})
+            chat_log = app.screen.query_one("#chat-log")
+
+            def chat_lines() -> str:
+                return "\n".join(line.text for line in chat_log.lines)  # type: ignore[attr-defined]
+
+            await wait_for(pilot, lambda: "(lobby) Fritz: Danke!" in chat_lines())
 
             # Admit all, after the confirmation.
             greta, _ = await guest(kreis_server, "Greta")

@@ -203,11 +203,13 @@ async def test_reconnect_keeps_room_and_queue(kreis_server: Any, tmp_path: Path)
             dora, _ = await guest(kreis_server, "Dora")
             guests.append(dora)
             await wait_for(pilot, lambda: len(room.entrants) == 1)
-            statuses: list[str] = []
+            app.session.reconnect_delays = (1.0,)
             old = app.session.client
             assert old is not None and old._ws is not None
             await old._ws.close()  # the network drops
-            await wait_for(pilot, lambda: app.session.status == "reconnecting" or statuses)
+            header = app.screen.query_one("#room-header")
+            await wait_for(pilot, lambda: "reconnecting" in str(header.render()))
+            assert app.session.status == "reconnecting"
             await wait_for(
                 pilot, lambda: app.session.status == "online" and app.session.client is not old
             )
