@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, DataTable, Input, Static
 
-from tui.errors import ConsoleError
+from tui.errors import ConsoleError, explain
 from tui.i18n import t
 from tui.screens.base import ConsoleScreen, KeySpec
 from tui.widgets.key_bar import KeyBar
@@ -193,8 +193,6 @@ class RoomsScreen(ConsoleScreen):
         suggestion = str(answer.get("suggestion") or "")
         if not answer.get("ok"):
             reason = str(answer.get("reason") or "bad_slug")
-            from tui.errors import explain
-
             out.update(
                 Text(t("slug.bad", reason=explain(reason), suggestion=suggestion), style="red")
             )
