@@ -66,6 +66,8 @@ async def test_video_survives_inbound_loss(lossy_router: Router) -> None:
         assert st.nacks_answered > 0
         assert st.plis_sent_upstream > 0
         assert st.decoders_created == 0 and st.encoders_created == 0
+        # The subscribers' bandwidth estimates reach the publisher (lowest REMB).
+        await wait_for(lambda: st.rembs_sent_upstream > 0, 5)
         # The publisher gets receiver reports: its RTT estimate needs our LSR/DLSR.
         assert st.receiver_reports_sent > 0
         remote = [v for v in (await pub.pc.getStats()).values() if v.type == "remote-inbound-rtp"]
