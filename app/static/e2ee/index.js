@@ -74,6 +74,7 @@ class E2EE {
     this.onSasChange = options.onSasChange ?? (() => {});
     this.requestKeyframe = options.requestKeyframe ?? (() => {});
     this.followRoom = options.followRoom ?? true;
+    /** Between `e2ee_state: off` and the first clear frame, and before a new key is used. */
     this.switchDelayMs = options.switchDelayMs ?? 500;
     this.selfId = options.selfId ?? null;
     const legacy = options.legacy ?? "auto";
@@ -176,37 +177,30 @@ class E2EE {
   }
 
   /**
-   * Switches our sending to encrypted. Keys go out first; frames switch after a short
-   * delay so receivers hold the key; `e2ee_state: on` goes out last (receivers in mode
-   * "off" already accept encrypted frames, so nothing is lost on the way).
+   * Switches our sending to encrypted. From this call on nothing leaves in clear: the
+   * worker drops our frames until the new key is set, then encrypts. Keys go out at once,
+   * `e2ee_state: on` right after. A receiver still waiting for our key drops our frames
+   * (fail closed) until it arrives, then asks for a keyframe. Joining a room that is
+   * already encrypted therefore never sends a clear frame, not even the first one.
    */
   async enable() {
+    this.wanted = true;
     if (!this.isSupported) {
-      this.wanted = true;
       this.setState("unable");
       this.announce();
       return false;
     }
-    this.wanted = true;
     const token = ++this.modeToken;
-    const ready = await this.run(async () => {
-      if (this.state === "on") return false;
-      if (this.identity === null) {
-        await this.ensureIdentity();
-        this.announce(); // peers can start sending us their keys right away
-      }
+    this.post({ type: "setEncrypt", on: true });
+    return this.run(async () => {
+      if (token !== this.modeToken || !this.wanted) return false;
+      if (this.state === "on" && this.ownKey.raw !== null) return true;
+      await this.ensureIdentity();
       const key = this.ownKey.renew();
       this.keyToken++;
       this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
       for (const peer of this.peers.values()) peer.sentKeyId = null;
       await this.distribute();
-      return true;
-    });
-    if (!ready) return this.state === "on";
-    await sleep(this.switchDelayMs);
-    return this.run(async () => {
-      if (token !== this.modeToken || !this.wanted) return false;
-      this.post({ type: "setEncrypt", on: true });
       this.setState("on");
       this.announce();
       return true;
@@ -391,10 +385,10 @@ class E2EE {
       peer.wrapIn ??= await deriveWrapKey(this.identity.privateKey, peer.publicKey, from, this.selfId);
       const { keyId, raw } = await unwrapMediaKey(peer.wrapIn, from, this.selfId, payload);
       this.post({ type: "setKey", participantId: from, keyId, raw });
-      if (!peer.hadKey) {
-        peer.hadKey = true;
-        this.requestKeyframe(from);
-      }
+      // Frames from this publisher may have been dropped while the key was on its way;
+      // a keyframe lets its video start again at once (the SFU throttles these).
+      peer.hadKey = true;
+      this.requestKeyframe(from);
     } catch {
       this.keyErrors++;
     }
