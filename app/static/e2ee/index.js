@@ -72,6 +72,7 @@ class E2EE {
     this.sendSignal = options.sendSignal;
     this.onStateChange = options.onStateChange ?? (() => {});
     this.onSasChange = options.onSasChange ?? (() => {});
+    this.onReset = options.onReset ?? (() => {});
     this.requestKeyframe = options.requestKeyframe ?? (() => {});
     this.followRoom = options.followRoom ?? true;
     /** Between `e2ee_state: off` and the first clear frame, and before a new key is used. */
@@ -444,6 +445,7 @@ class E2EE {
         this.currentSas = null;
         this.onSasChange(null);
       }
+      this.onReset();
     });
   }
 

@@ -7,7 +7,8 @@
  *                              lang: currentLang, onLangChange });
  *
  * Call it once, before the first `joined`. The engine follows the room's `settings.e2ee`;
- * the leader switches it with `set_e2ee` and every browser follows live.
+ * the leader switches it with `set_e2ee` and every browser follows live. When the person
+ * leaves on their own, call `e2ee.reset()` (removal and room end are seen by the engine).
  */
 
 import { createE2EE, preferE2eeCodecs } from "./index.js";
@@ -41,6 +42,11 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     requestKeyframe: (participant) => sig.send({ type: "keyframe", participant }),
     onStateChange: () => render(),
     onSasChange: () => render(),
+    onReset: () => {
+      roomOn = false;
+      participants = [];
+      render();
+    },
   });
 
   /** mid → publisher from the newest `down_offer`, to attach receivers before the answer. */
