@@ -47,7 +47,10 @@ async def stats(page: Page) -> dict[str, Any]:
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20, what: str = "condition"
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 20,
+    what: str = "condition",
+    show: Callable[[], Awaitable[Any]] | None = None,
 ) -> Any:
     """Polls `check` until it returns something truthy; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -57,7 +60,8 @@ async def wait_for(
         if last:
             return last
         await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    shown = f"; {await show()!r}" if show else ""
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}{shown})")
 
 
 def inbound(
@@ -94,3 +98,13 @@ async def next_entrant(leader: KreisClient, timeout: float = 15) -> dict[str, An
         if queue["entrants"]:
             entrant: dict[str, Any] = queue["entrants"][0]
             return entrant
+
+
+async def publishing(page: Page, packets: int = 20) -> bool:
+    """True once every one of the page's outgoing tracks has sent `packets` packets."""
+    out = (await stats(page))["outbound"]
+    return bool(out) and all(o["packetsSent"] > packets for o in out)
+
+
+async def wait_publishing(page: Page, what: str, timeout: float = 20) -> None:
+    await wait_for(lambda: publishing(page), timeout, what, show=lambda: stats(page))

@@ -90,6 +90,7 @@ async function startRoom() {
 }
 
 function sendJoin(resume) {
+  performance.mark("kreis:join-sent");
   sig.send({ type: "join", room: slug, name: session.name, password: session.password, resume: resume || null });
 }
 
@@ -143,6 +144,7 @@ sig.on("lobby_status", (msg) => {
 });
 
 sig.on("joined", async (msg) => {
+  performance.mark("kreis:joined");
   session.resume = msg.resume || null;
   session.joined = msg;
   setPhase("room");

@@ -176,6 +176,7 @@ export class UpConnection {
       };
     });
     this.sig.send({ type: "up_offer", sdp: this.pc.localDescription.sdp, tracks });
+    performance.mark("kreis:up-offer");
     const msg = await answer;
     if (this.closed) return;
     await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
@@ -237,6 +238,7 @@ export class DownConnection {
 
   async answerOnce(msg) {
     if (this.closed) return;
+    performance.mark("kreis:down-offer");
     await this.pc.setRemoteDescription({ type: "offer", sdp: withoutStaleMsids(msg.sdp) });
     const wanted = new Map();
     for (const info of msg.tracks || []) wanted.set(String(info.mid), info);
@@ -253,6 +255,7 @@ export class DownConnection {
     await this.pc.setLocalDescription(answer);
     await gathered(this.pc);
     this.sig.send({ type: "down_answer", sdp: this.pc.localDescription.sdp });
+    performance.mark("kreis:down-answer");
     this.mapTracks(wanted);
   }
 

@@ -31,6 +31,7 @@ export class Prejoin {
     this.micSelect = $("mic-select");
     this.cameraSelect = $("camera-select");
     this.busy = false;
+    this.devicesReady = Promise.resolve();
     $("join-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.submit();
@@ -54,9 +55,13 @@ export class Prejoin {
       }
     }
     this.setBusy(false);
-    if (!this.media.micOn && !this.media.cameraOn) await this.media.start();
-    this.showPreview();
-    await this.fillDevices();
+    // joining waits for this: whoever presses Join quickly must still bring their devices
+    this.devicesReady = (async () => {
+      if (!this.media.micOn && !this.media.cameraOn) await this.media.start();
+      this.showPreview();
+      await this.fillDevices();
+    })();
+    await this.devicesReady;
   }
 
   showPreview() {
@@ -73,14 +78,16 @@ export class Prejoin {
     fillSelect(this.micSelect, devices.audio, this.media.micOn ? this.media.micDeviceId : "", t("mic_label"));
   }
 
-  async chooseMic() {
-    await this.media.chooseMic(this.micSelect.value);
-    this.showPreview();
+  chooseMic() {
+    const id = this.micSelect.value;
+    this.devicesReady = this.devicesReady.then(() => this.media.chooseMic(id)).then(() => this.showPreview());
+    return this.devicesReady;
   }
 
-  async chooseCamera() {
-    await this.media.chooseCamera(this.cameraSelect.value);
-    this.showPreview();
+  chooseCamera() {
+    const id = this.cameraSelect.value;
+    this.devicesReady = this.devicesReady.then(() => this.media.chooseCamera(id)).then(() => this.showPreview());
+    return this.devicesReady;
   }
 
   /** The server wants a room password (or said it was wrong). */
@@ -105,7 +112,7 @@ export class Prejoin {
     button.textContent = busy ? t("connecting") : t("join_button");
   }
 
-  submit() {
+  async submit() {
     if (this.busy) return;
     const nameInput = $("name");
     const name = cleanName(nameInput.value);
@@ -136,6 +143,7 @@ export class Prejoin {
     this.showError("");
     $("password-error").textContent = "";
     this.setBusy(true);
+    await this.devicesReady.catch(() => {});
     if (this.onSubmit) this.onSubmit({ name, password, leader });
   }
 

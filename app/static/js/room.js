@@ -285,6 +285,8 @@ export class RoomView {
       outbound: this.up ? await this.up.stats() : [],
       hasDown: !!this.down,
       hasUp: !!this.up,
+      upState: this.up ? this.up.pc.connectionState : null,
+      downState: this.down ? this.down.pc.connectionState : null,
     };
   }
 }
