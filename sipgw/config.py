@@ -74,8 +74,9 @@ class SipConfig:
     """Language of the prompts: `de`, `en`, or `choose` (the caller presses 1 or 2)."""
     rtp_port: int = 4000
     """First RTP port for calls."""
-    max_calls: int = 64
-    """Concurrent calls accepted; further INVITEs get 486 Busy Here."""
+    max_calls: int = 4
+    """Concurrent calls accepted, 1-4: the pjsua2-python wheel has 4 call slots (a
+    compile-time limit). Further INVITEs get 486 Busy Here."""
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -164,8 +165,8 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     if lockout < 0:
         raise ConfigError("[sip] lockout_seconds must not be negative")
     max_calls = int(_get(table, "sip", "max_calls", int, defaults.max_calls))
-    if max_calls < 1:
-        raise ConfigError("[sip] max_calls must be at least 1")
+    if not 1 <= max_calls <= 4:
+        raise ConfigError("[sip] max_calls must be between 1 and 4 (pjsua2's call slots)")
     registrar = _get(table, "sip", "registrar", str, None) or None
     if registrar and not registrar.startswith(("sip:", "sips:")):
         raise ConfigError("[sip] registrar must be a SIP URI (sip:host)")

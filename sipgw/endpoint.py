@@ -21,6 +21,7 @@ import logging
 import queue
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -38,6 +39,10 @@ T = TypeVar("T")
 CLOCK_RATE = 16000
 """The conference bridge runs at 16 kHz: G.722 natively, G.711 resampled by pjmedia."""
 PTIME_MS = 20
+PJSUA_MAX_CALLS = 4
+"""Call slots of the pjsua2-python 2.15.1 wheel: measured, a larger `maxCalls` is
+clamped to 4 (PJSUA_MAX_CALLS is a compile-time constant). One gateway process thus
+carries at most 4 calls at once; more need more processes or a custom pjsip build."""
 
 _MASKS = (
     (re.compile(r"\bsips?:[^\s;>\"]*", re.I), "sip:***"),
@@ -76,7 +81,7 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
     ep_cfg = pj.EpConfig()
     ep_cfg.uaConfig.threadCnt = 0
     ep_cfg.uaConfig.mainThreadOnly = True
-    ep_cfg.uaConfig.maxCalls = min(max(config.max_calls + 4, 8), 512)
+    ep_cfg.uaConfig.maxCalls = PJSUA_MAX_CALLS
     ep_cfg.uaConfig.userAgent = "Kreis dial-in"
     ep_cfg.logConfig.writer = writer
     ep_cfg.logConfig.level = log_level
@@ -144,15 +149,26 @@ class SipWorker:
         self._stopping = threading.Event()
         self._start_error: BaseException | None = None
         self.endpoint: pj.Endpoint | None = None
+        self._writer: PjLogWriter | None = None
         self.keep: list[Any] = []
         """References to pjsua2 objects that must outlive their Python callers."""
         self.setup_result: Any = None
         self._objects: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._retired: list[tuple[float, Any]] = []
         self._keys = itertools.count(1)
 
     def track(self, obj: Any) -> None:
         """Registers a pjsua2 object so that shutdown can disown it after libDestroy."""
         self._objects.add(obj)
+
+    def retire(self, obj: Any, seconds: float = 2.0) -> None:
+        """Keeps `obj` alive a while longer, then frees it on this thread.
+
+        pjmedia removes a port from the conference bridge asynchronously (since 2.14):
+        the bridge may still ask an already "removed" port for one more frame, so an
+        AudioMediaPort freed at once can be called after its memory is gone.
+        """
+        self._retired.append((time.monotonic() + seconds, obj))
 
     def next_call_key(self) -> int:
         """A gateway-wide call number (never reused while the process runs)."""
@@ -200,7 +216,9 @@ class SipWorker:
         ep = pj.Endpoint()
         self.endpoint = ep
         writer = PjLogWriter()
-        self.keep.append(writer)
+        # pjsua2 logs through the writer until libDestroy returns (and may delete it
+        # there): it must outlive libDestroy and is then disowned, never freed twice.
+        self._writer = writer
         try:
             ep.libCreate()
             ep.libInit(endpoint_config(self.config, writer, self._log_level))
@@ -239,6 +257,9 @@ class SipWorker:
         while not self._stopping.is_set():
             ep.libHandleEvents(10)
             self._drain()
+            if self._retired and self._retired[0][0] < time.monotonic():
+                now = time.monotonic()
+                self._retired = [(t, obj) for t, obj in self._retired if t >= now]
         try:
             ep.hangupAllCalls()
             for _ in range(30):
@@ -269,6 +290,10 @@ class SipWorker:
                     obj.shutdown()
                 except pj.Error:
                     log.debug("account shutdown failed")
+        # Retired ports stay alive through libDestroy (the bridge may still call them)
+        # and are disowned afterwards with everything else that is left.
+        retired = self._retired
+        self._retired = []
         self.setup_result = None
         self.keep.clear()
         gc.collect()
@@ -276,6 +301,12 @@ class SipWorker:
             ep.libDestroy()
         except pj.Error:
             log.exception("pjsip shutdown failed")
+        for _, obj in retired:
+            obj.thisown = False
+        retired.clear()
+        if self._writer is not None:
+            self._writer.thisown = False
+            self._writer = None
         # Whatever Python still holds now must never run its C++ destructor.
         leftover = list(self._objects)
         for obj in leftover:

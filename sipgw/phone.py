@@ -156,7 +156,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
 
     def hangup_with(self, code: int = 200) -> None:
         """Ends the call (or rejects it with `code` before it is answered)."""
-        if self.ended:
+        if self.ended or not self.isActive():
             return
         op = pj.CallOpParam()
         op.statusCode = code
@@ -244,8 +244,6 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def _forget(self, key: int) -> None:
         call = self.calls.pop(key, None)
         if call is not None and call.port is not None:
-            self.worker.keep.append(call.port)
-            # The port is unregistered from the bridge when the call's media ended;
-            # release it a little later still.
-            port = call.port
-            self.worker.later(lambda: self.worker.keep.remove(port))
+            # The bridge may still pull a frame from it: free the port only later.
+            self.worker.retire(call.port)
+            call.port = None

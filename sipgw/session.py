@@ -73,6 +73,7 @@ class CallSession:
         """How the call ended, for tests and metrics (never personal)."""
         self.muted = False
         self.hand = False
+        self._connected = False
 
     # ----------------------------------------------------------------- input
 
@@ -128,7 +129,6 @@ class CallSession:
             return "locked"
         if self.settings.language == "choose":
             await self._choose_language()
-        await self.link.connect()
         admitted = await self._enter_pin()
         if admitted is None:
             return self.outcome
@@ -160,6 +160,11 @@ class CallSession:
         for attempt in range(self.settings.pin_tries):
             pin = await self._read_pin(greeting if attempt == 0 else self.prompt("pin_wrong"))
             if pin:
+                # The server hears of a call only once it has a PIN: a scanner's INVITEs
+                # and silent calls never open a connection to it.
+                if not self._connected:
+                    await self.link.connect()
+                    self._connected = True
                 result = await self.link.dial_in(pin, self.label)
                 if result.outcome is DialIn.LOBBY or result.outcome is DialIn.ADMITTED:
                     self.lockout.succeeded(self.keys)

@@ -1,0 +1,133 @@
+"""Hostile SIP traffic: scanners and floods neither crash the gateway nor tell anything.
+
+sipvicious (svmap, svwar) and a SIPp INVITE flood run against a gateway on loopback,
+each bounded in time and number of requests. Afterwards the gateway must still serve
+a normal call, must not have passed a single PIN to the room, and must have answered
+every extension the same way: whether a PIN or a room exists is only ever learnt by
+typing it during a call, never from SIP signalling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sipgw import sipp_scenarios as scenarios
+from tests.sipgw.fakes import FakeServer
+from tests.sipgw.phones import free_sip_port, run_sipp
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
+
+PIN = "123456789"
+
+
+def run_tool(cmd: list[str], cwd: Path, timeout: float) -> str:
+    """Runs a scanner with a hard timeout; returns its output (killed if it hangs)."""
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"") + (exc.stderr or b"")
+        return out.decode(errors="replace")
+    return (done.stdout + done.stderr).decode(errors="replace")
+
+
+async def test_scans_and_floods_do_not_crash_or_reveal(start_gateway: Any, tmp_path: Path) -> None:
+    for tool in ("svmap", "svwar", "sipp"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    fake = FakeServer()
+    fake.add_room("geheim", PIN, lobby=False)
+    gw = await start_gateway(fake)
+    port = str(gw.port)
+
+    flood = await asyncio.to_thread(
+        run_tool,
+        [
+            "sipp",
+            gw.target,
+            "-sn",
+            "uac",
+            "-r",
+            "40",
+            "-m",
+            "120",
+            "-l",
+            "30",
+            "-d",
+            "300",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_sip_port()),
+            "-timeout",
+            "40s",
+            "-nostdin",
+        ],
+        tmp_path,
+        60,
+    )
+    assert gw.alive(), "the gateway died under an INVITE flood"
+    # SIPp keeps up to 8 calls open against the gateway's 4 call slots: beyond them the
+    # answer is 486 Busy Here (SIPp counts those as failed), never a crash or a hang.
+    successful = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", flood)
+    assert successful and int(successful.group(1)) >= 20, flood[-1500:]
+    unexpected = re.findall(r"received 'SIP/2.0 (\d+)", flood)
+    assert set(unexpected) <= {"486"}, flood[-1500:]
+
+    # Still serving real callers after the flood.
+    xml = scenarios.write(tmp_path / "info.xml", scenarios.info_pin(PIN + "#", hold_ms=500))
+    result = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 30)
+    assert result.returncode == 0, result.stdout.decode()[-1500:]
+    assert fake.pins_tried == [PIN]
+
+    svmap = await asyncio.to_thread(run_tool, ["svmap", "-p", port, "127.0.0.1"], tmp_path, 30)
+    assert "Kreis dial-in" in svmap  # the agent name only: no pjsip version to look up
+    assert "pjsip" not in svmap.lower()
+
+    svwar = await asyncio.to_thread(
+        run_tool,
+        [
+            "svwar",
+            "-m",
+            "INVITE",
+            "-e",
+            "123456780-123456789",
+            "-p",
+            port,
+            "--force",
+            "--maximumtime",
+            "6",
+            "127.0.0.1",
+        ],
+        tmp_path,
+        60,
+    )
+    # Every extension looks alike (the gateway answers them all the same way), so the
+    # right PIN as a user part is not singled out.
+    kinds = set(re.findall(r"\|\s*12345678\d\s*\|\s*(\w+)", svwar))
+    assert len(kinds) <= 1, svwar[-1500:]
+    register = await asyncio.to_thread(
+        run_tool,
+        [
+            "svwar",
+            "-b",
+            "127.0.0.9",
+            "-e",
+            "100-120",
+            "-p",
+            port,
+            "--maximumtime",
+            "5",
+            "127.0.0.1",
+        ],
+        tmp_path,
+        40,
+    )
+    assert gw.alive(), "the gateway died under a scan:\n" + register[-800:]
+    assert fake.pins_tried == [PIN], "SIP signalling alone reached the room"
