@@ -162,6 +162,19 @@ async def test_three_browsers_with_e2ee_see_and_hear_each_other_and_switch_live(
                 s = await e2ee(page)
                 assert s["decrypted"] > dec_before[i], s
                 assert s["passedClear"] == clear_before[i], s
+
+            # Someone leaves: everyone else switches to a fresh key, media keeps flowing.
+            key_before = (await e2ee(pages[0]))["keyIds"]["self"]
+            await pages[2].context.close()
+
+            async def new_key() -> bool:
+                return bool((await e2ee(pages[0]))["keyIds"]["self"] != key_before)
+
+            await wait_for(new_key, 10, "a new key after the leave")
+            await asyncio.sleep(1.0)
+            await flowing(pages[1], {ids[0]})
+            s = await e2ee(pages[1])
+            assert s["keyIds"][ids[0]] == (await e2ee(pages[0]))["keyIds"]["self"], s
             assert not errors, errors
         finally:
             await chromium.close()
