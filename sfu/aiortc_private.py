@@ -28,6 +28,7 @@ import aiortc
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import pylibsrtp
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -83,7 +84,13 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "_RTCRtpSender__rtcp_exited",
     ),
     "RemoteStreamTrack": ("_queue",),
-    "RTCDtlsTransport": ("_rtp_router", "_rtp_header_extensions_map", "_state", "_tx_srtp"),
+    "RTCDtlsTransport": (
+        "_rtp_router",
+        "_rtp_header_extensions_map",
+        "_state",
+        "_tx_srtp",
+        "_rx_srtp",
+    ),
     "RtpRouter": ("route_rtp",),
     "RTCIceTransport": ("_recv", "_connection"),
     "Connection": (
@@ -374,7 +381,7 @@ def tap_rtp(
     """
     sinks: dict[int, RtpSink] = {}
 
-    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+    def deliver(data: bytes) -> None:
         if len(data) < 12:
             return
         ssrc = int.from_bytes(data[8:12], "big")
@@ -393,8 +400,49 @@ def tap_rtp(
             sinks[ssrc] = sink
         sink(data)
 
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        deliver(data)
+
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+    receive_directly(dtls, deliver)
     return sinks.clear
+
+
+def receive_directly(dtls: RTCDtlsTransport, deliver: RtpSink) -> None:
+    """Decrypts SRTP in the socket's datagram callback and hands it to deliver.
+
+    aiortc queues every datagram in aioice's connection and takes each out again
+    through a chain of awaits (RTCDtlsTransport.__run, _recv_next, recv, recvfrom,
+    Queue.get). That costs per packet, and under load the socket callbacks outrun
+    the loop: the unbounded queue grows and packets wait for seconds. RTP now goes
+    straight through here; DTLS, STUN and RTCP still take aiortc's way. When a test
+    hook replaced the ICE transport's _recv (simulate_inbound_loss), RTP keeps
+    aiortc's way too, so the hook still sees every packet.
+    """
+    ice = dtls.transport
+    connection = ice._connection
+    plain_recv = ice._recv
+    queued = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = dtls._rx_srtp
+        if (
+            srtp is None
+            or ice._recv is not plain_recv
+            or len(data) < 12
+            or not 127 < data[0] < 192
+            or 191 < data[1] < 224  # RTCP
+        ):
+            queued(data, component)
+            return
+        try:
+            deliver(srtp.unprotect(data))
+        except pylibsrtp.Error:
+            return
+        except Exception:
+            logger.exception("forwarding an RTP packet failed")
+
+    connection.data_received = data_received
 
 
 def simulate_inbound_loss(dtls: RTCDtlsTransport, rate: float, on_drop: Callable[[], None]) -> None:
