@@ -147,6 +147,17 @@ class LightParticipant:
                 await pc.close()
 
 
+def _queued(pc: RTCPeerConnection) -> int:
+    total = 0
+    for t in pc.getTransceivers()[:1]:
+        with contextlib.suppress(Exception):
+            conn = private.dtls_of(t).transport._connection
+            total += conn._queue.qsize()
+            for pair in conn._nominated.values():
+                total += 100000 * pair.protocol.transport.get_write_buffer_size()
+    return total
+
+
 def _pt(t: RTCRtpTransceiver) -> int:
     return int(private.negotiated_codecs(t)[0].payloadType)
 
@@ -168,7 +179,22 @@ async def setup_sfu(fleet: Fleet, params: dict[str, Any]) -> Callable[[], Awaita
             )
             number += 1
 
+    backlog = [0, 0]
+
+    async def watch_backlog() -> None:
+        # Datagrams waiting in aioice's queues (up and down): a client that falls behind.
+        while True:
+            await asyncio.sleep(0.5)
+            for i, attr in enumerate(("up", "down")):
+                sizes = [_queued(getattr(p, attr)) for p in people]
+                backlog[i] = max(backlog[i], *sizes)
+
+    watcher = asyncio.create_task(watch_backlog())
+
     async def close() -> None:
+        watcher.cancel()
+        if params.get("verbose"):
+            print(f"client backlog max: up={backlog[0]} down={backlog[1]}", flush=True)
         await asyncio.gather(*(p.close() for p in people), return_exceptions=True)
 
     try:

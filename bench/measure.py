@@ -76,6 +76,20 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
     return total / CLK_TCK
 
 
+def runqueue_wait_seconds(pid: int, tree: bool = True) -> float:
+    """Seconds pid (and its descendants) spent runnable but waiting for a CPU: how much
+    the rest of a shared machine delayed it (/proc/<pid>/schedstat, all threads)."""
+    total = 0
+    for p in process_tree(pid) if tree else [pid]:
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[1])
+        except OSError:
+            continue
+    return total / 1e9
+
+
 def rss_bytes(pid: int, tree: bool = True) -> int:
     """Resident memory of pid (and its descendants)."""
     total = 0

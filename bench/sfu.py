@@ -29,7 +29,14 @@ from typing import Any
 
 from bench import server as bench_server
 from bench.fleet import fleet_main
-from bench.measure import AUDIO_PPS, cpu_seconds, quantile, rss_bytes, video_pps
+from bench.measure import (
+    AUDIO_PPS,
+    cpu_seconds,
+    quantile,
+    rss_bytes,
+    runqueue_wait_seconds,
+    video_pps,
+)
 
 DRAIN = 0.5
 """Seconds between the senders stopping and the receivers being read."""
@@ -47,6 +54,8 @@ class Figures:
     latencies: list[float]
     client_cpu: float = float("nan")
     """CPU-seconds of the client processes in the window (they share the machine)."""
+    runqueue_wait: float = float("nan")
+    """Seconds the measured process tree was runnable but had no CPU (machine noise)."""
 
     @property
     def pps(self) -> float:
@@ -73,7 +82,8 @@ class Figures:
             f"{self.name:<8} forwarded={self.forwarded} pps={self.pps:.0f} "
             f"cpu={self.cpu:.2f}s load={self.load:.2f} pps/core={self.pps_per_core:.0f} "
             f"loss={self.loss:.4f} p50={self.ms(0.5):.2f}ms p99={self.ms(0.99):.2f}ms "
-            f"client_load={self.client_cpu / self.wall:.2f}"
+            f"client_load={self.client_cpu / self.wall:.2f} "
+            f"starved={self.runqueue_wait / self.wall:.2f}"
         )
 
 
@@ -120,6 +130,7 @@ def measure(
     client_pids = [p.pid for p, _ in fleets]
     ccpu0 = sum(cpu_seconds(p) for p in client_pids)
     cpu0 = cpu_seconds(pid)
+    wait0 = runqueue_wait_seconds(pid)
     t0 = time.monotonic()
     for c in conns:
         c.send(("mark",))
@@ -132,6 +143,7 @@ def measure(
     stopped = [_recv(c, 10, "stop") for c in conns]
     t1 = time.monotonic()
     cpu1 = cpu_seconds(pid)
+    wait1 = runqueue_wait_seconds(pid)
     ccpu1 = sum(cpu_seconds(p) for p in client_pids)
     time.sleep(DRAIN)
     for c in conns:
@@ -142,6 +154,7 @@ def measure(
     latencies = sorted(x for f in final for x in f[2])
     figures = Figures(name, received, sent * fanout, t1 - t0, cpu1 - cpu0, latencies)
     figures.client_cpu = ccpu1 - ccpu0
+    figures.runqueue_wait = wait1 - wait0
     return figures
 
 
@@ -172,6 +185,7 @@ def run_sfu(args: argparse.Namespace) -> tuple[Figures, float]:
                 "first_number": part.start * args.size,
                 "ports": (lo + k * width, lo + (k + 1) * width - 1),
                 "uvloop": args.client_uvloop,
+                "verbose": True,
             }
             for k, part in enumerate(parts)
         ]

@@ -15,8 +15,9 @@ puts a new room on the worker with the fewest participants.
     await pool.stop()
 
 Errors come back with their class (BadSdp, UnknownParticipant, ...). set_forwarding
-and request_keyframe stay synchronous: they check the participant locally and do not
-wait for the worker. `stats` sums the counters the workers push about once a second.
+and request_keyframe stay synchronous and, like the Router's, ignore participants the
+pool does not know; they do not wait for the worker. `stats` sums the counters the
+workers push about once a second.
 """
 
 from __future__ import annotations
@@ -202,12 +203,14 @@ class WorkerPool:
         await self._request(w, "got_down_answer", room, participant, sdp)
 
     def set_forwarding(self, room: str, participant: str, source: str, enabled: bool) -> None:
-        w = self._known(room, participant)
-        self._notify(w, "set_forwarding", room, participant, source, enabled)
+        # Like Router: unknown participants are ignored (app calls this for every member).
+        if participant in self._members.get(room, {}):
+            w = self._worker_for(room)
+            self._notify(w, "set_forwarding", room, participant, source, enabled)
 
     def request_keyframe(self, room: str, participant: str) -> None:
-        w = self._known(room, participant)
-        self._notify(w, "request_keyframe", room, participant)
+        if participant in self._members.get(room, {}):
+            self._notify(self._worker_for(room), "request_keyframe", room, participant)
 
     @property
     def stats(self) -> Stats:

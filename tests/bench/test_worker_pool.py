@@ -81,8 +81,9 @@ async def test_rooms_spread_over_both_workers(pool: WorkerPool) -> None:
     # Every participant of a room lives on the room's worker.
     snapshots = [await _worker_stats(pool, k) for k in (0, 1)]
     assert [s["participants"] for s in snapshots] == [4, 4]
+    pool.set_forwarding("room-0", "nobody", "mic", False)  # ignored, like Router
     with pytest.raises(UnknownParticipant):
-        pool.set_forwarding("room-0", "nobody", "mic", False)
+        await pool.got_down_answer("room-0", "nobody", "v=0")
     for i in range(4):
         for j in range(2):
             await pool.remove_participant(f"room-{i}", f"p{i}-{j}")
