@@ -85,6 +85,28 @@ export function withoutStaleMsids(sdp) {
     .join("\r\n");
 }
 
+const DISCONNECTED_GRACE_MS = 8000;
+
+/**
+ * Calls `onBroken` once when the connection fails, or stays disconnected longer than a
+ * short blip. aiortc does not do ICE restarts, so the caller rebuilds the media by
+ * rejoining with its resume token.
+ */
+function watchConnection(pc, onBroken) {
+  let timer = null;
+  let reported = false;
+  const report = () => {
+    if (reported) return;
+    reported = true;
+    onBroken();
+  };
+  pc.addEventListener("connectionstatechange", () => {
+    clearTimeout(timer);
+    if (pc.connectionState === "failed") report();
+    else if (pc.connectionState === "disconnected") timer = setTimeout(report, DISCONNECTED_GRACE_MS);
+  });
+}
+
 const KIND_OF = { mic: "audio", camera: "video", screen: "video" };
 
 /** Our sending connection. */
@@ -98,9 +120,7 @@ export class UpConnection {
     this.answerWaiter = null;
     this.onFailed = null;
     this.closed = false;
-    this.pc.addEventListener("connectionstatechange", () => {
-      if (this.pc.connectionState === "failed" && !this.closed) this.restartIce();
-    });
+    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
   }
 
   /** Sets up mic and camera (tracks may be null when off) and sends the first offer. */
@@ -151,16 +171,16 @@ export class UpConnection {
   }
 
   /** One offer/answer round at a time; later calls queue behind earlier ones. */
-  negotiate(iceRestart = false) {
-    this.chain = this.chain.then(() => this.offerOnce(iceRestart)).catch((err) => {
+  negotiate() {
+    this.chain = this.chain.then(() => this.offerOnce()).catch((err) => {
       console.warn("kreis: up negotiation failed", err);
     });
     return this.chain;
   }
 
-  async offerOnce(iceRestart) {
+  async offerOnce() {
     if (this.closed) return;
-    const offer = await this.pc.createOffer({ iceRestart });
+    const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     await gathered(this.pc);
     const tracks = [];
@@ -186,10 +206,6 @@ export class UpConnection {
     const waiter = this.answerWaiter;
     this.answerWaiter = null;
     if (waiter) waiter(msg);
-  }
-
-  restartIce() {
-    return this.negotiate(true);
   }
 
   /** outbound-rtp counters per source, for the debugging hook. */
@@ -224,9 +240,7 @@ export class DownConnection {
     this.onFailed = null;
     this.closed = false;
     this.chain = Promise.resolve();
-    this.pc.addEventListener("connectionstatechange", () => {
-      if (this.pc.connectionState === "failed" && !this.closed && this.onFailed) this.onFailed();
-    });
+    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
   }
 
   gotOffer(msg) {

@@ -78,6 +78,7 @@ export class RoomView {
     this.renderAll();
     this.startSpeakerLoop();
     this.up = new UpConnection(this.sig, this.iceServers);
+    this.up.onFailed = () => this.onMediaFailed && this.onMediaFailed();
     this.sendMediaState();
     await this.up.start({ mic: this.media.mic, camera: this.media.camera, screen: this.media.screen });
   }
