@@ -360,3 +360,26 @@ async def _join_error(page: Any, text: str) -> bool:
 
 async def _text(page: Any, selector: str, text: str) -> bool:
     return text in (await page.locator(selector).text_content() or "")
+
+
+async def test_leader_denies_one_and_admits_all(shared_server: Any, people: Any) -> None:
+    slug = "einer-nein-alle-ja"
+    leader = await people.page()
+    await open_room(leader, slug, "Leitung", leader=(shared_server.group, shared_server.password))
+    await wait_state(leader, "room")
+    unwanted = await people.page("de-DE")
+    await open_room(unwanted, slug, "Störer")
+    await wait_state(unwanted, "lobby")
+    await leader.locator('#lobby-list button[aria-label="Deny Störer"]').click(timeout=10000)
+    await wait_state(unwanted, "ended")
+    assert "nicht hereingelassen" in (await unwanted.locator("#ended-text").text_content() or "")
+
+    guests = [await people.page() for _ in range(2)]
+    for i, guest in enumerate(guests):
+        await open_room(guest, slug, f"Gast {i + 1}")
+        await wait_state(guest, "lobby")
+    await leader.locator("#lobby-list li.entrant").nth(1).wait_for(timeout=10000)
+    await leader.click("#admit-all")
+    for guest in guests:
+        await wait_state(guest, "room")
+    assert await leader.locator("#lobby-list li").count() == 0
