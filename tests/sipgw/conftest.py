@@ -121,8 +121,10 @@ def phones(tmp_path: Path) -> Any:
         pytest.skip("baresip is not installed")
     made: list[BaresipPhone] = []
 
-    def make(name: str = "phone", number: str = "0301234547", tone_hz: float = 440) -> Any:
-        phone = BaresipPhone(tmp_path / f"{name}-{len(made)}", number, tone_hz)
+    def make(
+        name: str = "phone", number: str = "0301234547", tone_hz: float = 440, burst: float = 0.0
+    ) -> Any:
+        phone = BaresipPhone(tmp_path / f"{name}-{len(made)}", number, tone_hz, burst)
         made.append(phone)
         return phone.start()
 

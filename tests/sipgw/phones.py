@@ -37,9 +37,14 @@ def free_sip_port() -> int:
     raise RuntimeError("no free port")
 
 
-def write_tone(path: Path, hz: float, seconds: float = 60, level: float = 0.3) -> Path:
+def write_tone(
+    path: Path, hz: float, seconds: float = 60, level: float = 0.3, burst: float = 0.0
+) -> Path:
+    """A sine tone; with `burst`, only the first `burst` seconds of every second sound."""
     t = np.arange(int(seconds * RATE)) / RATE
     pcm = (np.sin(2 * np.pi * hz * t) * level * 32767).astype("<i2") if hz else np.zeros_like(t)
+    if burst:
+        pcm = np.where((t % 1.0) < burst, pcm, 0).astype("<i2")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -81,13 +86,15 @@ def tone_ratio(pcm: np.ndarray, hz: float, rate: int = RATE) -> float:
 class BaresipPhone:
     """One scripted baresip phone on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, number: str = "0301234547", tone_hz: float = 440) -> None:
+    def __init__(
+        self, workdir: Path, number: str = "0301234547", tone_hz: float = 440, burst: float = 0.0
+    ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec = self.dir / "rec"
         self.rec.mkdir(exist_ok=True)
         self.port = free_sip_port()
-        self.tone = write_tone(self.dir / "mic.wav", tone_hz)
+        self.tone = write_tone(self.dir / "mic.wav", tone_hz, burst=burst)
         rtp = 10000 + self.port % 20000
         (self.dir / "config").write_text(
             f"""poll_method poll
@@ -164,6 +171,11 @@ snd_path {self.rec}
     def heard(self) -> np.ndarray:
         """Everything the phone received (decoded), from the sndfile dump."""
         files = sorted(self.rec.glob("dump-*-dec.wav"))
+        return np.concatenate([read_dump(f) for f in files]) if files else np.zeros(0, np.int16)
+
+    def sent(self) -> np.ndarray:
+        """Everything the phone sent (before encoding), from the sndfile dump."""
+        files = sorted(self.rec.glob("dump-*-enc.wav"))
         return np.concatenate([read_dump(f) for f in files]) if files else np.zeros(0, np.int16)
 
     def stop(self) -> None:

@@ -1,0 +1,209 @@
+"""Unit tests of the gateway's parts that need no SIP stack: config, lockout, labels,
+log masking, the audio plumbing, the layering rule, and a whole call's flow driven
+through `CallSession` with an in-memory room and a simulated media clock."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sipgw.announce import NAMES, Prompts
+from sipgw.audio import FRAME_SAMPLES, CallAudio, RoomMix, WaitingTone
+from sipgw.config import parse
+from sipgw.endpoint import mask
+from sipgw.errors import ConfigError
+from sipgw.link import CallerLabel, LinkEvent
+from sipgw.lockout import Lockout, pins_equal
+from sipgw.phone import caller_digits, source_ip
+from sipgw.session import CallSession, SessionSettings
+from tests.sipgw.fakes import FakeServer
+
+SIPGW = Path(__file__).resolve().parents[2] / "sipgw"
+
+
+def test_sipgw_imports_no_server_module() -> None:
+    allowed = {"app.protocol", "app.client"}
+    for path in SIPGW.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name == "app" or name.startswith("app."):
+                    assert name in allowed, f"{path.name} imports {name}"
+                assert not name.startswith(("sfu", "tui")), f"{path.name} imports {name}"
+
+
+def test_config_defaults_and_errors_name_the_key() -> None:
+    config = parse({"gateway": {"secret": "s"}})
+    assert config.sip.udp_port == 5060 and config.sip.pin_tries == 3
+    assert config.sip.allows("127.0.0.1") and config.sip.allows("::1")
+    assert not config.sip.allows("10.1.2.3") and not config.sip.allows("nonsense")
+    assert config.gateway.pin_length == 9 and config.sip.language == "de"
+    cases = [
+        ({}, "[gateway] table is missing"),
+        ({"gateway": {}}, "[gateway] secret"),
+        ({"gateway": {"secret": "s"}, "sip": {"udp_port": "x"}}, "[sip] udp_port"),
+        ({"gateway": {"secret": "s"}, "sip": {"udp_port": True}}, "[sip] udp_port"),
+        ({"gateway": {"secret": "s"}, "sip": {"allow_from": ["nope"]}}, "[sip] allow_from"),
+        ({"gateway": {"secret": "s"}, "sip": {"language": "fr"}}, "[sip] language"),
+        ({"gateway": {"secret": "s"}, "sip": {"tls_cert": "/x"}}, "tls_key"),
+        ({"gateway": {"secret": "s"}, "sip": {"max_calls": 50}}, "[sip] max_calls"),
+        ({"gateway": {"secret": "s", "server_url": "ftp://x"}}, "[gateway] server_url"),
+    ]
+    for data, text in cases:
+        with pytest.raises(ConfigError, match=text.replace("[", r"\[").replace("]", r"\]")):
+            parse(data)
+
+
+def test_caller_label_shows_two_digits_at_most() -> None:
+    assert CallerLabel.from_digits("0301234547", False).text == "…47"
+    assert CallerLabel.from_digits("0301234547", True).text is None
+    assert CallerLabel.from_digits("", False).text is None
+    assert caller_digits('"Anna" <sip:+49 30 1234547@example.org>;tag=1') == "49301234547"
+    assert caller_digits("<sip:anonymous@anonymous.invalid>") == ""
+    assert source_ip("127.0.0.1:5060") == "127.0.0.1" and source_ip("[::1]:5060") == "::1"
+
+
+def test_pjsip_log_lines_are_masked() -> None:
+    line = (
+        'Incoming INVITE from "x" <sip:0301234547@10.1.2.3:5060> via 192.168.1.5:5060 pin 123456789'
+    )
+    out = mask(line)
+    for secret in ("0301234547", "10.1.2.3", "192.168.1.5", "123456789"):
+        assert secret not in out
+    assert "[::1]:5060" not in mask("from [::1]:5060")
+
+
+def test_lockout_per_caller_with_backoff_and_keyed_hashes() -> None:
+    now = [1000.0]
+    lockout = Lockout(3, 60, clock=lambda: now[0])
+    keys = lockout.keys("0301234547", "10.0.0.1", "4930123")
+    other = lockout.keys("0309999999", "10.0.0.1", "4930123")
+    assert lockout.failed(keys) == 0 and lockout.failed(keys) == 0
+    assert lockout.failed(keys) == pytest.approx(60)
+    assert lockout.retry_after(keys) > 0 and lockout.retry_after(other) == 0  # same trunk
+    now[0] += 61
+    assert lockout.retry_after(keys) == 0
+    for _ in range(3):
+        wait = lockout.failed(keys)
+    assert wait == pytest.approx(120)  # doubled
+    raw = repr(lockout._entries)
+    assert "0301234547" not in raw and "10.0.0.1" not in raw
+    assert pins_equal("123456789", "123456789") and not pins_equal("123456789", "123456780")
+
+
+def test_room_mix_sums_tracks_skips_own_and_bounds_delay() -> None:
+    mix = RoomMix(prebuffer_ms=40, max_buffer_ms=100)
+    mix.excluded.add("p_me")
+    one = np.full(FRAME_SAMPLES, 1000, np.int16)
+    mix.push("p_me#0", one)
+    assert mix.read(FRAME_SAMPLES) is None
+    mix.push("p_a#1", one)
+    assert mix.read(FRAME_SAMPLES) is None  # prebuffering
+    mix.push("p_a#1", one)
+    mix.push("p_b#2", np.full(FRAME_SAMPLES * 2, 30000, np.int16))
+    out = mix.read(FRAME_SAMPLES)
+    assert out is not None and int(out[0]) == 31000
+    for _ in range(20):
+        mix.push("p_a#1", one)
+    assert mix._sizes["p_a#1"] <= 100 * 16  # old audio dropped, not queued up
+    loud = mix.read(FRAME_SAMPLES)
+    assert loud is not None and loud.max() <= 32767
+
+
+def test_call_audio_plays_prompts_over_background_and_mutes_caller() -> None:
+    audio = CallAudio()
+    done: list[bool] = []
+    audio.set_background(WaitingTone())
+    audio.play(np.full(FRAME_SAMPLES * 2, 500, np.int16), lambda: done.append(True))
+    frames = [np.frombuffer(audio.next_frame(), "<i2") for _ in range(3)]
+    assert done == [True] and len(frames[0]) == FRAME_SAMPLES
+    got: list[np.ndarray] = []
+    audio.set_sink(got.append)
+    audio.muted = True
+    audio.caller_frame(np.full(FRAME_SAMPLES, 99, np.int16))
+    assert not got[0].any()
+
+
+def test_all_prompts_exist_in_both_languages() -> None:
+    prompts = Prompts()
+    for name in NAMES:
+        for lang in ("de", "en"):
+            assert 0.5 < prompts.get(lang, name).seconds < 12
+
+
+class _Clock:
+    """Plays a call's audio as fast as possible (the media clock, simulated)."""
+
+    def __init__(self, audio: CallAudio) -> None:
+        self.audio = audio
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.audio.next_frame()
+            await asyncio.sleep(0)
+
+
+async def run_session(digits: list[str], lobby: bool, events: list[LinkEvent]) -> tuple[Any, Any]:
+    fake = FakeServer()
+    fake.add_room("r", "123456789", lobby=lobby)
+    audio = CallAudio()
+    hung: list[bool] = []
+
+    async def hangup() -> None:
+        hung.append(True)
+
+    lockout = Lockout(3, 60)
+    session = CallSession(
+        audio=audio,
+        hangup=hangup,
+        link=fake.factory()(),
+        prompts=Prompts(),
+        lockout=lockout,
+        keys=lockout.keys("0301234547", "127.0.0.1", "kreis"),
+        label=CallerLabel("…47"),
+        settings=SessionSettings(first_digit_timeout=1, digit_timeout=1),
+    )
+    clock = _Clock(audio)
+    task = asyncio.create_task(session.run())
+    for digit in digits:
+        await asyncio.sleep(0.01)
+        session.on_dtmf(digit)
+    link = fake.links[0]
+    for event in events:
+        await asyncio.sleep(0.2)
+        if event is LinkEvent.ADMITTED:
+            link.admit()
+        else:
+            link.tell(event)
+    outcome = await asyncio.wait_for(task, 20)
+    clock.task.cancel()
+    assert hung and link.closed
+    return outcome, fake
+
+
+async def test_session_lobby_admit_then_room_ends() -> None:
+    outcome, fake = await run_session(
+        list("123456789"), True, [LinkEvent.ADMITTED, LinkEvent.ENDED]
+    )
+    assert outcome == "ended" and fake.labels == ["…47"]
+
+
+async def test_session_denied_in_lobby() -> None:
+    outcome, _ = await run_session(list("123456789"), True, [LinkEvent.DENIED])
+    assert outcome == "denied"
+
+
+async def test_session_three_wrong_pins() -> None:
+    digits = list("111#") + list("222#") + list("333#")
+    outcome, fake = await run_session(digits, True, [])
+    assert outcome in ("locked", "pin_failed") and fake.pins_tried == ["111", "222", "333"]
