@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from meeting_pages import open_room, start_room, wait_state
+from meeting_pages import open_room, start_room, wait_for, wait_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -71,3 +71,38 @@ async def test_landing_page_takes_a_link(shared_server: Any, people: Any) -> Non
     await page.click("#leader-form button[type=submit]")
     await page.wait_for_url("**/dienstag-abend#leader", timeout=5000)
     assert await page.locator("#leader-login").get_attribute("open") is not None
+
+
+async def test_camera_off_before_joining(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "ohne-kamera-hinein"
+    leaders.append(await start_room(shared_server, slug))
+    host, shy = await people.page(), await people.page()
+    await open_room(host, slug, "Gastgeberin")
+    await wait_state(host, "room")
+    await shy.goto(f"/{slug}")
+    await shy.locator("#camera-select option").nth(1).wait_for(state="attached", timeout=10000)
+    await shy.select_option("#camera-select", "")
+    await shy.locator("#preview-off").wait_for(timeout=5000)
+    await shy.fill("#name", "Scheu")
+    await shy.check("#rules")
+    await shy.click("#join")
+    await wait_state(shy, "room")
+    assert await shy.evaluate("window.kreis.media") == {
+        "mic": True,
+        "camera": False,
+        "screen": False,
+    }
+    shy_id = (await shy.evaluate("window.kreis.me"))["id"]
+
+    async def seen_without_camera() -> bool:
+        for entry in await host.evaluate("window.kreis.participants"):
+            if entry["id"] == shy_id:
+                return entry["camera"] is False and entry["mic"] is True
+        return False
+
+    await wait_for(seen_without_camera, 10, "the host sees the camera off")
+    tile = host.locator(f'.tile[data-participant="{shy_id}"][data-source="camera"]')
+    await tile.locator(".avatar").wait_for(timeout=5000)
+    assert await tile.locator(".avatar").text_content() == "S"
