@@ -9,6 +9,7 @@ and checked here; a bad value raises `ConfigError` naming the key, so an operato
 from __future__ import annotations
 
 import ipaddress
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,12 @@ from typing import Any
 
 from sipgw.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 LANGUAGES = ("de", "en")
+MAX_CALL_SLOTS = 4
+"""Calls one gateway process can hold: the pjsua2-python wheel is built with
+PJSUA_MAX_CALLS = 4 (measured: a larger maxCalls is clamped to 4)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,9 @@ class SipConfig:
     rtp_port: int = 4000
     """First RTP port for calls."""
     max_calls: int = 4
-    """Concurrent calls accepted, 1-4: the pjsua2-python wheel has 4 call slots (a
-    compile-time limit). Further INVITEs get 486 Busy Here."""
+    """Concurrent calls accepted; at most 4 (the pjsua2-python wheel's call slots, a
+    compile-time limit; larger values are clamped with a warning). Further INVITEs get
+    486 Busy Here."""
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -165,8 +172,16 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     if lockout < 0:
         raise ConfigError("[sip] lockout_seconds must not be negative")
     max_calls = int(_get(table, "sip", "max_calls", int, defaults.max_calls))
-    if not 1 <= max_calls <= 4:
-        raise ConfigError("[sip] max_calls must be between 1 and 4 (pjsua2's call slots)")
+    if max_calls < 1:
+        raise ConfigError("[sip] max_calls must be at least 1")
+    if max_calls > MAX_CALL_SLOTS:
+        log.warning(
+            "[sip] max_calls = %d, but pjsua2 has %d call slots: using %d",
+            max_calls,
+            MAX_CALL_SLOTS,
+            MAX_CALL_SLOTS,
+        )
+        max_calls = MAX_CALL_SLOTS
     registrar = _get(table, "sip", "registrar", str, None) or None
     if registrar and not registrar.startswith(("sip:", "sips:")):
         raise ConfigError("[sip] registrar must be a SIP URI (sip:host)")

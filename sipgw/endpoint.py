@@ -28,7 +28,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pjsua2 as pj
 
-from sipgw.config import SipConfig
+from sipgw.config import MAX_CALL_SLOTS, SipConfig
 from sipgw.errors import SipStartError
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,9 @@ T = TypeVar("T")
 CLOCK_RATE = 16000
 """The conference bridge runs at 16 kHz: G.722 natively, G.711 resampled by pjmedia."""
 PTIME_MS = 20
-PJSUA_MAX_CALLS = 4
-"""Call slots of the pjsua2-python 2.15.1 wheel: measured, a larger `maxCalls` is
-clamped to 4 (PJSUA_MAX_CALLS is a compile-time constant). One gateway process thus
-carries at most 4 calls at once; more need more processes or a custom pjsip build."""
+PJSUA_MAX_CALLS = MAX_CALL_SLOTS
+"""One gateway process carries at most 4 calls at once (see `config.MAX_CALL_SLOTS`);
+more need more processes or a pjsip built with a larger PJSUA_MAX_CALLS."""
 
 _MASKS = (
     (re.compile(r"\bsips?:[^\s;>\"]*", re.I), "sip:***"),

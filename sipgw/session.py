@@ -157,8 +157,15 @@ class CallSession:
     async def _enter_pin(self) -> bool | None:
         """PIN tries; True = admitted directly, False = in the lobby, None = call over."""
         greeting = self.prompt("welcome")
+        silent = 0
         for attempt in range(self.settings.pin_tries):
             pin = await self._read_pin(greeting if attempt == 0 else self.prompt("pin_wrong"))
+            silent = 0 if pin else silent + 1
+            if silent >= 2:
+                # Nobody types: a scanner or a wrong number. Free the call slot (the
+                # gateway has only a few) instead of prompting on.
+                self.outcome = "silent"
+                return None
             if pin:
                 # The server hears of a call only once it has a PIN: a scanner's INVITEs
                 # and silent calls never open a connection to it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from sipgw.announce import NAMES, Prompts
 from sipgw.audio import FRAME_SAMPLES, CallAudio, RoomMix, WaitingTone
-from sipgw.config import parse
+from sipgw.config import MAX_CALL_SLOTS, load, parse
 from sipgw.endpoint import mask
 from sipgw.errors import ConfigError
 from sipgw.link import CallerLabel, LinkEvent
@@ -55,12 +56,22 @@ def test_config_defaults_and_errors_name_the_key() -> None:
         ({"gateway": {"secret": "s"}, "sip": {"allow_from": ["nope"]}}, "[sip] allow_from"),
         ({"gateway": {"secret": "s"}, "sip": {"language": "fr"}}, "[sip] language"),
         ({"gateway": {"secret": "s"}, "sip": {"tls_cert": "/x"}}, "tls_key"),
-        ({"gateway": {"secret": "s"}, "sip": {"max_calls": 50}}, "[sip] max_calls"),
+        ({"gateway": {"secret": "s"}, "sip": {"max_calls": 0}}, "[sip] max_calls"),
         ({"gateway": {"secret": "s", "server_url": "ftp://x"}}, "[gateway] server_url"),
     ]
     for data, text in cases:
         with pytest.raises(ConfigError, match=text.replace("[", r"\[").replace("]", r"\]")):
             parse(data)
+
+
+def test_the_shared_example_config_loads() -> None:
+    with pytest.raises(ConfigError, match="secret"):  # empty there: dial-in is off
+        load(SIPGW.parent / "config.example.toml")
+    data = tomllib.loads((SIPGW.parent / "config.example.toml").read_text(encoding="utf-8"))
+    data["gateway"]["secret"] = "s"
+    config = parse(data)
+    assert config.sip.max_calls <= MAX_CALL_SLOTS
+    assert config.sip.registrar is None and config.sip.tls_cert is None
 
 
 def test_caller_label_shows_two_digits_at_most() -> None:
