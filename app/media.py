@@ -111,10 +111,12 @@ class Media:
 
 
 def _uvloop_wanted() -> bool:
-    # Optional speed-up for the workers' event loops; never required.
+    # SFU workers run on uvloop when it is installed (the `bench` extra; ~40 % more
+    # packets per CPU-second, docs/performance.md); KREIS_UVLOOP=0 turns it off. It
+    # is never required: a worker falls back to asyncio's own loop.
     import os
 
-    return os.environ.get("KREIS_UVLOOP", "") == "1"
+    return os.environ.get("KREIS_UVLOOP", "1") != "0"
 
 
 def media_of(hub: Hub) -> Media:

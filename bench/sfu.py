@@ -166,7 +166,7 @@ def _slices(n: int, parts: int) -> list[range]:
 
 def run_sfu(args: argparse.Namespace) -> tuple[Figures, float]:
     """The real server; returns its figures and memory per participant (MB)."""
-    env = {"KREIS_UVLOOP": "1"} if args.uvloop else {}
+    env = {"KREIS_UVLOOP": "1" if args.uvloop else "0"}
     srv = bench_server.start(workers=args.workers, env=env)
     fleets: list[tuple[Any, Connection]] = []
     try:
@@ -295,7 +295,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--clients", type=int, default=2, help="client processes")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds before the window")
-    ap.add_argument("--uvloop", action="store_true", help="SFU workers on uvloop")
+    ap.add_argument(
+        "--uvloop", action="store_true", help="SFU workers on uvloop (only with --workers > 1)"
+    )
     ap.add_argument("--client-uvloop", action="store_true", help="clients on uvloop")
     ap.add_argument("--profile", help="py-spy output of the server (.svg, .txt, .json)")
     ap.add_argument("--skip", default="", help="comma list of: ceiling,relay")

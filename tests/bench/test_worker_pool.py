@@ -24,9 +24,12 @@ from sfu.pool import DictPlacement, WorkerPool, port_slices
 POOL_PORTS = (43100, 43299)
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[WorkerPool]:
-    p = WorkerPool(MediaSettings(port_min=POOL_PORTS[0], port_max=POOL_PORTS[1]), 2)
+@pytest.fixture(params=[False, True], ids=["asyncio", "uvloop"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[WorkerPool]:
+    """A 2-worker pool; the workers on asyncio's loop, or on uvloop when installed (a
+    worker without uvloop falls back to asyncio, so the test holds either way)."""
+    settings = MediaSettings(port_min=POOL_PORTS[0], port_max=POOL_PORTS[1])
+    p = WorkerPool(settings, 2, use_uvloop=request.param)
     await p.start()
     try:
         yield p
