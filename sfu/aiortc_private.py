@@ -337,10 +337,13 @@ def silence_sender(
 class RtpWriter:
     """Writes RTP/RTCP through a DTLS transport synchronously (no await per packet)."""
 
-    __slots__ = ("_dtls",)
+    __slots__ = ("_addr", "_dtls", "_pair", "_sendto")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
+        self._pair: Any = None
+        self._addr: Any = None
+        self._sendto: Any = None
 
     def write_rtp(self, data: bytes) -> bool:
         dtls = self._dtls
@@ -349,7 +352,12 @@ class RtpWriter:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return False
-        pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+        if pair is not self._pair:
+            # aioice's remote_addr builds a tuple on every call: once per nominated pair.
+            self._pair = pair
+            self._addr = pair.remote_addr
+            self._sendto = pair.protocol.transport.sendto
+        self._sendto(dtls._tx_srtp.protect(data), self._addr)
         return True
 
     def write_rtcp(self, data: bytes) -> bool:
