@@ -42,6 +42,7 @@ const TEXTS = {
   camera_label: ["Camera", "Kamera"],
   mic_label: ["Microphone", "Mikrofon"],
   device_none: ["Off", "Aus"],
+  mic_level: ["Microphone level", "Mikrofon-Pegel"],
   preview_label: ["Your camera preview", "Vorschau deiner Kamera"],
   preview_off: ["Camera is off", "Kamera ist aus"],
   no_devices: [

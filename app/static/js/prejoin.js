@@ -65,6 +65,7 @@ export class Prejoin {
   }
 
   showPreview() {
+    this.meterMic();
     const on = this.media.cameraOn;
     this.preview.srcObject = on ? new MediaStream([this.media.camera]) : null;
     this.preview.hidden = !on;
@@ -88,6 +89,40 @@ export class Prejoin {
     const id = this.cameraSelect.value;
     this.devicesReady = this.devicesReady.then(() => this.media.chooseCamera(id)).then(() => this.showPreview());
     return this.devicesReady;
+  }
+
+  /** A level meter for the microphone: "can they hear me?" answered before joining. */
+  meterMic() {
+    const meter = $("mic-level");
+    const track = this.media.micOn ? this.media.mic : null;
+    meter.hidden = !track;
+    if (this.meterTrack === track) return;
+    this.meterTrack = track;
+    if (this.meterSource) this.meterSource.disconnect();
+    this.meterSource = null;
+    if (!track) return;
+    try {
+      this.audioCtx = this.audioCtx || new AudioContext();
+      const analyser = this.audioCtx.createAnalyser();
+      analyser.fftSize = 512;
+      this.meterSource = this.audioCtx.createMediaStreamSource(new MediaStream([track]));
+      this.meterSource.connect(analyser);
+      const samples = new Float32Array(analyser.fftSize);
+      const tick = () => {
+        if (this.meterTrack !== track || document.getElementById("screen-prejoin").hidden) return;
+        analyser.getFloatTimeDomainData(samples);
+        let peak = 0;
+        for (const v of samples) peak = Math.max(peak, Math.abs(v));
+        meter.value = Math.min(1, peak * 1.5);
+        setTimeout(tick, 100);
+      };
+      tick();
+      // browsers start audio only after a gesture; typing the name is one
+      const resume = () => this.audioCtx.resume().catch(() => {});
+      for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, resume, { once: true });
+    } catch (_) {
+      meter.hidden = true;
+    }
   }
 
   /** The server wants a room password (or said it was wrong). */
@@ -150,6 +185,9 @@ export class Prejoin {
   /** The preview is not needed in the room (the room shows its own tile). */
   hide() {
     this.preview.srcObject = null;
+    if (this.meterSource) this.meterSource.disconnect();
+    this.meterSource = null;
+    this.meterTrack = null;
   }
 }
 
