@@ -86,6 +86,10 @@ async function startRoom() {
     prejoin.showError(errorText(answer));
     return false;
   }
+  // a short or common room name is easy to guess: tell the leader once, calmly
+  if (answer.type === "room_created" && (answer.warning === "short" || answer.warning === "guessable")) {
+    notice(t(`slug_warning_${answer.warning}`), { seconds: 12 });
+  }
   return true;
 }
 
