@@ -93,7 +93,9 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
     ep_cfg.medConfig.ptime = PTIME_MS
     ep_cfg.medConfig.noVad = True
     ep_cfg.medConfig.ecTailLen = 0
-    ep_cfg.medConfig.maxMediaPorts = 4 * config.max_calls + 16
+    # Ports of ended calls stay in the bridge for a moment (see SipWorker.retire),
+    # so a flood of short calls needs far more slots than live calls.
+    ep_cfg.medConfig.maxMediaPorts = 254
     return ep_cfg
 
 
@@ -160,7 +162,7 @@ class SipWorker:
         """Registers a pjsua2 object so that shutdown can disown it after libDestroy."""
         self._objects.add(obj)
 
-    def retire(self, obj: Any, seconds: float = 2.0) -> None:
+    def retire(self, obj: Any, seconds: float = 1.0) -> None:
         """Keeps `obj` alive a while longer, then frees it on this thread.
 
         pjmedia removes a port from the conference bridge asynchronously (since 2.14):

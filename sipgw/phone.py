@@ -126,13 +126,20 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
                 continue
             if media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
-            stream = self.getAudioMedia(index)
-            if self.port is None:
-                self.port = CallPort(self.audio)
-                self.port.create(f"call{self.key}")
-                self.account.worker.track(self.port)
-            stream.startTransmit(self.port)
-            self.port.startTransmit(stream)
+            try:
+                stream = self.getAudioMedia(index)
+                if self.port is None:
+                    port = CallPort(self.audio)
+                    self.account.worker.track(port)
+                    self.port = port
+                    port.create(f"call{self.key}")
+                stream.startTransmit(self.port)
+                self.port.startTransmit(stream)
+            except pj.Error:
+                # No audio path for this call (e.g. bridge full): end it, cleanly.
+                log.warning("could not connect a call's audio; hanging up")
+                self.account.worker.later(lambda: self.hangup_with(503))
+            return
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         # Called for RFC 4733 events and for SIP INFO (application/dtmf-relay) alike.
@@ -218,16 +225,23 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         self.post(lambda: events.call_started(incoming, audio))
 
     def _reject(self, call: GatewayCall, code: int) -> None:
+        # Not inside onIncomingCall: pjsua still holds the cloned INVITE there, and a
+        # hangup from the callback can free it twice (an assertion in pjsip under
+        # floods). Reject on the next turn of the pjsip thread instead.
         call.ended = True
+        self.worker.keep.append(call)
+        self.worker.later(lambda: self._send_reject(call, code))
+
+    def _send_reject(self, call: GatewayCall, code: int) -> None:
         op = pj.CallOpParam()
         op.statusCode = code
         try:
             call.hangup(op)
         except pj.Error:
             log.debug("reject failed")
-        # Keep the object until pjsip is done with it; drop it on a later turn.
-        self.worker.keep.append(call)
-        self.worker.later(lambda: self.worker.keep.remove(call))
+        # Keep the object until pjsip is done with it.
+        self.worker.retire(call, 5.0)
+        self.worker.keep.remove(call)
 
     def hangup(self, key: int, code: int = 200) -> None:
         """Ends the call `key` if it is still up (on the pjsip thread)."""

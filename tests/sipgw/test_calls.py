@@ -134,12 +134,14 @@ async def test_wrong_pin_three_times_hangs_up_and_locks_out(
     assert gw.alive()
 
 
-async def test_pin_by_sip_info(start_gateway: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_pin_by_sip_info(start_gateway: Any, tmp_path: Path, transport: str) -> None:
     fake = FakeServer()
     fake.add_room("r2", PIN, lobby=False)
     gw = await start_gateway(fake)
     xml = scenarios.write(tmp_path / "info.xml", scenarios.info_pin(PIN + "#"))
-    result = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 30)
+    extra = ["-t", "t1"] if transport == "tcp" else []
+    result = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 30, extra)
     assert result.returncode == 0, result.stdout.decode()[-2000:] + result.stderr.decode()[-2000:]
     assert fake.pins_tried == [PIN]
     assert fake.labels == ["…11"]
