@@ -106,3 +106,11 @@ async def test_camera_off_before_joining(
     tile = host.locator(f'.tile[data-participant="{shy_id}"][data-source="camera"]')
     await tile.locator(".avatar").wait_for(timeout=5000)
     assert await tile.locator(".avatar").text_content() == "S"
+
+
+async def test_leader_hears_about_a_guessable_room_name(shared_server: Any, people: Any) -> None:
+    page = await people.page()
+    await open_room(page, "test", "Leitung", leader=(shared_server.group, shared_server.password))
+    await wait_state(page, "room")
+    notice = await page.locator("#notice").text_content() or ""
+    assert "easy to guess" in notice

@@ -153,7 +153,6 @@ sig.on("joined", async (msg) => {
   session.joined = msg;
   setPhase("room");
   prejoin.hide();
-  clearNotice();
   showScreen("screen-room");
   await room.enter(msg, (sig.hello && sig.hello.ice_servers) || []);
 });
