@@ -383,3 +383,50 @@ async def test_leader_denies_one_and_admits_all(shared_server: Any, people: Any)
     for guest in guests:
         await wait_state(guest, "room")
     assert await leader.locator("#lobby-list li").count() == 0
+
+
+TRACK_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.__kreisTestPcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__kreisTestPcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+
+FAIL_DOWN_CONNECTION = """() => {
+  const live = window.__kreisTestPcs.filter((pc) => pc.connectionState === "connected");
+  const pc = live[live.length - 1];
+  Object.defineProperty(pc, "connectionState", { get: () => "failed" });
+  pc.dispatchEvent(new Event("connectionstatechange"));
+  return live.length;
+}"""
+
+
+async def test_failed_peer_connection_is_rebuilt(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    """A peer connection that fails is rebuilt by rejoining with the resume token (the
+    failure is simulated: the page sees its newest connection report `failed`)."""
+    slug = "verbindung-repariert-sich"
+    leaders.append(await start_room(shared_server, slug))
+    alice, bob = await people.page(), await people.page()
+    await alice.add_init_script(TRACK_PEER_CONNECTIONS)
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    alice_id, bob_id = await my_id(alice), await my_id(bob)
+    await frames_rising(alice, bob_id, "Alice sees Bob")
+    assert await alice.evaluate(FAIL_DOWN_CONNECTION) == 2
+    await wait_for(
+        lambda: alice.evaluate("window.__kreisTestPcs.length >= 4"), 15, "new connections"
+    )
+    await wait_state(alice, "room")
+    assert await my_id(alice) == alice_id
+    await frames_rising(alice, bob_id, "Alice sees Bob again")
+    await frames_rising(bob, alice_id, "Bob sees Alice again")
