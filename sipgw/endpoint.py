@@ -93,6 +93,10 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
     ep_cfg.medConfig.ptime = PTIME_MS
     ep_cfg.medConfig.noVad = True
     ep_cfg.medConfig.ecTailLen = 0
+    # Bound the receive jitter buffer: a conversation suffers more from a growing delay
+    # (pjmedia's buffer adapts upwards under CPU load) than from a rare lost frame.
+    ep_cfg.medConfig.jbMaxPre = 100
+    ep_cfg.medConfig.jbMax = 300
     # Ports of ended calls stay in the bridge for a moment (see SipWorker.retire),
     # so a flood of short calls needs far more slots than live calls.
     ep_cfg.medConfig.maxMediaPorts = 254

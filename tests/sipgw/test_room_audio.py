@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +20,19 @@ from tests.sipgw.participant import RoomParticipant, leader_session, wait_entran
 from tests.sipgw.phones import RATE, tone_level, tone_ratio
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+
+
+async def wait_phone_entry(
+    leader: Any, check: Callable[[dict[str, Any]], bool], timeout: float = 10
+) -> dict[str, Any]:
+    """The phone's entry in a `participants` list once `check` holds for it."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        msg = await leader.expect("participants", timeout=left)
+        for entry in msg["participants"]:
+            if entry.get("kind") == "phone" and check(entry):
+                return dict(entry)
+    raise AssertionError("the phone's state never showed in the room")
 
 
 def window(pcm: Any, t0: float, t1: float) -> Any:
@@ -57,6 +71,12 @@ async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
         await asyncio.sleep(7)
         t_end = time.monotonic() - t_call
         room_heard = guest.heard_since(lobby_end + 2.0)
+        # *6 mutes and *9 raises the hand: the room sees both on the phone's entry.
+        await asyncio.to_thread(phone.digits, "*6*9", 0.3)
+        phone_entry = await wait_phone_entry(
+            leader, lambda e: e.get("mic") is False and e.get("hand") is True
+        )
+        assert phone_entry["name"] == "Telefon …47"
         phone.hangup()
         assert await asyncio.to_thread(phone.wait_for, "terminated", 10)
     finally:
