@@ -25,9 +25,12 @@ from aiortc import (
 
 from app.client import KreisClient
 from bench.fleet import Fleet, wait_until
-from bench.measure import Receipts, Stream
+from bench.measure import Receipts, Stream, extension_block
 from sfu import aiortc_private as private
 
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 JOIN_BATCH = 4
 """Participants set up concurrently (DTLS handshakes are CPU-heavy)."""
 
@@ -96,6 +99,8 @@ class LightParticipant:
             audio_ssrc=private.sender_ssrc(audio.sender),
             video_ssrc=private.sender_ssrc(video.sender),
             phase=(self.number * 0.37) % 1.0,
+            audio_ext=_extensions(audio, {AUDIO_LEVEL: b"\x90"}),
+            video_ext=_extensions(video, {ABS_SEND_TIME: b"\x12\x34\x56"}),
         )
 
     def _on_message(self, msg: dict[str, Any]) -> None:
@@ -156,6 +161,17 @@ def _queued(pc: RTCPeerConnection) -> int:
             for pair in conn._nominated.values():
                 total += 100000 * pair.protocol.transport.get_write_buffer_size()
     return total
+
+
+def _extensions(t: RTCRtpTransceiver, values: dict[str, bytes]) -> bytes:
+    """The extension block a browser would put on t's packets: its mid, plus values."""
+    elements = []
+    for ext_id, uri in sorted(private.negotiated_extensions(t).items()):
+        if uri == MID:
+            elements.append((ext_id, str(t.mid).encode()))
+        elif uri in values:
+            elements.append((ext_id, values[uri]))
+    return extension_block(elements) if elements else b""
 
 
 def _pt(t: RTCRtpTransceiver) -> int:

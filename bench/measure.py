@@ -112,9 +112,20 @@ def quantile(sorted_values: list[float], q: float) -> float:
 # --- synthetic media ---------------------------------------------------------------
 
 
-def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, marker: bool, payload: bytes) -> bytes:
-    head = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), seq, ts, ssrc)
-    return head + payload
+def rtp_packet(
+    pt: int, seq: int, ts: int, ssrc: int, marker: bool, payload: bytes, ext: bytes = b""
+) -> bytes:
+    """An RTP packet; ext is a complete header-extension block (profile, length, body)."""
+    b0 = 0x90 if ext else 0x80
+    head = struct.pack("!BBHII", b0, pt | (0x80 if marker else 0), seq, ts, ssrc)
+    return head + ext + payload
+
+
+def extension_block(elements: list[tuple[int, bytes]]) -> bytes:
+    """A one-byte-header extension block (RFC 8285) as browsers send it."""
+    body = b"".join(bytes([(i << 4) | (len(v) - 1)]) + v for i, v in elements)
+    body += bytes(-len(body) % 4)
+    return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
 
 
 def stamped(codec_byte: int, publisher: int, size: int) -> bytes:
@@ -166,6 +177,10 @@ class Stream:
     video_pt: int = 96
     audio_ssrc: int = 1
     video_ssrc: int = 2
+    audio_ext: bytes = b""
+    """Header extensions on every audio packet (mid, audio level: as a browser)."""
+    video_ext: bytes = b""
+    """Header extensions on every video packet (mid, abs-send-time)."""
     phase: float = 0.0
     _aseq: int = 0
     _vseq: int = 0
@@ -185,7 +200,9 @@ class Stream:
             ts = (self._aseq * 960) & 0xFFFFFFFF
             payload = stamped(0xFC, self.number, AUDIO_BYTES)
             self.send_audio(
-                rtp_packet(self.audio_pt, self._aseq, ts, self.audio_ssrc, False, payload)
+                rtp_packet(
+                    self.audio_pt, self._aseq, ts, self.audio_ssrc, False, payload, self.audio_ext
+                )
             )
             self._audio_due += 1 / AUDIO_PPS
             sent += 1
@@ -205,7 +222,13 @@ class Stream:
                 payload = stamped(0x10 if i == 0 else 0x00, self.number, size)
                 self.send_video(
                     rtp_packet(
-                        self.video_pt, self._vseq, ts, self.video_ssrc, i == count - 1, payload
+                        self.video_pt,
+                        self._vseq,
+                        ts,
+                        self.video_ssrc,
+                        i == count - 1,
+                        payload,
+                        self.video_ext,
                     )
                 )
             self._frames += 1
