@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -33,6 +33,22 @@ CACHE_SIZE = 512
 """Packets kept per down-track for retransmission (a power of two)."""
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 """Dropped when forwarding: its value is the publisher's mid, meaningless downstream."""
+
+
+_last_extensions: list[Any] = [None, None, b""]
+"""(packet, id map, block) of the latest extension block built."""
+
+
+def _mapped_extensions(view: RtpView, id_map: dict[int, int]) -> bytes:
+    # Every subscriber of a packet usually has the same extension ids (the SFU wrote
+    # its down offers): build the block once per packet, not once per subscriber.
+    # Holding the view keeps it alive, so `is` cannot match a new packet by accident.
+    last = _last_extensions
+    if last[0] is view and (last[1] is id_map or last[1] == id_map):
+        return last[2]  # type: ignore[no-any-return]
+    block = build_extensions(view.extensions, id_map)
+    last[0], last[1], last[2] = view, id_map, block
+    return block
 
 
 def codec_key(codec: RTCRtpCodecParameters) -> tuple[str, int, str]:
@@ -164,7 +180,7 @@ class RtpDownTrack:
             return
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (view.timestamp + self._ts_offset) & 0xFFFFFFFF
-        ext = build_extensions(view.extensions, self._ext_map) if view.extensions else b""
+        ext = _mapped_extensions(view, self._ext_map) if view.extensions else b""
         data = build_packet(view, out_pt, out_seq, out_ts, self.ssrc, ext)
         self._cache[out_seq & (CACHE_SIZE - 1)] = (out_seq, data)
         last = self._last_seq
