@@ -450,7 +450,7 @@ def receive_directly(dtls: RTCDtlsTransport, deliver: RtpSink) -> None:
         except Exception:
             logger.exception("forwarding an RTP packet failed")
 
-    connection.data_received = data_received
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 def simulate_inbound_loss(dtls: RTCDtlsTransport, rate: float, on_drop: Callable[[], None]) -> None:
