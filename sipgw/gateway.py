@@ -148,7 +148,10 @@ class Gateway:
 
     def _finished(self, key: int, task: asyncio.Task[str]) -> None:
         live = self.calls.pop(key, None)
-        outcome = "hung_up" if task.cancelled() else (live.session.outcome if live else "?")
+        # A call ending while its goodbye is still being hung up keeps its outcome.
+        outcome = live.session.outcome if live else "?"
+        if outcome == "running":
+            outcome = "hung_up"
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         log.info("call %d finished: %s (%d live)", key, outcome, len(self.calls))
 

@@ -104,7 +104,8 @@ class CallSession:
         try:
             self.outcome = await self._flow()
         except asyncio.CancelledError:
-            self.outcome = "hung_up"
+            if self.outcome == "running":
+                self.outcome = "hung_up"
             raise
         except LinkError:
             log.warning("the server could not be reached for a call")

@@ -92,3 +92,36 @@ async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
     assert len(room_heard) > 2 * RATE, "the participant received no audio from the caller"
     assert tone_level(room_heard, 440) > 1000, "the caller's voice did not reach the room"
     assert tone_ratio(room_heard, 440) > 8
+
+
+async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
+    kreis_server: Any, start_gateway: Any, phones: Any
+) -> None:
+    slug = "telefon-falsche-pin"
+    leader, pin = await leader_session(
+        kreis_server.url, kreis_server.group, kreis_server.password, slug
+    )
+    try:
+        gw = await start_gateway(
+            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
+            server_url=kreis_server.ws_url,
+        )
+        phone = phones("guesser", number="0307777777")
+        phone.dial(gw.uri)
+        assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
+        await asyncio.sleep(0.3)
+        wrong = [p for p in ("918273645", "546372819", "102938475") if p != pin]
+        for attempt in wrong[:3]:
+            await asyncio.to_thread(phone.digits, attempt + "#", 0.2)
+            await asyncio.sleep(1.0)
+        assert await asyncio.to_thread(phone.wait_for, "terminated", 20)
+        # The leader never saw anybody knock.
+        for msg in leader.drain("lobby_queue"):
+            assert not msg["entrants"], msg
+    finally:
+        await leader.close()
+    assert gw.alive()
+    gw.stop.set()
+    gateway = await asyncio.wait_for(gw.task, 20)
+    # The third wrong PIN also locks this caller id out (pin_tries = 3).
+    assert gateway.stats.outcomes == {"locked": 1}, gateway.stats.outcomes
