@@ -140,7 +140,8 @@ class RoomMix:
         if not frames:
             return None
         total = np.sum(np.stack(frames).astype(np.int32), axis=0)
-        return np.clip(total, -32768, 32767).astype(np.int16)
+        mixed: Pcm = np.clip(total, -32768, 32767).astype(np.int16)
+        return mixed
 
 
 class CallAudio:

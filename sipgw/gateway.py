@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pjsua2 as pj
@@ -111,9 +112,11 @@ class Gateway:
         assert self._loop is not None
         loop = self._loop
         for index, acc_cfg in enumerate(account_configs(self.config)):
-            account = GatewayAccount(
-                self.worker, self, loop.call_soon_threadsafe, self.config.sip.max_calls
-            )
+
+            def post(fn: Callable[[], None]) -> None:
+                loop.call_soon_threadsafe(fn)
+
+            account = GatewayAccount(self.worker, self, post, self.config.sip.max_calls)
             account.create(acc_cfg, index == 0)
             self.accounts.append(account)
         return self.accounts

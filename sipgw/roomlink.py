@@ -45,7 +45,7 @@ UPLINK_QUEUE_FRAMES = 10
 """At most 200 ms of the caller's voice wait for the encoder; older frames are dropped."""
 
 
-class CallerTrack(MediaStreamTrack):  # type: ignore[misc]
+class CallerTrack(MediaStreamTrack):
     """The phone caller's voice as an aiortc audio track (16 kHz frames; aiortc's Opus
     encoder resamples to 48 kHz)."""
 
@@ -311,13 +311,11 @@ class ServerLink(RoomLink):
         try:
             while True:
                 frame = await track.recv()
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 if not key:
                     key = self._owner(track)
-                    log.debug(
-                        "first room frame: %s Hz, own=%s",
-                        frame.sample_rate,
-                        key.startswith(str(self.participant_id)),
-                    )
+                    log.debug("first room frame (%d Hz)", frame.sample_rate)
                 if self.mix is None or key.split("#", 1)[0] == self.participant_id:
                     continue  # never the caller's own voice
                 for out in resampler.resample(frame):

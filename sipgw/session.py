@@ -86,8 +86,12 @@ class CallSession:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
-        def finished() -> None:
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def finished() -> None:  # on the media thread
+            loop.call_soon_threadsafe(settle)
 
         self.audio.play(prompt.pcm, finished)
         if wait:
