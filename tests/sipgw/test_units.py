@@ -164,9 +164,12 @@ class _Clock:
             await asyncio.sleep(0)
 
 
-async def run_session(digits: list[str], lobby: bool, events: list[LinkEvent]) -> tuple[Any, Any]:
+async def run_session(
+    digits: list[str], lobby: bool, events: list[LinkEvent], language: str = "de"
+) -> tuple[Any, Any]:
     fake = FakeServer()
     fake.add_room("r", "123456789", lobby=lobby)
+    fake.sessions = []  # type: ignore[attr-defined]
     audio = CallAudio()
     hung: list[bool] = []
 
@@ -182,8 +185,9 @@ async def run_session(digits: list[str], lobby: bool, events: list[LinkEvent]) -
         lockout=lockout,
         keys=lockout.keys("0301234547", "127.0.0.1", "kreis"),
         label=CallerLabel("…47"),
-        settings=SessionSettings(first_digit_timeout=1, digit_timeout=1),
+        settings=SessionSettings(first_digit_timeout=1, digit_timeout=1, language=language),
     )
+    fake.sessions.append(session)
     clock = _Clock(audio)
     task = asyncio.create_task(session.run())
     for digit in digits:
@@ -218,3 +222,15 @@ async def test_session_three_wrong_pins() -> None:
     digits = list("111#") + list("222#") + list("333#")
     outcome, fake = await run_session(digits, True, [])
     assert outcome in ("locked", "pin_failed") and fake.pins_tried == ["111", "222", "333"]
+
+
+async def test_caller_chooses_english() -> None:
+    outcome, fake = await run_session(
+        ["2", *"123456789"], False, [LinkEvent.ENDED], language="choose"
+    )
+    assert outcome == "ended" and fake.sessions[0].lang == "en"
+
+
+async def test_silent_caller_is_let_go_early() -> None:
+    outcome, fake = await run_session([], True, [])
+    assert outcome == "silent" and fake.pins_tried == []
