@@ -52,11 +52,14 @@ async def _page(browser: Browser, url: str) -> Page:
     return await context.new_page()
 
 
-async def _enter(page: Page, name: str) -> None:
+async def _enter(page: Page, name: str) -> float:
+    """Opens the room page and joins; returns when the page had loaded (monotonic)."""
     await page.goto(f"/{SLUG}")
+    loaded = time.monotonic()
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
+    return loaded
 
 
 async def _until(page: Page, script: str, timeout: float, what: str) -> None:
@@ -92,13 +95,14 @@ async def run(joins: int) -> tuple[list[float], list[float]]:
                 for i in range(joins):
                     page = await _page(browser, srv.url)
                     started = time.monotonic()
-                    await _enter(page, f"Gast {i}")
+                    loaded = await _enter(page, f"Gast {i}") - started
                     await _until(page, IN_ROOM, 20, "guest in the room")
                     rooms.append(time.monotonic() - started)
                     await _until(page, FIRST_FRAME, 30, "first remote frame")
                     firsts.append(time.monotonic() - started)
                     print(
-                        f"join {i + 1}: in room {rooms[-1] * 1000:.0f} ms, "
+                        f"join {i + 1}: page loaded {loaded * 1000:.0f} ms, "
+                        f"in room {rooms[-1] * 1000:.0f} ms, "
                         f"first frame {firsts[-1] * 1000:.0f} ms",
                         flush=True,
                     )
