@@ -14,7 +14,9 @@ import { Prejoin } from "./prejoin.js";
 import { LobbyView } from "./lobby.js";
 import { RoomView } from "./room.js";
 import { $, showScreen, notice, clearNotice } from "./dom.js";
-import { t, applyTexts, bindLangButton, errorText, onLangChange } from "./i18n.js";
+import { t, applyTexts, bindLangButton, errorText, onLangChange, currentLang } from "./i18n.js";
+import { mediaHooks } from "./peers.js";
+import { installE2EE } from "../e2ee/install.js";
 
 const slug = decodeURIComponent(location.pathname.replace(/^\/+|\/+$/g, "")).toLowerCase();
 
@@ -30,6 +32,9 @@ const session = {
 };
 
 const sig = new Signalling();
+// End-to-end encryption: frame transforms on every sender and receiver (via mediaHooks),
+// following the room's setting live; state and safety words in #e2ee-status.
+const e2ee = installE2EE({ sig, mediaHooks, statusElement: $("e2ee-status"), lang: currentLang, onLangChange });
 const media = new LocalMedia();
 const prejoin = new Prejoin(media);
 const lobby = new LobbyView(sig);
@@ -114,6 +119,7 @@ async function rejoin() {
 
 function end(reason, { closeSocket = true } = {}) {
   if (closeSocket) sig.close();
+  e2ee.reset(); // no media key outlives the meeting
   // camera and microphone go off with the meeting: a lit camera light after leaving
   // would be alarming; "Join again" asks for them afresh
   room.teardown({ stopDevices: true });
