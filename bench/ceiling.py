@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -66,7 +67,7 @@ async def _forward(conn: Connection, rooms: int, size: int) -> None:
         room: list[_Seat] = []
         for _ in range(size):
             transport, seat = await loop.create_datagram_endpoint(
-                lambda room=room: _Seat(room), local_addr=("127.0.0.1", 0)
+                functools.partial(_Seat, room), local_addr=("127.0.0.1", 0)
             )
             room.append(seat)
             transports.append(transport)

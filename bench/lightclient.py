@@ -159,7 +159,9 @@ def _queued(pc: RTCPeerConnection) -> int:
             conn = private.dtls_of(t).transport._connection
             total += conn._queue.qsize()
             for pair in conn._nominated.values():
-                total += 100000 * pair.protocol.transport.get_write_buffer_size()
+                # Datagrams asyncio holds back because the socket would block.
+                buffered = getattr(pair.protocol.transport, "get_write_buffer_size", None)
+                total += buffered() if buffered is not None else 0
     return total
 
 
@@ -175,7 +177,10 @@ def _extensions(t: RTCRtpTransceiver, values: dict[str, bytes]) -> bytes:
 
 
 def _pt(t: RTCRtpTransceiver) -> int:
-    return int(private.negotiated_codecs(t)[0].payloadType)
+    pt = private.negotiated_codecs(t)[0].payloadType
+    if pt is None:
+        raise RuntimeError("no payload type negotiated")
+    return pt
 
 
 async def _in_batches(coros: list[Callable[[], Awaitable[None]]], size: int) -> None:
