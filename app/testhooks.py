@@ -13,6 +13,13 @@ variable `setup_test_hooks()` adds nothing at all.
 The strings arrive base64-encoded, so the request itself does not put them into memory
 in plain form; the one decoded copy the search needs is skipped by identity.
 
+A second hook, the payload tap, lets the E2EE tests check what the SFU forwards:
+`POST /_test/tap` (`{"limit": 50, "keyframe": true}`) clears and arms a recorder that
+keeps, per publisher participant id, the first `limit` forwarded video RTP payloads
+(bytes after the RTP header); `GET /_test/tap?participant=…` returns them base64-encoded.
+`keyframe` asks every publisher for a keyframe right after arming. `limit` 0 disarms.
+Nothing is recorded until a test arms it.
+
 Deutsch: Nur für Tests (Umgebungsvariable `KREIS_TEST_HOOKS=1`): prüft, ob nach dem Ende
 eines Raums noch etwas von ihm im Arbeitsspeicher des Servers erreichbar ist.
 """
@@ -38,6 +45,30 @@ PER_CONNECTION = ("Connection", "UpConnection", "DownConnection", "RtpUpTrack", 
 SINGLETON_SUFFIXES = ("Store", "Config", "Registry", "Limiter", "Settings", "Placement")
 """Long-lived holders (the room store itself, configuration) are not meeting traces."""
 MAX_NEEDLES = 32
+MAX_TAP_PACKETS = 1000
+
+
+class PayloadTap:
+    """Records the first `limit` forwarded video payloads per publisher once armed;
+    installed as `Router.payload_tap` (sfu) when the hooks are enabled."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        self.payloads: dict[str, list[bytes]] = {}
+
+    def arm(self, limit: int) -> None:
+        self.payloads = {}
+        self.limit = limit
+
+    def __call__(self, participant: str, kind: str, payload: bytes) -> None:
+        if self.limit <= 0 or kind != "video" or not payload:
+            return
+        got = self.payloads.setdefault(participant, [])
+        if len(got) < self.limit:
+            got.append(bytes(payload))
+
+
+TAP = PayloadTap()
 
 
 def enabled() -> bool:
@@ -131,7 +162,41 @@ async def memory_handler(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+def _loopback_only(request: web.Request) -> None:
+    peer = peer_address(request)
+    if peer is None or not peer.is_loopback:
+        raise web.HTTPForbidden()
+
+
+async def tap_arm_handler(request: web.Request) -> web.Response:
+    """`POST /_test/tap` with `{"limit": 50, "keyframe": true}`: clear and arm."""
+    _loopback_only(request)
+    body = await request.json()
+    limit = body.get("limit") if isinstance(body, dict) else None
+    if not isinstance(limit, int) or not 0 <= limit <= MAX_TAP_PACKETS:
+        raise web.HTTPBadRequest(text=f"limit: 0..{MAX_TAP_PACKETS}")
+    TAP.arm(limit)
+    if limit and body.get("keyframe"):
+        from app.server import HUB_KEY  # late: app.server imports this module
+
+        hub = request.app[HUB_KEY]
+        if hub.media is not None:
+            for room in hub.store.all():
+                for participant in room.participants:
+                    hub.media.router.request_keyframe(room.id, participant)
+    return web.json_response({"armed": limit})
+
+
+async def tap_handler(request: web.Request) -> web.Response:
+    """`GET /_test/tap?participant=…`: that publisher's recorded video payloads."""
+    _loopback_only(request)
+    got = TAP.payloads.get(request.query.get("participant", ""), [])
+    return web.json_response({"video": [base64.b64encode(b).decode("ascii") for b in got]})
+
+
 def setup_test_hooks(app: web.Application) -> None:
     """Adds `/_test/*` routes when `KREIS_TEST_HOOKS=1`; otherwise does nothing."""
     if enabled():
         app.router.add_post("/_test/memory", memory_handler)
+        app.router.add_post("/_test/tap", tap_arm_handler)
+        app.router.add_get("/_test/tap", tap_handler)

@@ -22,7 +22,7 @@ from sfu.errors import BadSdp, UnknownParticipant
 from sfu.peer import DownConnection, DownKey, UpConnection
 from sfu.settings import MediaSettings
 from sfu.stats import Stats
-from sfu.uptrack import RtpUpTrack
+from sfu.uptrack import PayloadTap, RtpUpTrack
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class Router:
         self._rooms: dict[str, dict[str, _Participant]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
+        self.payload_tap: PayloadTap | None = None
+        """Tests only (the server sets it with KREIS_TEST_HOOKS=1): called with
+        (participant, kind, payload) for every forwarded packet of tracks published
+        after it is set. None (the default) costs one attribute check per packet."""
 
     async def start(self) -> None:
         self._running = True
@@ -132,6 +136,7 @@ class Router:
                     await up.close()
                 raise
         for track in added:
+            track.payload_tap = self.payload_tap
             if track.info.source in p.muted:
                 track.set_forwarding(False)
         self._update_gauges()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -33,6 +34,10 @@ RENACK_INTERVAL = 0.02
 """Seconds before the same sequence number is NACKed upstream again."""
 MAX_NACK_GAP = 100
 """A bigger jump in sequence numbers is treated as a restart, not as loss."""
+
+PayloadTap = Callable[[str, str, bytes], None]
+"""Test-only observer of forwarded packets: (participant, kind, RTP payload without
+header and padding). See Router.payload_tap."""
 
 
 class RtpUpTrack:
@@ -62,6 +67,8 @@ class RtpUpTrack:
         """(NTP, RTP timestamp, local wall-clock time) of the publisher's last SR."""
         self.generation = 0
         """Bumped when codecs or extensions change, so down-tracks remap."""
+        self.payload_tap: PayloadTap | None = None
+        """Set by the router from Router.payload_tap (tests only); None costs nothing."""
         self._downs: tuple[RtpDownTrack, ...] = ()
         self._writer = writer
         self._rtcp_ssrc = rtcp_ssrc
@@ -137,6 +144,10 @@ class RtpUpTrack:
             self._send_pli()
         if not self._forwarding:
             return
+        tap = self.payload_tap
+        if tap is not None:
+            end = len(data) - (data[-1] if data[0] & 0x20 else 0)
+            tap(self.participant, self.info.kind, data[view.payload_offset : end])
         for down in self._downs:
             down.write_rtp(view)
 
