@@ -184,6 +184,10 @@ sig.on("server_restart", (msg) => {
 
 sig.on("error", (msg) => {
   if (msg.ref === "login" || msg.ref === "create_room") return; // answered in start()
+  if (msg.ref === "set_e2ee" || msg.ref === "set_dial_in") {
+    room.leader.gotError(msg); // the switch goes back; phones_present asks first
+    return;
+  }
   if (session.phase === "joining" || (msg.ref === "join" && session.phase !== "room")) {
     if (msg.code === "already_joined") return;
     setPhase("prejoin");

@@ -157,6 +157,42 @@ const TEXTS = {
   setting_lobby: ["Lobby: let people in one by one", "Vorraum: Menschen einzeln hereinlassen"],
   setting_lock: ["Lock the room", "Raum abschließen"],
   setting_password: ["New room password (4 or more characters)", "Neues Raum-Passwort (mindestens 4 Zeichen)"],
+  setting_e2ee: ["End-to-end encryption", "Ende-zu-Ende-Verschlüsselung"],
+  setting_e2ee_hint: [
+    "Sound and video can then only be seen and heard by the people in the room, not by this server.",
+    "Ton und Bild können dann nur die Menschen im Raum sehen und hören, nicht dieser Server.",
+  ],
+  e2ee_phones_confirm: [
+    "People who called in by phone cannot be end-to-end encrypted. If you switch encryption on, they will hear a short announcement and be disconnected. Switch it on anyway?",
+    "Wer per Telefon eingewählt ist, kann nicht Ende-zu-Ende-verschlüsselt werden. Wenn du die Verschlüsselung einschaltest, hören diese Menschen eine kurze Ansage und werden getrennt. Trotzdem einschalten?",
+  ],
+  e2ee_phones_yes: ["Switch on, disconnect phones", "Einschalten, Telefone trennen"],
+  setting_dial_in: ["Phone dial-in", "Telefon-Einwahl"],
+  dial_in_off_hint: [
+    "When this is on, people can call in by phone with a PIN.",
+    "Wenn das an ist, können Menschen sich per Telefon mit einer PIN einwählen.",
+  ],
+  dial_in_e2ee_hint: [
+    "Phone dial-in is off while end-to-end encryption is on.",
+    "Telefon-Einwahl ist aus, solange Ende-zu-Ende-Verschlüsselung an ist.",
+  ],
+  dial_in_on_hint: [
+    "Callers dial a number, enter the PIN and then wait in the lobby.",
+    "Anrufende wählen eine Nummer, geben die PIN ein und warten dann im Vorraum.",
+  ],
+  dial_in_number: ["Phone number", "Telefonnummer"],
+  dial_in_numbers: ["Phone numbers", "Telefonnummern"],
+  dial_in_pin: ["PIN", "PIN"],
+  promote: ["Make co-leader", "Zur Co-Leitung machen"],
+  promote_name: ["Make {name} a co-leader", "{name} zur Co-Leitung machen"],
+  promote_confirm: [
+    "Make {name} a co-leader? They can then let people in, mute and remove people and change the room settings.",
+    "{name} zur Co-Leitung machen? Dann kann {name} Menschen hereinlassen, stummschalten und entfernen und die Raum-Einstellungen ändern.",
+  ],
+  err_e2ee_on: [
+    "Phone dial-in is off while end-to-end encryption is on.",
+    "Telefon-Einwahl ist aus, solange Ende-zu-Ende-Verschlüsselung an ist.",
+  ],
   password_set: ["Set password", "Passwort setzen"],
   password_clear: ["Remove password", "Passwort entfernen"],
   password_is_set: ["The room has a password.", "Der Raum hat ein Passwort."],

@@ -1,11 +1,16 @@
 /**
  * The leader's panel in the room: the lobby (a knock rings a chime and shows a notice),
  * Admit / Deny / Admit all, a short message to someone waiting, and the room settings:
- * lobby, lock, password set/clear, end the meeting.
+ * lobby, lock, end-to-end encryption, phone dial-in (number and PIN, leaders only),
+ * password set/clear, end the meeting.
+ *
+ * Phone callers cannot be end-to-end encrypted: switching E2EE on while someone is on
+ * the phone is refused (`phones_present`) until the leader confirms that they will be
+ * disconnected; while E2EE is on, the dial-in switch is disabled.
  */
 
 import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
-import { t, onLangChange } from "./i18n.js";
+import { t, onLangChange, errorText } from "./i18n.js";
 
 export class LeaderPanel {
   constructor(sig) {
@@ -13,11 +18,16 @@ export class LeaderPanel {
     this.room = null;
     this.entrants = [];
     this.settings = {};
+    this.dialIn = { pin: null, numbers: [] }; // from room_state, leaders only
     this.lobbyChat = new Map(); // entrant id -> last few lobby messages, either way
     this.onKnock = null; // opens the panel
     $("admit-all").addEventListener("click", () => this.send({ type: "admit_all" }));
     $("set-lobby").addEventListener("change", (ev) => this.send({ type: "set_lobby", on: ev.target.checked }));
     $("set-lock").addEventListener("change", (ev) => this.send({ type: "set_lock", locked: ev.target.checked }));
+    $("set-e2ee").addEventListener("change", (ev) => {
+      this.send({ type: "set_e2ee", on: ev.target.checked, drop_phones: false });
+    });
+    $("set-dial-in").addEventListener("change", (ev) => this.send({ type: "set_dial_in", on: ev.target.checked }));
     $("password-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       const input = $("new-password");
@@ -74,7 +84,25 @@ export class LeaderPanel {
   gotRoomState(msg) {
     if (msg.room && this.room && msg.room !== this.room) return;
     this.settings = msg.settings || {};
+    // `joined` carries settings only; the number and PIN come with room_state
+    if (msg.type === "room_state") {
+      this.dialIn = { pin: msg.dial_in_pin || null, numbers: msg.dial_in_numbers || [] };
+    }
+    if (!this.settings.dial_in) this.dialIn = { pin: null, numbers: [] };
     this.render();
+  }
+
+  /** Errors answering the E2EE and dial-in switches. */
+  async gotError(msg) {
+    if (msg.ref === "set_e2ee" && msg.code === "phones_present") {
+      this.render(); // still off while the leader decides
+      const sure = await confirmDialog(t("e2ee_phones_confirm"), t("e2ee_phones_yes"));
+      if (sure) this.send({ type: "set_e2ee", on: true, drop_phones: true });
+      else this.render();
+      return;
+    }
+    this.render(); // the switch shows what the server has, not what was asked
+    notice(errorText(msg), { urgent: true });
   }
 
   render() {
@@ -89,8 +117,26 @@ export class LeaderPanel {
     $("lobby-list").replaceChildren(...this.entrants.map((e) => this.entrant(e)));
     $("set-lobby").checked = this.settings.lobby !== false;
     $("set-lock").checked = !!this.settings.locked;
+    this.renderSecurity();
     $("password-state").textContent = this.settings.has_password ? t("password_is_set") : t("password_not_set");
     $("password-clear").hidden = !this.settings.has_password;
+  }
+
+  renderSecurity() {
+    const e2ee = !!this.settings.e2ee;
+    const dialIn = !!this.settings.dial_in && !e2ee;
+    $("set-e2ee").checked = e2ee;
+    const dialSwitch = $("set-dial-in");
+    dialSwitch.checked = dialIn;
+    dialSwitch.disabled = e2ee;
+    dialSwitch.closest("label").classList.toggle("disabled", e2ee);
+    $("dial-in-hint").textContent = t(e2ee ? "dial_in_e2ee_hint" : dialIn ? "dial_in_on_hint" : "dial_in_off_hint");
+    const { pin, numbers } = this.dialIn;
+    const show = dialIn && !!pin;
+    $("dial-in-info").hidden = !show;
+    $("dial-in-numbers-label").textContent = t(numbers.length > 1 ? "dial_in_numbers" : "dial_in_number");
+    $("dial-in-numbers").replaceChildren(...(show ? numbers : []).map((n) => el("span", { cls: "number", text: n })));
+    $("dial-in-pin").textContent = show ? groupsOfThree(pin) : "";
   }
 
   entrant(e) {
@@ -127,4 +173,9 @@ export class LeaderPanel {
       form,
     ]);
   }
+}
+
+/** "123456789" → "123 456 789": easier to read out and to type on a phone. */
+export function groupsOfThree(digits) {
+  return String(digits).replace(/\D/g, "").replace(/(\d{3})(?=\d)/g, "$1 ");
 }

@@ -1,7 +1,7 @@
 /**
  * The live participant list (from `participants`): names as text, role, microphone,
- * camera, screen and hand marks. For leaders each other participant has "mute" and
- * "remove" (with confirmation).
+ * camera, screen and hand marks. For leaders each other participant has "mute",
+ * "remove" (with confirmation) and, for guests, "make co-leader" (with confirmation).
  */
 
 import { $, el, confirmDialog } from "./dom.js";
@@ -64,6 +64,19 @@ export class PeopleList {
         this.sig.send({ type: "remove", room: this.room, id: p.id, bar: false });
       }
     });
-    return el("div", { cls: "person-actions" }, [mute, remove]);
+    let promote = null;
+    if (p.role === "guest") {
+      promote = el("button", {
+        cls: "small",
+        text: t("promote"),
+        attrs: { type: "button", "aria-label": t("promote_name", { name: p.name }), "data-action": "promote" },
+      });
+      promote.addEventListener("click", async () => {
+        if (await confirmDialog(t("promote_confirm", { name: p.name }), t("promote"))) {
+          this.sig.send({ type: "promote", room: this.room, id: p.id });
+        }
+      });
+    }
+    return el("div", { cls: "person-actions" }, [mute, promote, remove]);
   }
 }
