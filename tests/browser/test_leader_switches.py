@@ -89,9 +89,13 @@ async def _async(value: Any) -> Any:
     return value
 
 
-async def screenshot(page: Page, name: str) -> None:
+async def screenshot(page: Page, name: str, selector: str = "#side") -> None:
     if SHOTS:
-        await page.locator("#side").screenshot(path=os.path.join(SHOTS, name))
+        size = page.viewport_size
+        await page.set_viewport_size({"width": 1000, "height": 1300})  # the whole panel
+        await page.locator(selector).screenshot(path=os.path.join(SHOTS, name))
+        if size:
+            await page.set_viewport_size(size)
 
 
 async def test_dial_in_shows_number_and_pin_until_e2ee(
@@ -165,6 +169,7 @@ async def test_e2ee_with_a_phone_caller_asks_first(
     )
     assert waiting["state"] == "waiting"
     await leader.locator("#lobby-list li.entrant").wait_for(timeout=10000)
+    await screenshot(leader, "panel-phone-waiting-de.png")
 
     e2ee = leader.locator("#set-e2ee")
     dialog = leader.locator("#confirm")
@@ -174,7 +179,7 @@ async def test_e2ee_with_a_phone_caller_asks_first(
     question = await leader.text_content("#confirm-text") or ""
     assert "nicht Ende-zu-Ende-verschlüsselt" in question and "getrennt" in question
     assert "Ansage" in question
-    await screenshot(leader, "confirm-phones-de.png")
+    await screenshot(leader, "confirm-phones-de.png", "#confirm")
     await leader.click("#confirm-no")
     await dialog.wait_for(state="hidden", timeout=5000)
     assert not await e2ee.is_checked()
