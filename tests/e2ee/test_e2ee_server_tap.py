@@ -101,7 +101,7 @@ def frames_of(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 def decode(frames: list[bytes], codec: str = "libvpx") -> tuple[int, int]:
     """(pictures, errors) of a fresh VP8 decoder fed the frames in order."""
-    ctx = av.CodecContext.create(codec, "r")
+    ctx: Any = av.CodecContext.create(codec, "r")
     pictures = errors = 0
     for frame in frames:
         try:
@@ -188,10 +188,24 @@ async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
                 for frame, last_packet in frames:
                     assert last_packet.endswith(MAGIC), (pid, last_packet[-16:].hex())
                     assert frame.endswith(MAGIC)
-                pictures, _errors = decode([f for f, _ in frames])
-                assert pictures == 0, (pid, pictures, len(frames))
-            assert any(is_keyframe(f) for p in encrypted.values() for f, _ in frames_of(p)), (
-                "no keyframe was tapped: the decoder check would prove little"
+                # a keyframe among them (arm_tap asked for one), or the check proves little
+                assert any(is_keyframe(f) for f, _ in frames), pid
+                pictures, errs = decode([f for f, _ in frames])
+                assert pictures == 0, (pid, pictures, errs, len(frames))
+
+            # The safety words: the same on every browser, and new when someone joins.
+            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
+            assert sas[0] is not None and sas[0] == sas[1] == sas[2], sas
+            fourth, _ = await browsers(chromium, server, slug, ["Dattel"], errors)
+            everyone = [*pages, *fourth]
+
+            async def new_sas() -> bool:
+                now = [await p.evaluate("window.kreisE2ee.sas") for p in everyone]
+                return now[0] is not None and now[0] != sas[0] and all(s == now[0] for s in now)
+
+            await wait_for(new_sas, 20, "one new SAS on all four browsers")
+            await wait_for(
+                functools.partial(decoding, fourth[0], set(ids), "on"), 30, "fourth decodes"
             )
 
             # E2EE off, same senders: the same tap and decoder see real VP8 pictures.
@@ -207,11 +221,11 @@ async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
             await arm_tap(server)
             clear = {pid: await tapped(server, pid) for pid in ids}
             for pid, payloads in clear.items():
-                frames = [f for f, _ in frames_of(payloads)]
-                assert frames and not any(f.endswith(MAGIC) for f in frames), pid
-                start = next(i for i, f in enumerate(frames) if is_keyframe(f))
-                pictures, errs = decode(frames[start:])
-                assert pictures > 0 and errs == 0, (pid, pictures, errs, len(frames))
+                plain = [f for f, _ in frames_of(payloads)]
+                assert plain and not any(f.endswith(MAGIC) for f in plain), pid
+                start = next(i for i, f in enumerate(plain) if is_keyframe(f))
+                pictures, errs = decode(plain[start:])
+                assert pictures > 0 and errs == 0, (pid, pictures, errs, len(plain))
                 assert not set(payloads) & set(encrypted[pid]), pid
             for page, o in zip(pages, others, strict=True):
                 await rising(page, o, 1.5)
