@@ -197,9 +197,7 @@ async def test_e2ee_with_a_phone_caller_asks_first(
     assert not await leader.is_visible("#dial-in-info")
 
 
-async def test_make_co_leader(
-    people: Any, kreis_server: Any, clients: list[KreisClient]
-) -> None:
+async def test_make_co_leader(people: Any, kreis_server: Any, clients: list[KreisClient]) -> None:
     slug = "co-leitung"
     leader = await people.page()
     await browser_leader(leader, kreis_server, slug, lobby=False)
