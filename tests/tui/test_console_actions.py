@@ -76,7 +76,7 @@ def self_signed(tmp: Path) -> ssl.SSLContext:
 
 
 async def test_untrusted_certificate_is_explained(tmp_path: Path) -> None:
-    from conftest import free_port
+    from kreis_server import free_port
 
     runner = web.AppRunner(web.Application())
     await runner.setup()

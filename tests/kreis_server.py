@@ -1,0 +1,154 @@
+"""A real Kreis server on loopback, started as its own process, for the tests.
+
+Every test that claims a feature works talks to this real server over HTTP and
+WebSocket on 127.0.0.1, exactly as a browser, the console or the gateway would.
+Import from here (`from kreis_server import start_server`), never from `conftest`:
+several test folders have a conftest.py, so `import conftest` is ambiguous.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GROUP = "testgruppe"
+PASSWORD = "test-passwort-1234"
+GATEWAY_SECRET = "gateway-geheimnis-5678"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_range(size: int = 40) -> tuple[int, int]:
+    """A block of UDP ports unlikely to collide with other tests in this run."""
+    base = 20000 + (os.getpid() * 97 + int(time.monotonic() * 1000)) % 30000
+    return base, base + size - 1
+
+
+@dataclass
+class KreisServer:
+    """A running `kreis serve` process and what a client needs to reach it."""
+
+    url: str
+    port: int
+    config_path: Path
+    log_dir: Path
+    process: subprocess.Popen[bytes]
+    group: str = GROUP
+    password: str = PASSWORD
+    gateway_secret: str = GATEWAY_SECRET
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def write_config(
+    path: Path, port: int, extra: str = "", rooms: dict[str, int] | None = None
+) -> None:
+    from app.passwords import hash_password
+
+    udp_min, udp_max = free_udp_range()
+    room_settings = {
+        "empty_timeout_seconds": 30,
+        "knock_timeout_seconds": 120,
+        "resume_grace_seconds": 20,
+        **(rooms or {}),
+    }
+    room_lines = "\n".join(f"{k} = {v}" for k, v in room_settings.items())
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[rooms]
+{room_lines}
+
+[media]
+advertised_address = "127.0.0.1"
+bind_address = "127.0.0.1"
+port_min = {udp_min}
+port_max = {udp_max}
+
+[logging]
+dir = "{path.parent / "logs"}"
+
+[gateway]
+secret = "{GATEWAY_SECRET}"
+numbers = ["+49 30 1234567"]
+
+[groups.{GROUP}]
+password_hash = "{hash_password(PASSWORD)}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+
+
+def start_server(
+    tmp: Path,
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    rooms: dict[str, int] | None = None,
+) -> KreisServer:
+    """Starts `python -m app serve` on a free loopback port and waits for /healthz."""
+    import urllib.request
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    config_path = tmp / "kreis.toml"
+    if config_path.exists():  # a restart of the same server keeps its config and port
+        import tomllib
+
+        port = int(tomllib.loads(config_path.read_text())["server"]["port"])
+    else:
+        port = free_port()
+        write_config(config_path, port, extra_config, rooms)
+    log_dir = tmp / "logs"
+    proc_env = dict(os.environ)
+    proc_env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")
+    proc_env["XDG_STATE_HOME"] = str(tmp / "xdg-state")
+    proc_env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
+    proc_env["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")
+    proc_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        proc_env.update(env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(config_path)],
+        cwd=ROOT,
+        env=proc_env,
+        stdout=open(tmp / "server.out", "wb"),  # noqa: SIM115 - the process owns it
+        stderr=subprocess.STDOUT,
+    )
+    server = KreisServer(f"http://127.0.0.1:{port}", port, config_path, log_dir, process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited:\n" + (tmp / "server.out").read_text())
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("server did not become healthy:\n" + (tmp / "server.out").read_text())
