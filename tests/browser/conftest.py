@@ -12,23 +12,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from chromium_flags import CHROMIUM
+from chromium_flags import CHROMIUM_ARGS as BASE_ARGS
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from app.client import KreisClient
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--auto-select-desktop-capture-source=Entire screen",
-]
+# Screen sharing in tests: Chromium picks the whole (fake) screen by itself.
+CHROMIUM_ARGS = [*BASE_ARGS, "--auto-select-desktop-capture-source=Entire screen"]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

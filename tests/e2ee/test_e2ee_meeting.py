@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from e2ee_browser import CHROMIUM, CHROMIUM_ARGS
+from chromium_flags import CHROMIUM, CHROMIUM_ARGS
 from playwright.async_api import Page, async_playwright
 
 from app.client import KreisClient

@@ -29,7 +29,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import VideoStreamTrack
-from e2ee_browser import CHROMIUM, CHROMIUM_ARGS
+from chromium_flags import CHROMIUM, CHROMIUM_ARGS
 from playwright.async_api import Browser, Page, async_playwright
 from test_e2ee_meeting import e2ee, media, open_room, until, wait_for
 

@@ -19,19 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_flags import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 TURN_SECRET = "turn-geheimnis-im-test-4711"
 METRICS_TOKEN = "metrik-token-im-test-0815"

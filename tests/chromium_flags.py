@@ -1,4 +1,9 @@
-"""How the E2EE tests start Debian's Chromium (shared by the bench and the meeting tests)."""
+"""How every browser test starts Debian's Chromium.
+
+Playwright cannot download browsers here, so tests launch /usr/bin/chromium with
+fake camera and microphone, no background network requests, and WebRTC allowed on
+loopback (the test namespace has nothing else).
+"""
 
 from __future__ import annotations
 
