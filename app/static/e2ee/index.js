@@ -164,10 +164,12 @@ class E2EE {
       if (this.state === "on" && this.ownKey.raw !== null) return true;
       await this.ensureIdentity();
       const key = this.ownKey.renew();
-      this.keyToken++;
-      this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
       for (const peer of this.peers.values()) peer.sentKeyId = null;
+      // Hand the new key out before sending with it, as after a leave: a receiver that
+      // got a frame under a key id it lacks would try a ratchet of its old key and drop
+      // the frame (bad tag). Meanwhile the worker drops our frames: never sent in clear.
       await this.distribute();
+      this.switchSendKeyLater(key);
       this.setState("on");
       this.announce();
       return true;
