@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from app.connection import Connection, Waiting
 from app.protocol import (
-    ChatDown,
     Joined,
     LobbyStatus,
     Removed,
@@ -108,6 +109,25 @@ class Hub:
         member = room.participants.get(conn.member.id) if conn.member else None
         return member is not None and member.role in ("leader", "coleader")
 
+    async def check_secret(
+        self, conn: Connection, scope: str, ok: Callable[[], bool | Awaitable[bool]]
+    ) -> bool:
+        """One rate-limited attempt at a secret (group or room password, gateway secret,
+        PIN), counted per connection and per source address. While either is locked out
+        the secret is not even looked at: Refused(rate_limited)."""
+        keys = [("conn", f"{scope}:{conn.id}"), ("ip", f"{scope}:{conn.address}")]
+        wait = self.limiter.retry_after(keys)
+        if wait:
+            raise Refused("rate_limited", wait)
+        result = ok()
+        right = await result if inspect.isawaitable(result) else result
+        if right:
+            self.limiter.succeeded(keys)
+            return True
+        # A gateway carries many callers from one address: a larger allowance.
+        self.limiter.failed(keys, scale=10 if conn.gateway else 1)
+        return False
+
     def new_pin(self) -> str:
         length = self.config.gateway.pin_length
         while True:
@@ -152,16 +172,14 @@ class Hub:
         if len(room.participants) + len(room.lobby) >= self.config.rooms.max_participants:
             raise Refused("room_locked")
         if room.has_password and kind != "phone":
-            keys = [("conn", conn.id), ("ip", conn.address)]
-            wait = self.limiter.retry_after(keys)
-            if wait:
-                raise Refused("rate_limited", wait)
-            if password is None:
-                raise Refused("password_required")
-            if not room.check_password(password):
-                self.limiter.failed(keys)
+
+            def right_password() -> bool:
+                if password is None:  # not an attempt: nothing to count
+                    raise Refused("password_required")
+                return room.check_password(password)
+
+            if not await self.check_secret(conn, "room", right_password):
                 raise Refused("bad_room_password")
-            self.limiter.succeeded(keys)
         role = "phone" if kind == "phone" else "guest"
         member = Member(conn.id, name, kind or conn.kind, role, conn)
         self._seat(conn, room, member)
@@ -177,6 +195,11 @@ class Hub:
         else:
             self.admit(room, member)
 
+    def _stop_knock_timer(self, member_id: str) -> None:
+        timer = self._knock_timers.pop(member_id, None)
+        if timer is not None:
+            timer.cancel()
+
     def _seat(self, conn: Connection, room: Room, member: Member) -> None:
         conn.room = room
         conn.member = member
@@ -186,9 +209,7 @@ class Hub:
 
     def admit(self, room: Room, member: Member) -> None:
         was_waiting = room.lobby.pop(member.id, None) is not None
-        timer = self._knock_timers.pop(member.id, None)
-        if timer is not None:
-            timer.cancel()
+        self._stop_knock_timer(member.id)
         member.resume = new_id("r_")
         room.participants[member.id] = member
         room.touch()
@@ -203,8 +224,7 @@ class Hub:
             )
         )
         room.broadcast_participants()
-        for line in room.chat:
-            peer.send(ChatDown(**{**line.__dict__, "history": True}))
+        room.send_chat_history(peer)
         if member.role in ("leader", "coleader"):
             peer.send(room.lobby_msg())
             peer.send(room.state_msg(True, self.config.gateway.numbers))
@@ -215,9 +235,7 @@ class Hub:
 
     def deny(self, room: Room, member: Member, state: str = "denied") -> None:
         room.lobby.pop(member.id, None)
-        timer = self._knock_timers.pop(member.id, None)
-        if timer is not None:
-            timer.cancel()
+        self._stop_knock_timer(member.id)
         peer = member.peer
         peer.send(LobbyStatus(state))
         if isinstance(peer, Connection):
@@ -257,9 +275,7 @@ class Hub:
         if room is not None and member is not None and not room.ended:
             if member.id in room.lobby:
                 room.lobby.pop(member.id, None)
-                timer = self._knock_timers.pop(member.id, None)
-                if timer is not None:
-                    timer.cancel()
+                self._stop_knock_timer(member.id)
                 room.broadcast_lobby()
             elif member.id in room.participants:
                 del room.participants[member.id]
@@ -302,9 +318,7 @@ class Hub:
         self.store.remove(room.slug)
         ended = RoomEnded(room.slug)
         for member in list(room.lobby.values()):
-            timer = self._knock_timers.pop(member.id, None)
-            if timer is not None:
-                timer.cancel()
+            self._stop_knock_timer(member.id)
             if notify:
                 member.peer.send(LobbyStatus("ended"))
             self._release(member.peer, room)

@@ -9,6 +9,7 @@ to disk; `Room.end()` drops everything the room knew.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -192,6 +193,11 @@ class Room:
             self.dial_in_pin if for_leader and self.settings.dial_in else None,
             list(numbers) if for_leader and self.settings.dial_in else None,
         )
+
+    def send_chat_history(self, peer: Peer) -> None:
+        """The room's chat so far (memory only), marked as history, to a newcomer."""
+        for line in self.chat:
+            peer.send(dataclasses.replace(line, history=True))
 
     def summary(self) -> dict[str, Any]:
         return {
