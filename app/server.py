@@ -8,7 +8,6 @@ and on SIGTERM tells every client the server is restarting before it exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import ssl
@@ -88,8 +87,8 @@ async def _tell_clients_restart(app: web.Application) -> None:
     for conn in list(hub.connections):
         conn.send(ServerRestart(RESTART_NOTICE_SECONDS))
         conn.close_soon(1012)
-    with contextlib.suppress(Exception):
-        await asyncio.sleep(0.2)
+    # Give the writers a moment to flush the notice before aiohttp closes the sockets.
+    await asyncio.sleep(0.2)
 
 
 def snapshot(hub: Hub) -> dict[str, object]:
