@@ -97,3 +97,24 @@ async def test_every_room_action_is_in_the_key_bar(lang: str) -> None:
         for _keys, _action, text, show in RoomScreen.KEYS:
             if show:
                 assert t(text) in shown, text
+
+
+async def test_room_change_during_teardown_is_harmless() -> None:
+    """A room event that lands while Textual takes the widgets down draws nothing.
+
+    CI once failed here: a guest left as the console was quitting, and the redraw
+    looked for a table that was already gone.
+    """
+    from tui.events import RoomChanged
+    from tui.screens.room import RoomScreen
+    from tui.widgets.participants_table import ParticipantsTable
+
+    app = console("en", FakeSession(with_room=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RoomScreen)
+        await screen.query_one(ParticipantsTable).remove_children()
+        screen.on_session(RoomChanged(slug="dienstag-abend", what="participants"))
+        await settle(pilot)
+        assert app.is_running and app.return_code is None

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input
 
 from tui.errors import ConsoleError
@@ -73,7 +74,7 @@ class RoomScreen(ConsoleScreen):
         """Keeps the lobby's waiting times current."""
         room = self.room
         if room is not None and room.entrants:
-            self.query_one(LobbyQueue).show(room.entrants)
+            self.redraw("lobby")
 
     @property
     def room(self) -> RoomView | None:
@@ -85,6 +86,16 @@ class RoomScreen(ConsoleScreen):
         room = self.room
         if room is None or not getattr(self, "ready", False):
             return
+        try:
+            self._draw(room, what)
+        except NoMatches:
+            # A session event can arrive while Textual is taking the screen's
+            # widgets down (the console quitting or leaving the room). There is
+            # nothing left to draw on; the state stays in the session, and the
+            # next screen draws it in full.
+            return
+
+    def _draw(self, room: RoomView, what: str) -> None:
         if what in ("all", "state"):
             self.query_one(RoomHeader).show(room, self.console.session.status)
         if what in ("all", "lobby"):
