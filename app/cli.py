@@ -41,6 +41,8 @@ MAX_PASSWORD = 1024
 
 # Commands whose remaining arguments belong to another program.
 _HANDOVER = {"console": "tui.main", "dial-in": "sipgw.main"}
+_OPTIONAL = {"pjsua2": "sip", "sounddevice": "audio"}
+"""Packages that come with an optional extra, and the extra that brings them."""
 
 
 def _global_options(lang: Lang) -> argparse.ArgumentParser:
@@ -123,9 +125,10 @@ def _run_handover(command: str, rest: list[str], lang: Lang) -> int:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name not in (module_name, module_name.partition(".")[0]):
-            raise  # the module exists but one of its dependencies is missing: show that
-        print(t("not_built", lang, command=command, module=module_name), file=sys.stderr)
+        extra = _OPTIONAL.get((e.name or "").partition(".")[0])
+        if extra is None:
+            raise  # not an optional package: a broken install, show the traceback
+        print(t("needs_extra", lang, command=command, package=e.name, extra=extra), file=sys.stderr)
         return 1
     entry: Callable[[list[str]], Any] = module.main
     try:
@@ -148,13 +151,7 @@ def _serve(args: argparse.Namespace, lang: Lang) -> int:
         print(t("first_run", lang, path=path, group=group_id, password=password), flush=True)
     config = load_config(path)
     check_can_serve(config)
-    try:
-        server = importlib.import_module("app.server")
-    except ModuleNotFoundError as e:
-        if e.name != "app.server":
-            raise
-        print(t("not_built", lang, command="serve", module="app.server"), file=sys.stderr)
-        return 1
+    server = importlib.import_module("app.server")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
         asyncio.run(server.serve(config, path))
     return 0

@@ -25,9 +25,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Passwort: {password}\n"
         "Dieses Passwort wird nur dieses eine Mal angezeigt. Bitte jetzt notieren.",
     ),
-    "not_built": (
-        "'kreis {command}' is not built yet (module {module} is missing).",
-        "'kreis {command}' gibt es noch nicht (Modul {module} fehlt).",
+    "needs_extra": (
+        "'kreis {command}' needs the package {package}, which is not installed.\n"
+        "Install it with: pip install 'kreis[{extra}]'",
+        "'kreis {command}' braucht das Paket {package}, das nicht installiert ist.\n"
+        "Installieren mit: pip install 'kreis[{extra}]'",
     ),
     "group_added": (
         "Group {group} added.",
