@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import importlib.util
 import math
 import time
 import wave
@@ -34,13 +33,7 @@ RATE = 48000
 CONSOLE_HZ = 440.0
 GUEST_HZ = 1000.0
 
-pytestmark = [
-    pytest.mark.tui,
-    pytest.mark.skipif(
-        importlib.util.find_spec("app.media") is None or importlib.util.find_spec("sfu") is None,
-        reason="the server's media path (app/media.py and sfu/) is not there yet",
-    ),
-]
+pytestmark = pytest.mark.tui
 
 
 def write_tone(path: Path, hz: float, seconds: float = 2.0) -> None:
