@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,25 @@ from kreis_server import (  # noqa: F401 - re-exported for older imports
     start_server,
     write_config,
 )
+
+STRICT = os.environ.get("KREIS_STRICT") == "1"
+"""Set by `.ci/run`: CI installs every tool, so a skip there means a broken install."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under KREIS_STRICT=1 a skipped test counts as failed, with its skip reason.
+
+    Tests skip when a tool (baresip, SIPp, Chromium, Firefox, coturn, PortAudio) is
+    missing, which is right on a developer's laptop and wrong in CI: a failed
+    install must not turn into a green run that tested less.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but KREIS_STRICT=1 runs every test: {reason}"
 
 
 @pytest.fixture

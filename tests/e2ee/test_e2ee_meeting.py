@@ -108,8 +108,7 @@ async def test_three_browsers_with_e2ee_see_and_hear_each_other_and_switch_live(
                 await open_room(page, slug, name)
             for page in pages:
                 await until(page, "window.kreis && window.kreis.state === 'room'", 20, "joined")
-            if not await pages[0].evaluate("typeof window.kreisE2ee === 'object'"):
-                pytest.skip("the web client does not load the E2EE engine yet")
+            assert await pages[0].evaluate("typeof window.kreisE2ee === 'object'")
             ids = [(await p.evaluate("window.kreis.me"))["id"] for p in pages]
 
             async def all_decoding(page: Page, others: set[str]) -> bool:
