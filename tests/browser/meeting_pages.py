@@ -4,11 +4,10 @@ hook (window.kreis) and start rooms as a protocol leader. Every wait is bounded.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from page_checks import wait_for
 from playwright.async_api import Page
 
 from app.client import KreisClient
@@ -44,24 +43,6 @@ async def wait_state(page: Page, state: str, timeout: float = 15) -> None:
 async def stats(page: Page) -> dict[str, Any]:
     result: dict[str, Any] = await page.evaluate("window.kreis.stats()")
     return result
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]],
-    timeout: float = 20,
-    what: str = "condition",
-    show: Callable[[], Awaitable[Any]] | None = None,
-) -> Any:
-    """Polls `check` until it returns something truthy; fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    shown = f"; {await show()!r}" if show else ""
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r}{shown})")
 
 
 def inbound(

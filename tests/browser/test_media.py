@@ -69,7 +69,7 @@ async def test_three_participants_see_and_hear_each_other(
                 after_a,
             )
     # the fake microphones beep: somebody is highlighted as the active speaker
-    await pages[0].locator(".tile.speaking").first.wait_for(timeout=10000)
+    await pages[0].locator(".tile.speaking").first.wait_for(timeout=20000)
     for page in pages:
         # every tile carries the name, as text
         names = await page.locator(".tile .tile-name").all_text_contents()

@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from page_checks import media, wait_for
 from playwright.async_api import Page, async_playwright
 
 from app.client import KreisClient
 
 pytestmark = [pytest.mark.e2ee, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 async def until(page: Page, expression: str, timeout: float, what: str) -> None:
@@ -46,19 +34,6 @@ async def open_room(page: Page, slug: str, name: str) -> None:
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
-
-
-async def media(page: Page) -> dict[str, dict[str, float]]:
-    """Per publisher: frames decoded (camera) and audio energy (mic)."""
-    snap = await page.evaluate("window.kreis.stats()")
-    out: dict[str, dict[str, float]] = {}
-    for s in snap["inbound"]:
-        entry = out.setdefault(s["participant"], {"frames": 0, "energy": 0.0})
-        if s["kind"] == "video" and s["source"] == "camera":
-            entry["frames"] = s["framesDecoded"]
-        if s["kind"] == "audio" and s["source"] == "mic":
-            entry["energy"] = s["totalAudioEnergy"]
-    return out
 
 
 async def e2ee(page: Page) -> dict[str, Any]:

@@ -18,29 +18,24 @@ import asyncio
 import base64
 import fractions
 import functools
-import json
 import time
-import urllib.request
 from typing import Any
 
 import av
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import VideoStreamTrack
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
 from playwright.async_api import Browser, Page, async_playwright
 from test_e2ee_meeting import e2ee, media, open_room, until, wait_for
+from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
 from app.client import KreisClient
 from sfu import aiortc_private as private
 
 pytestmark = [pytest.mark.e2ee, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-HOOKS = {"KREIS_TEST_HOOKS": "1"}
-MAGIC = b"KRE\x01"
-TAP_PACKETS = 60
 CLIENT_PORTS = (44600, 44699)
 """UDP ports of the aiortc intruder (the server's range is picked elsewhere, free)."""
 # A valid uncompressed P-256 point (the curve's generator): looks like any public key.
@@ -49,70 +44,6 @@ P256_G = bytes.fromhex(
     "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
     "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"
 )
-
-
-# --- the tap -------------------------------------------------------------------------
-
-
-def _http(url: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
-
-
-async def arm_tap(server: Any) -> None:
-    """Clears the tap, records the next TAP_PACKETS packets, asks for keyframes."""
-    await asyncio.to_thread(
-        _http, f"{server.url}/_test/tap", {"limit": TAP_PACKETS, "keyframe": True}
-    )
-
-
-async def tapped(server: Any, participant: str, timeout: float = 15) -> list[bytes]:
-    """The recorded payloads of participant, once TAP_PACKETS have been recorded."""
-
-    async def check() -> list[bytes] | None:
-        got = await asyncio.to_thread(_http, f"{server.url}/_test/tap?participant={participant}")
-        payloads = [base64.b64decode(b) for b in got["video"]]
-        return payloads if len(payloads) >= TAP_PACKETS else None
-
-    result: list[bytes] = await wait_for(check, timeout, f"tapped video of {participant}")
-    return result
-
-
-def frames_of(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """Complete VP8 frames (depacketised) with the last packet's raw payload; packets
-    before the first frame start and an unfinished last frame are left out."""
-    frames: list[tuple[bytes, bytes]] = []
-    current: list[bytes] | None = None
-    last = b""
-    for payload in payloads:
-        descriptor, data = VpxPayloadDescriptor.parse(payload)
-        if descriptor.partition_start and descriptor.partition_id == 0:
-            if current is not None:
-                frames.append((b"".join(current), last))
-            current = []
-        if current is not None:
-            current.append(data)
-            last = payload
-    return frames
-
-
-def decode(frames: list[bytes], codec: str = "libvpx") -> tuple[int, int]:
-    """(pictures, errors) of a fresh VP8 decoder fed the frames in order."""
-    ctx: Any = av.CodecContext.create(codec, "r")
-    pictures = errors = 0
-    for frame in frames:
-        try:
-            pictures += len(ctx.decode(av.Packet(frame)))
-        except av.error.FFmpegError:
-            errors += 1
-    return pictures, errors
-
-
-def is_keyframe(frame: bytes) -> bool:
-    return len(frame) >= 10 and frame[0] & 0x01 == 0 and frame[3:6] == b"\x9d\x01\x2a"
 
 
 # --- room setup ------------------------------------------------------------------------

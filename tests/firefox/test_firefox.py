@@ -16,41 +16,19 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from bidi import Firefox, Tab, launch_firefox
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from page_checks import Evaluating, media, wait_for
 from playwright.async_api import Page, async_playwright
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
 from app.client import KreisClient
 
 pytestmark = [pytest.mark.firefox, pytest.mark.browser]
-
-
-class Evaluating(Protocol):
-    """A Playwright page or a Firefox tab: both evaluate an expression, promises awaited."""
-
-    async def evaluate(self, expression: str) -> Any: ...
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]],
-    timeout: float,
-    what: str,
-    show: Callable[[], Awaitable[Any]] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    shown = f"; {await show()!r}" if show else ""
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r}{shown})")
 
 
 # --- the two browsers -------------------------------------------------------------------
@@ -148,19 +126,6 @@ async def my_id(page: Evaluating) -> str:
 
 
 # --- what arrives -------------------------------------------------------------------------
-
-
-async def media(page: Evaluating) -> dict[str, dict[str, float]]:
-    """Per publisher: frames decoded (camera) and audio energy (mic)."""
-    snap = await page.evaluate("window.kreis.stats()")
-    out: dict[str, dict[str, float]] = {}
-    for s in snap["inbound"]:
-        entry = out.setdefault(s["participant"], {"frames": 0, "energy": 0.0})
-        if s["kind"] == "video" and s["source"] == "camera":
-            entry["frames"] = s["framesDecoded"]
-        if s["kind"] == "audio" and s["source"] == "mic":
-            entry["energy"] = s["totalAudioEnergy"]
-    return out
 
 
 async def hears_and_sees(page: Evaluating, other: str) -> bool:

@@ -4,29 +4,17 @@ relay candidates, see and hear each other through coturn and the SFU."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from page_checks import wait_for
 
 from app.client import KreisClient
 
 pytestmark = pytest.mark.browser
 FORCE_RELAY = Path(__file__).resolve().parent / "page" / "force-relay.js"
 SLUG = "zz-relay-probe-4k"
-
-
-async def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 async def _join(chromium: Any, url: str, name: str) -> tuple[Any, Any]:
@@ -70,14 +58,14 @@ async def test_media_relayed_through_coturn_via_kreis(
             contexts.append(context)
             pages.append(page)
         for page in pages:
-            await _wait(
+            await wait_for(
                 lambda p=page: p.evaluate("window.kreis && window.kreis.state === 'room'"),
                 20,
                 "the room",
             )
         for page in pages:
             try:
-                await _wait(lambda p=page: _receiving(p), 40, "video and audio through TURN")
+                await wait_for(lambda p=page: _receiving(p), 40, "video and audio through TURN")
             except AssertionError:
                 debug = await page.evaluate("window.__kreisPairs()")
                 snap = await page.evaluate("window.kreis.stats()")

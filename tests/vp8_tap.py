@@ -3,9 +3,8 @@
 The server must run with `KREIS_TEST_HOOKS=1`. `arm_tap` starts recording the next
 forwarded video RTP payloads of every publisher (and asks for keyframes); `tapped`
 returns one publisher's payloads; `frames_of` depacketises VP8, and `decode` shows
-whether a real VP8 decoder gets pictures out of them. The same checks as
-tests/e2ee/test_e2ee_server_tap.py, kept here because test modules of another folder
-cannot be imported reliably.
+whether a real VP8 decoder gets pictures out of them. Used by the E2EE tests
+(tests/e2ee/test_e2ee_server_tap.py) and the Firefox tests.
 """
 
 from __future__ import annotations
@@ -72,9 +71,9 @@ def frames_of(payloads: list[bytes]) -> list[tuple[bytes, bytes]]:
     return frames
 
 
-def decode(frames: list[bytes]) -> tuple[int, int]:
-    """(pictures, errors) of a fresh libvpx VP8 decoder fed the frames in order."""
-    ctx: Any = av.CodecContext.create("libvpx", "r")
+def decode(frames: list[bytes], codec: str = "libvpx") -> tuple[int, int]:
+    """(pictures, errors) of a fresh VP8 decoder fed the frames in order."""
+    ctx: Any = av.CodecContext.create(codec, "r")
     pictures = errors = 0
     for frame in frames:
         try:
