@@ -81,9 +81,16 @@ class SipConfig:
     rtp_port: int = 4000
     """First RTP port for calls."""
     max_calls: int = 4
-    """Concurrent calls accepted; at most 4 (the pjsua2-python wheel's call slots, a
-    compile-time limit; larger values are clamped with a warning). Further INVITEs get
-    486 Busy Here."""
+    """Concurrent calls accepted per gateway process; at most 4 (the pjsua2-python
+    wheel's call slots, a compile-time limit; larger values are clamped with a warning).
+    Further INVITEs get 486 Busy Here."""
+    processes: int = 1
+    """Gateway worker processes. 1: one pjsip process listens itself. More: a SIP front
+    (`sipgw.front`) listens on the public ports and spreads calls over that many
+    workers; capacity is `processes * max_calls`."""
+    worker_base_port: int = 0
+    """First internal SIP port (UDP on 127.0.0.1) of the workers, one port each; 0 lets
+    the supervisor pick free ports."""
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -92,6 +99,36 @@ class SipConfig:
         except ValueError:
             return False
         return any(ip.version == net.version and ip in net for net in self.allow_from)
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """How a worker process behind the SIP front differs from a lone gateway.
+
+    Not read from TOML: the supervisor hands it to each worker on its command line.
+    """
+
+    index: int
+    """The worker's number, 0 to `processes - 1`."""
+    sip_port: int
+    """Internal SIP port (UDP only, on `FRONT_ADDRESS`)."""
+    rtp_port: int
+    """First RTP port of this worker (its own range, on the public `listen_address`)."""
+
+
+FRONT_ADDRESS = "127.0.0.1"
+"""Where the SIP front and its workers talk to each other; a worker trusts the
+front's `X-Kreis-Source` header only in messages from this address."""
+
+
+def rtp_stride(sip: SipConfig) -> int:
+    """RTP ports one gateway process uses from its `rtp_port` on (two per call, spare)."""
+    return 2 * sip.max_calls + 16
+
+
+def worker_role(sip: SipConfig, index: int, sip_port: int) -> WorkerRole:
+    """The role of worker `index`: its internal SIP port and its own RTP range."""
+    return WorkerRole(index, sip_port, sip.rtp_port + index * rtp_stride(sip))
 
 
 @dataclass(frozen=True)
@@ -185,6 +222,18 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     registrar = _get(table, "sip", "registrar", str, None) or None
     if registrar and not registrar.startswith(("sip:", "sips:")):
         raise ConfigError("[sip] registrar must be a SIP URI (sip:host)")
+    processes = int(_get(table, "sip", "processes", int, defaults.processes))
+    if not 1 <= processes <= 32:
+        raise ConfigError("[sip] processes must be between 1 and 32")
+    # The front speaks UDP and TCP and registers nowhere: a trunk registration or TLS
+    # would have to come from the front itself, which it does not do (yet).
+    if processes > 1 and registrar:
+        raise ConfigError("[sip] processes > 1 cannot be combined with registrar")
+    if processes > 1 and cert:
+        raise ConfigError("[sip] processes > 1 cannot be combined with tls_cert (no TLS)")
+    rtp_port = _port(table, "rtp_port", defaults.rtp_port)
+    if rtp_port + processes * (2 * max_calls + 16) > 65536:
+        raise ConfigError("[sip] rtp_port leaves too few ports for all processes")
     return SipConfig(
         listen_address=_get(table, "sip", "listen_address", str, defaults.listen_address),
         udp_port=_port(table, "udp_port", defaults.udp_port),
@@ -200,8 +249,10 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
         lockout_seconds=lockout,
         prompts_dir=_path(table, "prompts_dir"),
         language=language,
-        rtp_port=_port(table, "rtp_port", defaults.rtp_port),
+        rtp_port=rtp_port,
         max_calls=max_calls,
+        processes=processes,
+        worker_base_port=_port(table, "worker_base_port", defaults.worker_base_port),
     )
 
 

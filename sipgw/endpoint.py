@@ -28,7 +28,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pjsua2 as pj
 
-from sipgw.config import MAX_CALL_SLOTS, SipConfig
+from sipgw.config import FRONT_ADDRESS, MAX_CALL_SLOTS, SipConfig, WorkerRole
 from sipgw.errors import SipStartError
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,25 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
     return ep_cfg
 
 
-def transport_configs(config: SipConfig) -> list[tuple[int, pj.TransportConfig]]:
-    """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS."""
+def transport_configs(
+    config: SipConfig, role: WorkerRole | None = None
+) -> list[tuple[int, pj.TransportConfig]]:
+    """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS.
+
+    A worker behind the SIP front (`role`) listens on UDP at its internal port only.
+    """
     ipv6 = ":" in config.listen_address
     out: list[tuple[int, pj.TransportConfig]] = []
 
-    def make(port: int) -> pj.TransportConfig:
+    def make(port: int, address: str = config.listen_address) -> pj.TransportConfig:
         tc = pj.TransportConfig()
         tc.port = port
-        tc.boundAddress = config.listen_address
-        tc.publicAddress = config.listen_address
+        tc.boundAddress = address
+        tc.publicAddress = address
         return tc
+
+    if role is not None:
+        return [(pj.PJSIP_TRANSPORT_UDP, make(role.sip_port, FRONT_ADDRESS))]
 
     if config.udp_port:
         kind = pj.PJSIP_TRANSPORT_UDP6 if ipv6 else pj.PJSIP_TRANSPORT_UDP
@@ -143,8 +151,11 @@ class SipWorker:
         config: SipConfig,
         setup: Callable[[pj.Endpoint], Any],
         log_level: int = 2,
+        role: WorkerRole | None = None,
     ) -> None:
         self.config = config
+        self.role = role
+        """Set when this process is a worker behind the SIP front."""
         self._setup = setup
         self._log_level = log_level
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
@@ -228,7 +239,7 @@ class SipWorker:
             ep.libCreate()
             ep.libInit(endpoint_config(self.config, writer, self._log_level))
             ep.audDevManager().setNullDev()
-            for kind, tc in transport_configs(self.config):
+            for kind, tc in transport_configs(self.config, self.role):
                 ep.transportCreate(kind, tc)
             ep.libStart()
             self._prefer_codecs(ep)

@@ -18,10 +18,10 @@ import pjsua2 as pj
 
 from sipgw.announce import Prompts
 from sipgw.audio import CallAudio
-from sipgw.config import Config
+from sipgw.config import Config, WorkerRole
 from sipgw.endpoint import SipWorker
 from sipgw.link import CallerLabel, LinkFactory
-from sipgw.lockout import Lockout
+from sipgw.lockout import Lockout, LockoutBook
 from sipgw.phone import GatewayAccount, IncomingCall
 from sipgw.session import CallSession, SessionSettings
 
@@ -42,8 +42,11 @@ class GatewayStats:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def account_configs(config: Config) -> list[pj.AccountConfig]:
-    """The local account (calls from allowed peers) and, if configured, a trunk account."""
+def account_configs(config: Config, role: WorkerRole | None = None) -> list[pj.AccountConfig]:
+    """The local account (calls from allowed peers) and, if configured, a trunk account.
+
+    A worker behind the SIP front (`role`) uses its own RTP range.
+    """
     sip = config.sip
     host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
     local = pj.AccountConfig()
@@ -60,7 +63,7 @@ def account_configs(config: Config) -> list[pj.AccountConfig]:
             trunk.sipConfig.authCreds.append(cred)
         configs.append(trunk)
     for acc in configs:
-        acc.mediaConfig.transportConfig.port = sip.rtp_port
+        acc.mediaConfig.transportConfig.port = role.rtp_port if role else sip.rtp_port
         acc.mediaConfig.transportConfig.portRange = 2 * sip.max_calls + 16
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if ":" in sip.listen_address:
@@ -77,11 +80,16 @@ class Gateway:
         link_factory: LinkFactory,
         prompts: Prompts,
         pjsip_log_level: int = 2,
+        role: WorkerRole | None = None,
+        lockout: LockoutBook | None = None,
     ) -> None:
         self.config = config
         self.link_factory = link_factory
         self.prompts = prompts
-        self.lockout = Lockout(config.sip.pin_tries, config.sip.lockout_seconds)
+        self.role = role
+        self.lockout: LockoutBook = lockout or Lockout(
+            config.sip.pin_tries, config.sip.lockout_seconds
+        )
         self.settings = SessionSettings(
             pin_length=config.gateway.pin_length,
             pin_tries=config.sip.pin_tries,
@@ -89,7 +97,7 @@ class Gateway:
         )
         self.stats = GatewayStats()
         self.calls: dict[int, _Live] = {}
-        self.worker = SipWorker(config.sip, self._setup, pjsip_log_level)
+        self.worker = SipWorker(config.sip, self._setup, pjsip_log_level, role)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.accounts: list[GatewayAccount] = []
 
@@ -111,7 +119,7 @@ class Gateway:
     def _setup(self, ep: pj.Endpoint) -> list[GatewayAccount]:
         assert self._loop is not None
         loop = self._loop
-        for index, acc_cfg in enumerate(account_configs(self.config)):
+        for index, acc_cfg in enumerate(account_configs(self.config, self.role)):
 
             def post(fn: Callable[[], None]) -> None:
                 loop.call_soon_threadsafe(fn)

@@ -8,8 +8,13 @@ its own threshold, because a trunk carries many honest callers from one address.
 
 Past a threshold the key is locked for `lockout_seconds`, doubling with every further
 lockout of the same key (capped at a day). Keys are stored as keyed hashes with a key
-that lives only in this process's memory, so the table never holds a phone number or
-an address in the clear. Entries expire, so the table cannot grow without bound.
+that lives only in memory, so the table never holds a phone number or an address in
+the clear. Entries expire, so the table cannot grow without bound.
+
+With several gateway processes (`[sip] processes`), the supervisor owns the one table
+and the workers ask it through `RemoteLockout`: otherwise an attacker would get a
+fresh set of tries in every process. Workers hash the keys themselves with the
+supervisor's hashing key, so only digests cross the process boundary.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,28 @@ class LockKey:
     threshold: int
 
 
+class LockoutBook(Protocol):
+    """What a call session needs of a lockout table, local or in the supervisor."""
+
+    def keys(self, caller: str, source: str, dialled: str) -> list[LockKey]: ...
+
+    async def check(self, keys: list[LockKey]) -> float:
+        """Seconds until none of `keys` is locked (0: the caller may try now)."""
+        ...
+
+    async def fail(self, keys: list[LockKey]) -> float:
+        """Counts one wrong PIN; returns the resulting wait (0 if not locked)."""
+        ...
+
+    async def hold(self, keys: list[LockKey], seconds: float) -> None:
+        """Locks `keys` for at least `seconds`."""
+        ...
+
+    async def succeed(self, keys: list[LockKey]) -> None:
+        """A right PIN: clears the failure counts of `keys`."""
+        ...
+
+
 def pins_equal(given: str, expected: str) -> bool:
     """Constant-time PIN comparison (for any PIN the gateway itself checks)."""
     return hmac.compare_digest(given.encode(), expected.encode())
@@ -58,13 +86,14 @@ class Lockout:
         clock: Callable[[], float] = time.monotonic,
         source_factor: int = 10,
         number_factor: int = 30,
+        secret: bytes | None = None,
     ) -> None:
         self.tries = tries
         self.lockout_seconds = lockout_seconds
         self._clock = clock
         self._source_factor = source_factor
         self._number_factor = number_factor
-        self._secret = secrets.token_bytes(32)
+        self._secret = secret or secrets.token_bytes(32)
         self._entries: dict[bytes, _Entry] = {}
 
     def _digest(self, kind: str, value: str) -> bytes:
@@ -135,3 +164,87 @@ class Lockout:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    # ------------------------------------------------ LockoutBook (one process)
+
+    async def check(self, keys: list[LockKey]) -> float:
+        return self.retry_after(keys)
+
+    async def fail(self, keys: list[LockKey]) -> float:
+        return self.failed(keys)
+
+    async def hold(self, keys: list[LockKey], seconds: float) -> None:
+        self.lock(keys, seconds)
+
+    async def succeed(self, keys: list[LockKey]) -> None:
+        self.succeeded(keys)
+
+    # ------------------------------------------------ the supervisor's side
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answers one `RemoteLockout` request (`op`, `keys`, `seconds`) with `wait`.
+
+        Raises ValueError for a malformed request.
+        """
+        op = request.get("op")
+        raw = request.get("keys")
+        if not isinstance(raw, list) or len(raw) > 8:
+            raise ValueError("bad keys")
+        keys = [LockKey(bytes.fromhex(str(d)), max(1, int(t))) for d, t in raw]
+        if op == "check":
+            return {"wait": self.retry_after(keys)}
+        if op == "fail":
+            return {"wait": self.failed(keys)}
+        if op == "hold":
+            self.lock(keys, min(float(request.get("seconds", 0)), MAX_LOCK_SECONDS))
+            return {"wait": self.retry_after(keys)}
+        if op == "succeed":
+            self.succeeded(keys)
+            return {"wait": 0.0}
+        raise ValueError("bad op")
+
+
+Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Sends one request to the supervisor and returns its answer."""
+
+
+class RemoteLockout:
+    """A worker's view of the supervisor's lockout table (a `LockoutBook`).
+
+    `hashing` is a local `Lockout` made with the supervisor's hashing key and the same
+    thresholds; it only computes keys, its own table stays empty. If the supervisor
+    cannot be asked, callers are treated as locked: failing closed costs an honest
+    caller a retry, failing open would hand an attacker unlimited tries.
+    """
+
+    def __init__(self, hashing: Lockout, ask: Ask) -> None:
+        self._hashing = hashing
+        self._ask = ask
+
+    def keys(self, caller: str, source: str, dialled: str) -> list[LockKey]:
+        return self._hashing.keys(caller, source, dialled)
+
+    async def _call(self, op: str, keys: list[LockKey], seconds: float = 0.0) -> float:
+        request = {
+            "op": op,
+            "keys": [[k.digest.hex(), k.threshold] for k in keys],
+            "seconds": seconds,
+        }
+        try:
+            reply = await self._ask(request)
+            return float(reply["wait"])
+        except Exception:
+            log.warning("the shared lockout could not be asked; treating the caller as locked")
+            return float(self._hashing.lockout_seconds or 1)
+
+    async def check(self, keys: list[LockKey]) -> float:
+        return await self._call("check", keys)
+
+    async def fail(self, keys: list[LockKey]) -> float:
+        return await self._call("fail", keys)
+
+    async def hold(self, keys: list[LockKey], seconds: float) -> None:
+        await self._call("hold", keys, seconds)
+
+    async def succeed(self, keys: list[LockKey]) -> None:
+        await self._call("succeed", keys)

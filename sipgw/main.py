@@ -3,6 +3,10 @@
 The CLI calls `main(argv)`. It reads the shared TOML (`--config`), loads and checks the
 prompts, starts pjsip on its own thread and serves calls, each joining its room as a
 client of the Kreis server (`sipgw.roomlink.ServerLink`).
+
+With `[sip] processes > 1` the same command becomes the supervisor of that many
+worker processes behind a SIP front (`sipgw.supervisor`); the supervisor starts each
+worker as `python -m sipgw.main --worker K --worker-port P --control-fd FD`.
 """
 
 from __future__ import annotations
@@ -10,16 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from sipgw import config as config_module
 from sipgw.announce import Prompts
-from sipgw.config import Config
+from sipgw.config import Config, WorkerRole, worker_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
 from sipgw.link import LinkFactory
+from sipgw.lockout import Lockout, LockoutBook, RemoteLockout
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=range(0, 6),
         help="pjsip log verbosity 0-5 (lines are masked; 3+ is for debugging only)",
     )
+    # Set by the supervisor for its workers only.
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--control-fd", type=int, default=-1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -68,23 +79,35 @@ async def serve(
     link_factory: LinkFactory | None = None,
     stop: asyncio.Event | None = None,
     pjsip_log_level: int = 2,
+    role: WorkerRole | None = None,
+    lockout: LockoutBook | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> Gateway:
-    """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped."""
+    """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped.
+
+    A worker behind the SIP front passes its `role`, the supervisor's `lockout` and a
+    `ready` callback (called once pjsip listens).
+    """
     prompts = Prompts(config.sip.prompts_dir)
     factory = link_factory or server_link_factory(config)
-    gateway = Gateway(config, factory, prompts, pjsip_log_level)
+    gateway = Gateway(config, factory, prompts, pjsip_log_level, role, lockout)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     await gateway.start()
-    log.info(
-        "dial-in gateway ready (udp %d, tcp %d, tls %s)",
-        config.sip.udp_port,
-        config.sip.tcp_port,
-        "on" if config.sip.tls_cert else "off",
-    )
+    if role is not None:
+        log.info("dial-in worker %d ready", role.index)
+    else:
+        log.info(
+            "dial-in gateway ready (udp %d, tcp %d, tls %s)",
+            config.sip.udp_port,
+            config.sip.tcp_port,
+            "on" if config.sip.tls_cert else "off",
+        )
+    if ready is not None:
+        ready()
     try:
         await stop.wait()
     finally:
@@ -93,16 +116,58 @@ async def serve(
     return gateway
 
 
+def _die_with_parent() -> None:
+    # Linux: SIGTERM when the supervisor dies, even by SIGKILL (the control channel's
+    # EOF covers the rest).
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+async def serve_worker(
+    config: Config, index: int, port: int, fd: int, pjsip_log_level: int
+) -> None:
+    """A worker behind the SIP front: serves until the supervisor says stop or is gone."""
+    from sipgw.supervisor import ControlLink
+
+    link, secret = await ControlLink.open(fd)
+    sip = config.sip
+    hashing = Lockout(sip.pin_tries, sip.lockout_seconds, secret=secret)
+    try:
+        await serve(
+            config,
+            stop=link.closed,
+            pjsip_log_level=pjsip_log_level,
+            role=worker_role(sip, index, port),
+            lockout=RemoteLockout(hashing, link.ask),
+            ready=link.ready,
+        )
+    finally:
+        await link.close()
+
+
 def main(argv: list[str]) -> int:
     """Entry point of `kreis dial-in`; returns the process exit code."""
     args = parse_args(argv)
+    prefix = f"worker {args.worker} " if args.worker is not None else ""
     logging.basicConfig(
         level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
     try:
         config = config_module.load(args.config)
-        asyncio.run(serve(config, pjsip_log_level=args.pjsip_log_level))
+        if args.worker is not None:
+            _die_with_parent()
+            asyncio.run(
+                serve_worker(
+                    config, args.worker, args.worker_port, args.control_fd, args.pjsip_log_level
+                )
+            )
+        elif config.sip.processes > 1:
+            from sipgw.supervisor import supervise
+
+            asyncio.run(supervise(config, args.config, args.log_level, args.pjsip_log_level))
+        else:
+            asyncio.run(serve(config, pjsip_log_level=args.pjsip_log_level))
     except GatewayError as exc:
         log.error("%s (%s)", exc, exc.code)
         print(f"kreis dial-in: {exc.message_de} / {exc.message_en}\n  {exc}")

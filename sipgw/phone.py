@@ -9,10 +9,15 @@ Policy that must be decided before a call is answered lives here too, because it
 to happen on the pjsip thread: the source-address allow-list (403), the call limit
 (486), and refusing REFER, replaces and redirects (the gateway is inbound only and
 never originates or transfers a call).
+
+Behind the SIP front (several processes), every INVITE comes from the front's
+address; the caller's own address is in the front's `X-Kreis-Source` header, which a
+worker believes only in messages from `FRONT_ADDRESS`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
@@ -23,12 +28,14 @@ import numpy as np
 import pjsua2 as pj
 
 from sipgw.audio import FRAME_SAMPLES, CallAudio
+from sipgw.config import FRONT_ADDRESS
 from sipgw.endpoint import CLOCK_RATE, PTIME_MS, SipWorker
 
 log = logging.getLogger(__name__)
 
 _URI_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
 _TEL = re.compile(r"tel:([^;>]+)", re.I)
+_SOURCE_HEADER = re.compile(r"^X-Kreis-Source[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,25 @@ def source_ip(src_address: str) -> str:
     if src_address.startswith("["):
         return src_address[1 : src_address.find("]")]
     return src_address.rsplit(":", 1)[0] if src_address.count(":") == 1 else src_address
+
+
+def trusted_source(packet_source: str, message: str, behind_front: bool) -> str:
+    """The caller's address: the packet's source, or behind the front its header.
+
+    A worker (`behind_front`) takes `X-Kreis-Source` from a message sent by
+    `FRONT_ADDRESS` only; a message from the front without a valid one yields "" (an
+    address no allow-list contains). A lone gateway never reads the header.
+    """
+    if not behind_front or packet_source != FRONT_ADDRESS:
+        return packet_source
+    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
+    found = _SOURCE_HEADER.findall(head)
+    if len(found) != 1:
+        return ""
+    try:
+        return str(ipaddress.ip_address(found[0].strip()))
+    except ValueError:
+        return ""
 
 
 class CallPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -195,7 +221,11 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         key = self.worker.next_call_key()
         call = GatewayCall(self, prm.callId, key)
-        src = source_ip(str(prm.rdata.srcAddress))
+        src = trusted_source(
+            source_ip(str(prm.rdata.srcAddress)),
+            str(prm.rdata.wholeMsg) if self.worker.role else "",
+            self.worker.role is not None,
+        )
         if not self.worker.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")
             self._reject(call, 403)

@@ -23,7 +23,7 @@ from sipgw.announce import Prompt, Prompts
 from sipgw.audio import CallAudio, RoomMix, WaitingTone
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, LinkEvent, RoomLink
-from sipgw.lockout import LockKey, Lockout
+from sipgw.lockout import LockKey, LockoutBook
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class CallSession:
         hangup: Callable[[], Awaitable[None]],
         link: RoomLink,
         prompts: Prompts,
-        lockout: Lockout,
+        lockout: LockoutBook,
         keys: list[LockKey],
         label: CallerLabel,
         settings: SessionSettings,
@@ -129,7 +129,7 @@ class CallSession:
         return self.outcome
 
     async def _flow(self) -> str:
-        if self.lockout.retry_after(self.keys) > 0:
+        if await self.lockout.check(self.keys) > 0:
             await self.play(self.prompts.both("locked"))
             return "locked"
         if self.settings.language == "choose":
@@ -179,15 +179,15 @@ class CallSession:
                     self._connected = True
                 result = await self.link.dial_in(pin, self.label)
                 if result.outcome is DialIn.LOBBY or result.outcome is DialIn.ADMITTED:
-                    self.lockout.succeeded(self.keys)
+                    await self.lockout.succeed(self.keys)
                     return result.outcome is DialIn.ADMITTED
                 if result.outcome is DialIn.RATE_LIMITED:
-                    self.lockout.lock(self.keys, max(result.retry_after, 1.0))
+                    await self.lockout.hold(self.keys, max(result.retry_after, 1.0))
                     await self.play(self.prompt("locked"))
                     self.outcome = "locked"
                     return None
             # An empty entry counts as a try but not towards the lockout.
-            if pin and self.lockout.failed(self.keys) > 0:
+            if pin and await self.lockout.fail(self.keys) > 0:
                 await self.play(self.prompt("locked"))
                 self.outcome = "locked"
                 return None

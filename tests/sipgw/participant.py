@@ -90,6 +90,23 @@ async def wait_entrant(
                 return dict(entrant)
 
 
+async def wait_entrants(
+    leader: KreisClient, slug: str, prefix: str, count: int, timeout: float = 20
+) -> list[dict[str, Any]]:
+    """The lobby entrants of `slug` named `prefix…`, once there are at least `count`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"fewer than {count} lobby entrants {prefix!r}")
+        queue = await leader.expect("lobby_queue", timeout=left)
+        if queue.get("room") != slug:
+            continue
+        found = [dict(e) for e in queue["entrants"] if str(e["name"]).startswith(prefix)]
+        if len(found) >= count:
+            return found
+
+
 class RoomParticipant:
     """A browser-like participant: publishes a tone, records the room."""
 

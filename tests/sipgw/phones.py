@@ -10,6 +10,7 @@ events, `/hangup`, `/quit`). Every process has a timeout and is killed in `stop(
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -167,6 +168,11 @@ snd_path {self.rec}
                 return text in self.output()[after:]
             time.sleep(0.05)
         return False
+
+    def rtp_peer_port(self) -> int | None:
+        """The port the call's RTP arrives from (which gateway process serves the call)."""
+        found = re.findall(r"receiving from [0-9.]+:(\d+)", self.output())
+        return int(found[-1]) if found else None
 
     def heard(self) -> np.ndarray:
         """Everything the phone received (decoded), from the sndfile dump."""

@@ -1,0 +1,295 @@
+"""`kreis dial-in` with `[sip] processes > 1`: the SIP front and its worker processes.
+
+The supervisor runs the SIP front (`sipgw.front`) on the public ports, starts one
+gateway worker per process (`python -m sipgw.main --worker K ...`, SIP on 127.0.0.1,
+its own RTP range), restarts a worker that dies (its calls are lost, the others go
+on), and stops them all on SIGTERM/SIGINT.
+
+Each worker has a control channel to the supervisor, a socket pair carrying JSON
+lines. The supervisor sends `{"secret": hex}` first (the lockout's hashing key, never
+on a command line); the worker answers `{"ready": true}` once pjsip listens, then asks
+lockout questions `{"id": n, "op": ..., "keys": [[digest, threshold], ...]}` that the
+supervisor answers from its one `Lockout` table (`{"id": n, "wait": s}`). A worker
+exits when its channel reaches EOF, so no worker outlives its supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sipgw.config import FRONT_ADDRESS, Config
+from sipgw.errors import SipStartError
+from sipgw.front import SipFront
+from sipgw.lockout import Lockout
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 4096
+RESTART_PAUSE = 1.0
+"""Seconds before a dead worker is started again (doubling while it keeps dying
+within 30 s of its start, up to 30 s)."""
+
+
+def free_loopback_port() -> int:
+    """A UDP port on `FRONT_ADDRESS` that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((FRONT_ADDRESS, 0))
+        return int(udp.getsockname()[1])
+
+
+class WorkerProcess:
+    """One gateway worker: its process, its control channel and its restarts."""
+
+    def __init__(self, supervisor: Supervisor, index: int, port: int) -> None:
+        self.supervisor = supervisor
+        self.index = index
+        self.port = port
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def run(self) -> None:
+        """Starts the worker and starts it again whenever it dies, until stopping."""
+        quick = 0  # deaths in a row within 30 s of starting
+        while not self.supervisor.stopping:
+            started = time.monotonic()
+            try:
+                await self._run_once()
+            except OSError:
+                log.exception("worker %d could not be started", self.index)
+            self.supervisor.front.worker_gone(self.index)
+            if self.supervisor.stopping:
+                return
+            quick = quick + 1 if time.monotonic() - started < 30 else 0
+            pause = min(RESTART_PAUSE * 2 ** max(quick - 1, 0), 30)
+            log.warning("worker %d ended; starting it again in %.0f s", self.index, pause)
+            await asyncio.sleep(pause)
+
+    async def _run_once(self) -> None:
+        sup = self.supervisor
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sipgw.main",
+                "--config",
+                str(sup.config_path),
+                "--log-level",
+                sup.log_level,
+                "--pjsip-log-level",
+                str(sup.pjsip_log_level),
+                "--worker",
+                str(self.index),
+                "--worker-port",
+                str(self.port),
+                "--control-fd",
+                str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()
+        self.starts += 1
+        log.info("worker %d started (pid %d)", self.index, self.process.pid)
+        reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_LINE)
+        try:
+            writer.write(json.dumps({"secret": sup.secret.hex()}).encode() + b"\n")
+            await writer.drain()
+            talk = asyncio.create_task(self._talk(reader, writer))
+            code = await self.process.wait()
+            talk.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await talk
+        finally:
+            writer.close()
+        if not sup.stopping:
+            log.warning("worker %d exited with code %s", self.index, code)
+
+    async def _talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+                if request.get("ready"):
+                    self.supervisor.front.worker_ready(self.index, self.port)
+                    log.info("worker %d is ready", self.index)
+                    continue
+                reply = self.supervisor.lockout.answer(request)
+                reply["id"] = request.get("id")
+            except (ValueError, TypeError, KeyError):
+                log.warning("worker %d sent a bad control message", self.index)
+                continue
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+
+    async def stop(self, timeout: float = 10) -> None:
+        proc = self.process
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                log.warning("worker %d did not stop in time; killing it", self.index)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+
+class Supervisor:
+    """The SIP front, the shared lockout table and the worker processes."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        log_level: str = "INFO",
+        pjsip_log_level: int = 2,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path.resolve()
+        self.log_level = log_level
+        self.pjsip_log_level = pjsip_log_level
+        self.secret = secrets.token_bytes(32)
+        sip = config.sip
+        self.lockout = Lockout(sip.pin_tries, sip.lockout_seconds, secret=self.secret)
+        self.front = SipFront(sip)
+        self.workers: list[WorkerProcess] = []
+        self.stopping = False
+
+    async def start(self) -> None:
+        try:
+            await self.front.start()
+        except OSError as exc:
+            raise SipStartError(f"the SIP front cannot listen: {exc.strerror}") from None
+        base = self.config.sip.worker_base_port
+        for index in range(self.config.sip.processes):
+            port = base + index if base else free_loopback_port()
+            worker = WorkerProcess(self, index, port)
+            worker.task = asyncio.create_task(worker.run())
+            self.workers.append(worker)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await asyncio.gather(*(w.stop() for w in self.workers))
+        await self.front.stop()
+
+
+async def supervise(
+    config: Config,
+    config_path: Path,
+    log_level: str = "INFO",
+    pjsip_log_level: int = 2,
+    stop: asyncio.Event | None = None,
+    started: Callable[[Supervisor], Any] | None = None,
+) -> Supervisor:
+    """Runs the front and the workers until `stop` is set or a signal arrives."""
+    supervisor = Supervisor(config, config_path, log_level, pjsip_log_level)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    await supervisor.start()
+    if started is not None:
+        started(supervisor)
+    log.info(
+        "dial-in front ready (udp %d, tcp %d) with %d worker processes of %d calls",
+        config.sip.udp_port,
+        config.sip.tcp_port,
+        config.sip.processes,
+        config.sip.max_calls,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("dial-in front stopping")
+        await supervisor.stop()
+    return supervisor
+
+
+class ControlLink:
+    """A worker's end of the control channel (see the module docstring)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = 0
+        self.closed = asyncio.Event()
+        """Set when the supervisor is gone: the worker must stop."""
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, fd: int) -> tuple[ControlLink, bytes]:
+        """Connects over the inherited socket `fd`; returns the link and the secret."""
+        sock = socket.socket(fileno=fd)
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE)
+        hello = json.loads(await asyncio.wait_for(reader.readline(), 10))
+        link = cls(reader, writer)
+        link._task = asyncio.create_task(link._read())
+        return link, bytes.fromhex(str(hello["secret"]))
+
+    async def _read(self) -> None:
+        try:
+            while line := await self._reader.readline():
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    reply = json.loads(line)
+                    future = self._pending.pop(int(reply["id"]), None)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            self.closed.set()
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("the supervisor is gone"))
+
+    def ready(self) -> None:
+        self._writer.write(b'{"ready": true}\n')
+
+    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Sends one lockout request and waits for its answer."""
+        if self.closed.is_set():
+            raise ConnectionError("the supervisor is gone")
+        self._ids += 1
+        ident = self._ids
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = future
+        try:
+            self._writer.write(json.dumps({**request, "id": ident}).encode() + b"\n")
+            await self._writer.drain()
+            return await asyncio.wait_for(future, 5)
+        finally:
+            self._pending.pop(ident, None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._writer.close()

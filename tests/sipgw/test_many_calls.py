@@ -1,0 +1,390 @@
+"""More calls than one gateway process can hold, through the SIP front, in two rooms.
+
+Everything is real: the `kreis serve` process, `kreis dial-in` with `processes = 2`
+and `max_calls = 4` (8 call slots; one pjsua2 process holds 4) as its own process
+tree, six baresip phones dialling at once with their rooms' PINs (RFC 4733), a leader
+per room, and an aiortc participant per room recording what the room hears.
+
+Which process serves a call is measured, not assumed: each worker has its own RTP
+range, and baresip logs the port the call's RTP arrives from. The test checks that
+the calls are spread over both workers, that one admitted caller per worker is heard
+in its room (FFT), that one hang-up leaves the other calls up, that a 9th call beyond
+the 8 slots gets 486 Busy Here, and that a worker killed with SIGKILL is restarted
+while the other worker's calls go on, and serves a new call afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.sipgw import sipp_scenarios as scenarios
+from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrants
+from tests.sipgw.phones import BaresipPhone, free_sip_port, run_sipp, tone_level, tone_ratio
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SLUG_A, SLUG_B = "viele-anrufe-a", "viele-anrufe-b"
+TONES = [440.0, 560.0, 680.0, 800.0, 920.0, 1040.0]
+"""What each phone sends; phones 0-2 call room A, phones 3-5 room B."""
+GUEST_A, GUEST_B = 1800.0, 2000.0
+MAX_CALLS, PROCESSES = 4, 2
+LOOPBACK_ICE = """
+import aioice.ice
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+"""
+
+
+def free_udp_block(size: int) -> int:
+    """The first of `size` consecutive UDP ports on 127.0.0.1 that are free right now."""
+    for _ in range(50):
+        base = random.randrange(50000, 60000 - size)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free block of UDP ports")
+
+
+class DialIn:
+    """`kreis dial-in` with several processes, run as a real command."""
+
+    def __init__(self, workdir: Path, server_ws: str, extra: str = "") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_sip_port()
+        self.rtp_port = free_udp_block(PROCESSES * (2 * MAX_CALLS + 16))
+        self.stride = 2 * MAX_CALLS + 16
+        config = workdir / "kreis.toml"
+        config.write_text(
+            f"""[gateway]
+secret = "gateway-geheimnis-5678"
+server_url = "{server_ws}"
+
+[sip]
+listen_address = "127.0.0.1"
+udp_port = {self.port}
+tcp_port = {self.port}
+rtp_port = {self.rtp_port}
+lockout_seconds = 60
+max_calls = {MAX_CALLS}
+processes = {PROCESSES}
+{extra}
+""",
+            encoding="utf-8",
+        )
+        self.log_path = workdir / "dial-in.log"
+        # aioice leaves loopback out of its candidates and this namespace has nothing
+        # else: every process of the tree (workers too) loads the same patch as the
+        # `loopback_ice` fixture, through a sitecustomize of its own.
+        site = workdir / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
+        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "dial-in", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"sip:kreis@127.0.0.1:{self.port}"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def count(self, text: str) -> int:
+        return self.log().count(text)
+
+    async def wait_log(self, text: str, times: int = 1, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(text) < times:
+            assert self.proc.poll() is None, self.log()[-3000:]
+            assert time.monotonic() < deadline, f"no {text!r} x{times}:\n" + self.log()[-3000:]
+            await asyncio.sleep(0.1)
+
+    def worker_pids(self) -> dict[int, int]:
+        found = re.findall(r"worker (\d+) started \(pid (\d+)\)", self.log())
+        return {int(i): int(pid) for i, pid in found}
+
+    def worker_of(self, rtp_peer_port: int) -> int:
+        return (rtp_peer_port - self.rtp_port) // self.stride
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return int(self.proc.returncode)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def worker_of_phone(dial_in: DialIn, phone: BaresipPhone) -> int:
+    for _ in range(100):
+        port = phone.rtp_peer_port()
+        if port is not None:
+            return dial_in.worker_of(port)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the phone never received RTP:\n" + phone.output()[-1500:])
+
+
+def hears(pcm: np.ndarray, own: float, other: float, what: str) -> dict[str, float]:
+    levels = {
+        "own": tone_level(pcm, own),
+        "other": tone_level(pcm, other),
+        "own_ratio": tone_ratio(pcm, own),
+        "other_ratio": tone_ratio(pcm, other),
+    }
+    print(f"{what}: {len(pcm) / 16000:.1f} s, {own:g} Hz / {other:g} Hz: {levels}")
+    assert len(pcm) > 2 * 16000, f"{what}: too little audio"
+    assert levels["own"] > 1000 and levels["own_ratio"] > 8, f"{what}: {own:g} Hz missing"
+    assert levels["other"] < 0.1 * levels["own"], f"{what}: hears {other:g} Hz"
+    return levels
+
+
+async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_path: Path) -> None:
+    for tool in ("baresip", "sipp"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    url = kreis_server.url
+    leader_a, pin_a = await leader_session(url, kreis_server.group, kreis_server.password, SLUG_A)
+    leader_b, pin_b = await leader_session(url, kreis_server.group, kreis_server.password, SLUG_B)
+    guest_a = RoomParticipant(url, SLUG_A, "Gast A", GUEST_A)
+    guest_b = RoomParticipant(url, SLUG_B, "Gast B", GUEST_B)
+    dial_in = DialIn(tmp_path / "dial-in", kreis_server.ws_url)
+    phones: list[BaresipPhone] = []
+    fillers: list[asyncio.Task[Any]] = []
+    try:
+        await guest_a.join(leader_a)
+        await guest_b.join(leader_b)
+        await dial_in.wait_log("worker 0 is ready")
+        await dial_in.wait_log("worker 1 is ready")
+        first_pids = dial_in.worker_pids()
+
+        for i, hz in enumerate(TONES):
+            phone = BaresipPhone(tmp_path / f"phone-{i}", f"03011111{10 + i}", hz)
+            phones.append(await asyncio.to_thread(phone.start))
+        t0 = time.monotonic()
+        for phone in phones:
+            phone.dial(dial_in.uri)
+        established = await asyncio.gather(
+            *(asyncio.to_thread(p.wait_for, "Call established", 15) for p in phones)
+        )
+        assert all(established), established
+        t_established = time.monotonic() - t0
+        workers = [await worker_of_phone(dial_in, p) for p in phones]
+        print(f"6 calls established in {t_established:.2f} s; workers per phone: {workers}")
+        assert sorted(set(workers)) == [0, 1], workers
+        assert max(workers.count(0), workers.count(1)) <= MAX_CALLS
+
+        await asyncio.sleep(1.0)
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(p.digits, (pin_a if i < 3 else pin_b) + "#", 0.22)
+                for i, p in enumerate(phones)
+            )
+        )
+        lobby_a, lobby_b = await asyncio.gather(
+            wait_entrants(leader_a, SLUG_A, "Telefon", 3),
+            wait_entrants(leader_b, SLUG_B, "Telefon", 3),
+        )
+        names_a = sorted(str(e["name"]) for e in lobby_a)
+        names_b = sorted(str(e["name"]) for e in lobby_b)
+        print(f"lobby A {names_a}, lobby B {names_b}")
+        assert names_a == ["Telefon …10", "Telefon …11", "Telefon …12"]
+        assert names_b == ["Telefon …13", "Telefon …14", "Telefon …15"]
+
+        # One caller per worker is admitted: room A's on worker 0, room B's on worker 1.
+        in_a = next(i for i in range(3) if workers[i] == 0)
+        in_b = next(i for i in range(3, 6) if workers[i] == 1)
+        label = {i: f"Telefon …{10 + i}" for i in range(6)}
+        entrant_a = next(e for e in lobby_a if e["name"] == label[in_a])
+        entrant_b = next(e for e in lobby_b if e["name"] == label[in_b])
+        await leader_a.send({"type": "admit", "room": SLUG_A, "id": entrant_a["id"]})
+        await leader_b.send({"type": "admit", "room": SLUG_B, "id": entrant_b["id"]})
+        admitted = time.monotonic()
+        await asyncio.sleep(7)
+        room_a = guest_a.heard_since(admitted + 2.0)
+        room_b = guest_b.heard_since(admitted + 2.0)
+
+        # Fill the last two slots (SIPp, no PIN), then a 9th INVITE must be busy.
+        hold = scenarios.write(tmp_path / "hold.xml", scenarios.info_pin("", hold_ms=9000))
+        for n in range(2):
+            workdir = tmp_path / f"filler-{n}"
+            workdir.mkdir()
+            fillers.append(
+                asyncio.create_task(asyncio.to_thread(run_sipp, hold, dial_in.target, workdir, 30))
+            )
+        await dial_in.wait_log("a call goes to worker", 8, timeout=10)
+        await asyncio.sleep(0.5)
+        busy_xml = scenarios.write(tmp_path / "busy.xml", scenarios.rejected(486))
+        busy = await asyncio.to_thread(run_sipp, busy_xml, dial_in.target, tmp_path, 15)
+        assert busy.returncode == 0, busy.stdout.decode()[-1500:]
+        assert dial_in.count("all 8 call slots are busy (486)") == 1
+        for task in fillers:
+            result = await task
+            assert result.returncode == 0, result.stdout.decode()[-1500:]
+
+        # Room A's caller hangs up; every other call stays up.
+        phones[in_a].hangup()
+        assert await asyncio.to_thread(phones[in_a].wait_for, "terminated", 10)
+        hung_up = time.monotonic()
+        await asyncio.sleep(4)
+        room_b_after = guest_b.heard_since(hung_up + 0.5)
+        others = [i for i in range(6) if i != in_a]
+        assert not any("terminated" in phones[i].output() for i in others)
+        queue_a = leader_a.latest("lobby_queue")
+        assert queue_a is not None
+        assert sorted(str(e["name"]) for e in queue_a["entrants"]) == sorted(
+            label[i] for i in range(3) if i != in_a
+        )
+
+        # Worker 0 is killed: it comes back, worker 1's calls (room B's caller) go on.
+        pids = dial_in.worker_pids()
+        assert pids == first_pids
+        os.kill(pids[0], signal.SIGKILL)
+        killed = time.monotonic()
+        await dial_in.wait_log("worker 0 is ready", 2, timeout=20)
+        t_restart = time.monotonic() - killed
+        assert dial_in.worker_pids()[1] == pids[1] and alive(pids[1])
+        assert dial_in.worker_pids()[0] != pids[0]
+        await asyncio.sleep(3)
+        room_b_after_kill = guest_b.heard_since(killed + 0.5)
+        assert "terminated" not in phones[in_b].output()
+
+        # A new call lands on the restarted worker and reaches the lobby.
+        late = BaresipPhone(tmp_path / "phone-late", "0301111116", 1300.0)
+        phones.append(await asyncio.to_thread(late.start))
+        late.dial(dial_in.uri)
+        assert await asyncio.to_thread(late.wait_for, "Call established", 15)
+        late_worker = await worker_of_phone(dial_in, late)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(late.digits, pin_a + "#", 0.22)
+        await wait_until_entrant(leader_a, "Telefon …16")
+        print(f"worker 0 restarted in {t_restart:.2f} s; the new call went to {late_worker}")
+        assert late_worker == 0
+    finally:
+        for task in fillers:
+            task.cancel()
+        for phone in phones:
+            await asyncio.to_thread(phone.stop)
+        await guest_a.close()
+        await guest_b.close()
+        await leader_a.close()
+        await leader_b.close()
+        pids = dial_in.worker_pids()
+        code = dial_in.stop()
+    print(dial_in.log()[-600:])
+    assert code == 0, dial_in.log()[-3000:]
+    assert not any(alive(pid) for pid in pids.values()), "a worker outlived the supervisor"
+    assert "Traceback" not in dial_in.log(), dial_in.log()[-3000:]
+
+    hears(room_a, TONES[in_a], TONES[in_b], f"room A, caller {in_a} on worker 0")
+    hears(room_b, TONES[in_b], TONES[in_a], f"room B, caller {in_b} on worker 1")
+    hears(room_b_after, TONES[in_b], TONES[in_a], "room B after A's caller hung up")
+    hears(room_b_after_kill, TONES[in_b], TONES[in_a], "room B after worker 0 was killed")
+
+
+async def wait_until_entrant(leader: Any, name: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        queue = await leader.expect("lobby_queue", timeout=max(0.1, deadline - time.monotonic()))
+        if any(e["name"] == name for e in queue["entrants"]):
+            return
+
+
+async def test_wrong_pins_count_across_processes(kreis_server: Any, tmp_path: Path) -> None:
+    """The lockout is one table in the supervisor: with `pin_tries = 2`, one wrong PIN
+    on worker 0 and one on worker 1 from the same number lock that number."""
+    if not shutil.which("sipp"):
+        pytest.skip("sipp is not installed")
+    dial_in = DialIn(tmp_path / "dial-in", kreis_server.ws_url, extra="pin_tries = 2")
+    try:
+        await dial_in.wait_log("worker 0 is ready")
+        await dial_in.wait_log("worker 1 is ready")
+        wrong = scenarios.write(
+            tmp_path / "wrong.xml", scenarios.info_pin("111111111#", hold_ms=8000)
+        )
+        runs = []
+        for n in range(2):
+            workdir = tmp_path / f"call-{n}"
+            workdir.mkdir()
+            runs.append(
+                asyncio.create_task(asyncio.to_thread(run_sipp, wrong, dial_in.target, workdir, 25))
+            )
+            await dial_in.wait_log("a call goes to worker", n + 1, timeout=10)
+            if n == 0:
+                await asyncio.sleep(4.0)  # the first wrong PIN has been counted
+        await dial_in.wait_log("finished: locked", 1, timeout=20)
+        log = dial_in.log()
+        went = re.findall(r"a call goes to worker (\d)", log)
+        print(f"calls went to workers {went}")
+        assert went == ["0", "1"]
+        assert re.search(r"worker 1 sipgw\.gateway: call \d+ finished: locked", log), log[-3000:]
+        assert "worker 0 sipgw.gateway: call 1 finished: locked" not in log
+        # The lock was taken in the supervisor's table, not in a worker's.
+        assert re.search(r"INFO sipgw\.lockout: a dial-in key is locked", log), log[-3000:]
+        for run in runs:
+            await run
+    finally:
+        code = dial_in.stop()
+    assert code == 0, dial_in.log()[-3000:]
+
+
+async def test_workers_end_with_their_supervisor(tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL, no clean-up) leaves no worker behind."""
+    dial_in = DialIn(tmp_path / "dial-in", "ws://127.0.0.1:9/ws")
+    try:
+        await dial_in.wait_log("worker 0 is ready")
+        await dial_in.wait_log("worker 1 is ready")
+        pids = dial_in.worker_pids()
+        assert len(pids) == 2 and all(alive(pid) for pid in pids.values())
+        dial_in.proc.kill()
+        dial_in.proc.wait(5)
+        killed = time.monotonic()
+        while any(alive(pid) for pid in pids.values()):
+            assert time.monotonic() - killed < 10, "a worker outlived its supervisor"
+            await asyncio.sleep(0.1)
+        print(f"workers gone {time.monotonic() - killed:.2f} s after the supervisor")
+    finally:
+        dial_in.stop()
