@@ -72,9 +72,9 @@ class WorkerProcess:
                 await self._run_once()
             except OSError:
                 log.exception("worker %d could not be started", self.index)
-            self.supervisor.front.worker_gone(self.index)
             if self.supervisor.stopping:
                 return
+            self.supervisor.front.worker_gone(self.index)
             quick = quick + 1 if time.monotonic() - started < 30 else 0
             pause = min(RESTART_PAUSE * 2 ** max(quick - 1, 0), 30)
             log.warning("worker %d ended; starting it again in %.0f s", self.index, pause)

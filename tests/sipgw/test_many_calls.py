@@ -279,6 +279,15 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
             label[i] for i in range(3) if i != in_a
         )
 
+        # The leader turns a waiting caller away: the gateway hangs up, its BYE goes
+        # from the worker through the front to the phone.
+        denied = next(i for i in range(3) if i != in_a)
+        entrant = next(e for e in queue_a["entrants"] if e["name"] == label[denied])
+        await leader_a.send({"type": "deny", "room": SLUG_A, "id": entrant["id"]})
+        assert await asyncio.to_thread(phones[denied].wait_for, "terminated", 15)
+        await dial_in.wait_log("finished: denied", timeout=5)
+        assert not any("terminated" in phones[i].output() for i in others if i != denied)
+
         # Worker 0 is killed: it comes back, worker 1's calls (room B's caller) go on.
         pids = dial_in.worker_pids()
         assert pids == first_pids
@@ -388,3 +397,66 @@ async def test_workers_end_with_their_supervisor(tmp_path: Path) -> None:
         print(f"workers gone {time.monotonic() - killed:.2f} s after the supervisor")
     finally:
         dial_in.stop()
+
+
+async def test_flood_and_scan_through_the_front(tmp_path: Path) -> None:
+    """An INVITE flood beyond the 8 slots is answered 486 (as a lone gateway answers
+    beyond its 4), nothing crashes or restarts, and a scan learns no version."""
+    for tool in ("sipp", "svmap"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    dial_in = DialIn(tmp_path / "dial-in", "ws://127.0.0.1:9/ws")
+    try:
+        await dial_in.wait_log("worker 0 is ready")
+        await dial_in.wait_log("worker 1 is ready")
+        pids = dial_in.worker_pids()
+        flood = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "sipp",
+                dial_in.target,
+                "-sn",
+                "uac",
+                "-r",
+                "40",
+                "-m",
+                "120",
+                "-l",
+                "16",
+                "-d",
+                "400",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(free_sip_port()),
+                "-timeout",
+                "40s",
+                "-nostdin",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+        )
+        out = (flood.stdout + flood.stderr).decode(errors="replace")
+        successful = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+        failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+        print(
+            f"flood: {successful and successful.group(1)} answered, "
+            f"{failed and failed.group(1)} refused, busy at the front: "
+            f"{dial_in.count('call slots are busy (486)')}"
+        )
+        assert successful and int(successful.group(1)) >= 20, out[-1500:]
+        assert set(re.findall(r"received 'SIP/2.0 (\d+)", out)) <= {"486"}, out[-1500:]
+        svmap = subprocess.run(
+            ["svmap", "-p", str(dial_in.port), "127.0.0.1"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=30,
+        )
+        scan = (svmap.stdout + svmap.stderr).decode(errors="replace")
+        assert "Kreis dial-in" in scan and "pjsip" not in scan.lower(), scan
+        assert dial_in.worker_pids() == pids, "a worker died under the flood"
+        assert "Traceback" not in dial_in.log(), dial_in.log()[-3000:]
+    finally:
+        code = dial_in.stop()
+    assert code == 0, dial_in.log()[-3000:]
