@@ -191,6 +191,11 @@ class Stream:
     def start(self, now: float) -> None:
         self._audio_due = now + self.phase / AUDIO_PPS
         self._video_due = now + self.phase / VIDEO_FPS
+        # Browsers' keyframes are independent of each other. Starting every stream's
+        # keyframe cycle at frame 0 would send all publishers' keyframes within the
+        # same 33 ms every two seconds, a synchronised burst no real room produces;
+        # the phase spreads them over the cycle.
+        self._frames = round(self.phase * KEYFRAME_EVERY) % KEYFRAME_EVERY
 
     def pump(self, now: float) -> int:
         """Sends every packet that is due by now; returns how many."""
