@@ -18,10 +18,11 @@ import pytest
 
 from sipgw.config import parse_sip, rtp_stride, worker_role
 from sipgw.errors import ConfigError
-from sipgw.front import (
+from sipgw.front import MAX_MESSAGE, SipFront
+from sipgw.lockout import Lockout, RemoteLockout
+from sipgw.phone import trusted_source
+from sipgw.sipmessage import (
     BRANCH_PREFIX,
-    MAX_MESSAGE,
-    SipFront,
     SipMessage,
     SipParseError,
     derive_branch,
@@ -31,8 +32,6 @@ from sipgw.front import (
     parse_via,
     strip_source,
 )
-from sipgw.lockout import Lockout, RemoteLockout
-from sipgw.phone import trusted_source
 from tests.sipgw.phones import free_sip_port
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(30)]
