@@ -74,6 +74,17 @@ def server_link_factory(config: Config) -> LinkFactory:
     return make
 
 
+def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    """`stop` (a new event if None), set on SIGINT or SIGTERM from now on."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not on the main thread (a test's loop) or not on this platform: no handler.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(
     config: Config,
     link_factory: LinkFactory | None = None,
@@ -91,11 +102,7 @@ async def serve(
     prompts = Prompts(config.sip.prompts_dir)
     factory = link_factory or server_link_factory(config)
     gateway = Gateway(config, factory, prompts, pjsip_log_level, role, lockout)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals(stop)
     await gateway.start()
     if role is not None:
         log.info("dial-in worker %d ready", role.index)

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import secrets
-import signal
 import socket
 import sys
 import time
@@ -32,6 +31,7 @@ from sipgw.config import FRONT_ADDRESS, Config
 from sipgw.errors import SipStartError
 from sipgw.front import SipFront
 from sipgw.lockout import Lockout
+from sipgw.main import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +208,7 @@ async def supervise(
 ) -> Supervisor:
     """Runs the front and the workers until `stop` is set or a signal arrives."""
     supervisor = Supervisor(config, config_path, log_level, pjsip_log_level)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals(stop)
     await supervisor.start()
     if started is not None:
         started(supervisor)
