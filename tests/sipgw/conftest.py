@@ -29,11 +29,11 @@ from sipgw.gateway import Gateway  # noqa: E402
 from sipgw.link import LinkFactory  # noqa: E402
 from sipgw.main import serve  # noqa: E402
 from tests.sipgw.fakes import FakeServer  # noqa: E402
-from tests.sipgw.phones import BaresipPhone, free_sip_port  # noqa: E402
+from tests.sipgw.phones import BaresipPhone, DialTarget, free_sip_port  # noqa: E402
 
 
 @dataclass
-class RunningGateway:
+class RunningGateway(DialTarget):
     """A gateway serving in the background of the test's event loop."""
 
     config: Config
@@ -42,14 +42,6 @@ class RunningGateway:
     task: asyncio.Task[Gateway]
     fake: FakeServer | None
     gateway: Gateway | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"sip:kreis@127.0.0.1:{self.port}"
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def alive(self) -> bool:
         return not self.task.done()

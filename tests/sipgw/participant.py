@@ -77,17 +77,7 @@ async def wait_entrant(
     leader: KreisClient, slug: str, prefix: str, timeout: float = 20
 ) -> dict[str, Any]:
     """The first lobby entrant of `slug` whose name starts with `prefix`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no lobby entrant {prefix!r}")
-        queue = await leader.expect("lobby_queue", timeout=left)
-        if queue.get("room") != slug:
-            continue
-        for entrant in queue["entrants"]:
-            if str(entrant["name"]).startswith(prefix):
-                return dict(entrant)
+    return (await wait_entrants(leader, slug, prefix, 1, timeout))[0]
 
 
 async def wait_entrants(

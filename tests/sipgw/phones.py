@@ -5,6 +5,7 @@ a WAV file (`aufile`), the loudspeaker is nowhere (`aubridge`), and the `sndfile
 filter dumps what the phone sends and hears to WAV files that the tests analyse with
 an FFT. Commands go in on stdin (`/dial`, digits typed during a call go out as RFC 4733
 events, `/hangup`, `/quit`). Every process has a timeout and is killed in `stop()`.
+Also here: SIPp runs and floods, scanners, and the FFT checks of what a side hears.
 """
 
 from __future__ import annotations
@@ -226,3 +227,66 @@ def run_sipp(
         *(extra or []),
     ]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=timeout + 10)
+
+
+def run_tool(cmd: list[str], cwd: Path, timeout: float) -> str:
+    """Runs a scanner with a hard timeout; returns its output (killed if it hangs)."""
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"") + (exc.stderr or b"")
+        return out.decode(errors="replace")
+    return (done.stdout + done.stderr).decode(errors="replace")
+
+
+def sipp_flood(target: str, cwd: Path, open_calls: int, hold_ms: int) -> str:
+    """A SIPp INVITE flood against `target`: 120 calls at 40 a second, at most
+    `open_calls` open at once, each held `hold_ms`; returns SIPp's output."""
+    cmd = ["sipp", target, "-sn", "uac", "-r", "40", "-m", "120", "-l", str(open_calls)]
+    cmd += ["-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(free_sip_port())]
+    cmd += ["-timeout", "40s", "-nostdin"]
+    return run_tool(cmd, cwd, 60)
+
+
+def flood_answered(flood: str) -> int:
+    """How many calls of a `sipp_flood` were answered (SIPp's "Successful call")."""
+    found = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", flood)
+    return int(found.group(1)) if found else 0
+
+
+def flood_refusals(flood: str) -> set[str]:
+    """The status codes a `sipp_flood` got other than the ones it expected."""
+    return set(re.findall(r"received 'SIP/2.0 (\d+)", flood))
+
+
+class DialTarget:
+    """Something phones dial at 127.0.0.1:`port` (a gateway, or the SIP front)."""
+
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"sip:kreis@127.0.0.1:{self.port}"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def hears(pcm: np.ndarray, own: float, other: float, what: str) -> dict[str, float]:
+    """`pcm` has a steady `own` tone and (next to) nothing at `other`."""
+    levels = {
+        "own": tone_level(pcm, own),
+        "other": tone_level(pcm, other),
+        "own_ratio": tone_ratio(pcm, own),
+        "other_ratio": tone_ratio(pcm, other),
+    }
+    print(f"{what}: {len(pcm) / RATE:.1f} s, {own:g} Hz / {other:g} Hz: {levels}")
+    assert len(pcm) > 2 * RATE, f"{what}: too little audio"
+    assert levels["own"] > 1000, f"{what}: {own:g} Hz missing"
+    assert levels["own_ratio"] > 8, f"{what}: {own:g} Hz not a steady tone"
+    # The phones also hear the gateway's spoken prompt: broadband, ~100 at any frequency,
+    # while a leaked tone of the other room would be about as loud as `own` (and stand out).
+    assert levels["other"] < 0.1 * levels["own"], f"{what}: hears {other:g} Hz of the other room"
+    assert levels["other_ratio"] < 4, f"{what}: {other:g} Hz stands out"
+    return levels

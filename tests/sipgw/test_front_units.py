@@ -10,8 +10,11 @@ and TCP. The shared lockout and the new configuration keys are checked here too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -290,19 +293,32 @@ class Peer:
         self.sock.close()
 
 
-async def start_front(**sip: Any) -> SipFront:
+async def start_front(clock: Callable[[], float] = time.monotonic, **sip: Any) -> SipFront:
     port = free_sip_port()
-    front = SipFront(parse_sip({"udp_port": port, "tcp_port": port, **sip}))
+    front = SipFront(parse_sip({"udp_port": port, "tcp_port": port, **sip}), clock=clock)
     await front.start()
     return front
 
 
-async def test_a_call_through_the_front_both_directions() -> None:
-    front = await start_front(max_calls=2)
-    pub, internal = front.sip.udp_port, front.internal_port
+@contextlib.asynccontextmanager
+async def front_on_loopback(
+    clock: Callable[[], float] = time.monotonic, **sip: Any
+) -> AsyncIterator[tuple[SipFront, Peer, Peer]]:
+    """A started front with a UDP worker and a UDP phone; all closed afterwards."""
+    front = await start_front(clock, **sip)
     worker, phone = Peer(), Peer()
-    front.worker_ready(0, worker.port)
     try:
+        yield front, worker, phone
+    finally:
+        worker.close()
+        phone.close()
+        await front.stop()
+
+
+async def test_a_call_through_the_front_both_directions() -> None:
+    async with front_on_loopback(max_calls=2) as (front, worker, phone):
+        pub, internal = front.sip.udp_port, front.internal_port
+        front.worker_ready(0, worker.port)
         spoof = "X-Kreis-Source: 10.9.9.9\r\n"
         phone.send(invite(port=phone.port, extra=spoof, target=f"127.0.0.1:{pub}"), pub)
         got = await worker.recv()
@@ -361,17 +377,11 @@ async def test_a_call_through_the_front_both_directions() -> None:
         phone.send(invite(port=phone.port, method="BYE", to_tag="x", call_id="nope"), pub)
         assert (await phone.recv()).status == 481
         assert await worker.nothing()
-    finally:
-        worker.close()
-        phone.close()
-        await front.stop()
 
 
 async def test_front_answers_busy_scans_and_garbage_itself() -> None:
-    front = await start_front(max_calls=1)
-    pub = front.sip.udp_port
-    worker, phone = Peer(), Peer()
-    try:
+    async with front_on_loopback(max_calls=1) as (front, worker, phone):
+        pub = front.sip.udp_port
         # No worker ready yet: busy.
         phone.send(invite(port=phone.port, call_id="c0"), pub)
         assert (await phone.recv()).status == 486
@@ -421,26 +431,16 @@ async def test_front_answers_busy_scans_and_garbage_itself() -> None:
         assert front.live_calls(0) == 1
         front.worker_gone(0)
         assert front.live_calls(0) == 0 and not front.dialogs
-    finally:
-        worker.close()
-        phone.close()
-        await front.stop()
 
 
 async def test_front_refuses_sources_outside_allow_from() -> None:
-    front = await start_front(allow_from=["192.0.2.0/24"])
-    worker, phone = Peer(), Peer()
-    front.worker_ready(0, worker.port)
-    try:
+    async with front_on_loopback(allow_from=["192.0.2.0/24"]) as (front, worker, phone):
+        front.worker_ready(0, worker.port)
         phone.send(invite(port=phone.port), front.sip.udp_port)
         assert (await phone.recv()).status == 403
         assert await worker.nothing()
         phone.send(invite(port=phone.port, method="OPTIONS"), front.sip.udp_port)
         assert (await phone.recv()).status == 200
-    finally:
-        worker.close()
-        phone.close()
-        await front.stop()
 
 
 async def test_calls_over_tcp_and_spread_over_workers() -> None:
@@ -481,12 +481,9 @@ async def test_calls_over_tcp_and_spread_over_workers() -> None:
 
 async def test_dialog_table_expires_idle_entries() -> None:
     now = [0.0]
-    port = free_sip_port()
-    front = SipFront(parse_sip({"udp_port": port, "tcp_port": 0}), clock=lambda: now[0])
-    await front.start()
-    worker, phone = Peer(), Peer()
-    front.worker_ready(0, worker.port)
-    try:
+    async with front_on_loopback(clock=lambda: now[0], tcp_port=0) as (front, worker, phone):
+        port = front.sip.udp_port
+        front.worker_ready(0, worker.port)
         phone.send(invite(port=phone.port, call_id="idle"), port)
         await worker.recv()
         assert "idle" in front.dialogs
@@ -494,7 +491,3 @@ async def test_dialog_table_expires_idle_entries() -> None:
         phone.send(invite(port=phone.port, method="OPTIONS", call_id="o"), port)
         await phone.recv()
         assert "idle" not in front.dialogs
-    finally:
-        worker.close()
-        phone.close()
-        await front.stop()

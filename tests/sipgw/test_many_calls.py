@@ -28,12 +28,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from tests.sipgw import sipp_scenarios as scenarios
-from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrants
-from tests.sipgw.phones import BaresipPhone, free_sip_port, run_sipp, tone_level, tone_ratio
+from tests.sipgw.participant import (
+    RoomParticipant,
+    leader_session,
+    wait_entrant,
+    wait_entrants,
+)
+from tests.sipgw.phones import (
+    BaresipPhone,
+    DialTarget,
+    flood_answered,
+    flood_refusals,
+    free_sip_port,
+    hears,
+    run_sipp,
+    run_tool,
+    sipp_flood,
+)
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
 
@@ -69,7 +83,7 @@ def free_udp_block(size: int) -> int:
     raise RuntimeError("no free block of UDP ports")
 
 
-class DialIn:
+class DialIn(DialTarget):
     """`kreis dial-in` with several processes, run as a real command."""
 
     def __init__(self, workdir: Path, server_ws: str, extra: str = "") -> None:
@@ -112,14 +126,6 @@ processes = {PROCESSES}
             stderr=subprocess.STDOUT,
         )
 
-    @property
-    def uri(self) -> str:
-        return f"sip:kreis@127.0.0.1:{self.port}"
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -159,6 +165,14 @@ def alive(pid: int) -> bool:
     return True
 
 
+def sipp_in_background(
+    scenario: Path, target: str, workdir: Path, timeout: float
+) -> asyncio.Task[subprocess.CompletedProcess[bytes]]:
+    """`run_sipp` in a directory of its own, on a thread, while the test goes on."""
+    workdir.mkdir()
+    return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, target, workdir, timeout))
+
+
 async def worker_of_phone(dial_in: DialIn, phone: BaresipPhone) -> int:
     for _ in range(100):
         port = phone.rtp_peer_port()
@@ -166,20 +180,6 @@ async def worker_of_phone(dial_in: DialIn, phone: BaresipPhone) -> int:
             return dial_in.worker_of(port)
         await asyncio.sleep(0.05)
     raise AssertionError("the phone never received RTP:\n" + phone.output()[-1500:])
-
-
-def hears(pcm: np.ndarray, own: float, other: float, what: str) -> dict[str, float]:
-    levels = {
-        "own": tone_level(pcm, own),
-        "other": tone_level(pcm, other),
-        "own_ratio": tone_ratio(pcm, own),
-        "other_ratio": tone_ratio(pcm, other),
-    }
-    print(f"{what}: {len(pcm) / 16000:.1f} s, {own:g} Hz / {other:g} Hz: {levels}")
-    assert len(pcm) > 2 * 16000, f"{what}: too little audio"
-    assert levels["own"] > 1000 and levels["own_ratio"] > 8, f"{what}: {own:g} Hz missing"
-    assert levels["other"] < 0.1 * levels["own"], f"{what}: hears {other:g} Hz"
-    return levels
 
 
 async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_path: Path) -> None:
@@ -250,11 +250,7 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         # Fill the last two slots (SIPp, no PIN), then a 9th INVITE must be busy.
         hold = scenarios.write(tmp_path / "hold.xml", scenarios.info_pin("", hold_ms=9000))
         for n in range(2):
-            workdir = tmp_path / f"filler-{n}"
-            workdir.mkdir()
-            fillers.append(
-                asyncio.create_task(asyncio.to_thread(run_sipp, hold, dial_in.target, workdir, 30))
-            )
+            fillers.append(sipp_in_background(hold, dial_in.target, tmp_path / f"filler-{n}", 30))
         await dial_in.wait_log("a call goes to worker", 8, timeout=10)
         await asyncio.sleep(0.5)
         busy_xml = scenarios.write(tmp_path / "busy.xml", scenarios.rejected(486))
@@ -309,7 +305,7 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         late_worker = await worker_of_phone(dial_in, late)
         await asyncio.sleep(1.0)
         await asyncio.to_thread(late.digits, pin_a + "#", 0.22)
-        await wait_until_entrant(leader_a, "Telefon …16")
+        await wait_entrant(leader_a, SLUG_A, "Telefon …16")
         print(f"worker 0 restarted in {t_restart:.2f} s; the new call went to {late_worker}")
         assert late_worker == 0
     finally:
@@ -334,14 +330,6 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
     hears(room_b_after_kill, TONES[in_b], TONES[in_a], "room B after worker 0 was killed")
 
 
-async def wait_until_entrant(leader: Any, name: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        queue = await leader.expect("lobby_queue", timeout=max(0.1, deadline - time.monotonic()))
-        if any(e["name"] == name for e in queue["entrants"]):
-            return
-
-
 async def test_wrong_pins_count_across_processes(kreis_server: Any, tmp_path: Path) -> None:
     """The lockout is one table in the supervisor: with `pin_tries = 2`, one wrong PIN
     on worker 0 and one on worker 1 from the same number lock that number."""
@@ -356,11 +344,7 @@ async def test_wrong_pins_count_across_processes(kreis_server: Any, tmp_path: Pa
         )
         runs = []
         for n in range(2):
-            workdir = tmp_path / f"call-{n}"
-            workdir.mkdir()
-            runs.append(
-                asyncio.create_task(asyncio.to_thread(run_sipp, wrong, dial_in.target, workdir, 25))
-            )
+            runs.append(sipp_in_background(wrong, dial_in.target, tmp_path / f"call-{n}", 25))
             await dial_in.wait_log("a call goes to worker", n + 1, timeout=10)
             if n == 0:
                 await asyncio.sleep(4.0)  # the first wrong PIN has been counted
@@ -410,50 +394,16 @@ async def test_flood_and_scan_through_the_front(tmp_path: Path) -> None:
         await dial_in.wait_log("worker 0 is ready")
         await dial_in.wait_log("worker 1 is ready")
         pids = dial_in.worker_pids()
-        flood = await asyncio.to_thread(
-            subprocess.run,
-            [
-                "sipp",
-                dial_in.target,
-                "-sn",
-                "uac",
-                "-r",
-                "40",
-                "-m",
-                "120",
-                "-l",
-                "16",
-                "-d",
-                "400",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(free_sip_port()),
-                "-timeout",
-                "40s",
-                "-nostdin",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=60,
-        )
-        out = (flood.stdout + flood.stderr).decode(errors="replace")
-        successful = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
-        failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+        flood = await asyncio.to_thread(sipp_flood, dial_in.target, tmp_path, 16, 400)
+        failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", flood)
         print(
-            f"flood: {successful and successful.group(1)} answered, "
+            f"flood: {flood_answered(flood)} answered, "
             f"{failed and failed.group(1)} refused, busy at the front: "
             f"{dial_in.count('call slots are busy (486)')}"
         )
-        assert successful and int(successful.group(1)) >= 20, out[-1500:]
-        assert set(re.findall(r"received 'SIP/2.0 (\d+)", out)) <= {"486"}, out[-1500:]
-        svmap = subprocess.run(
-            ["svmap", "-p", str(dial_in.port), "127.0.0.1"],
-            cwd=tmp_path,
-            capture_output=True,
-            timeout=30,
-        )
-        scan = (svmap.stdout + svmap.stderr).decode(errors="replace")
+        assert flood_answered(flood) >= 20, flood[-1500:]
+        assert flood_refusals(flood) <= {"486"}, flood[-1500:]
+        scan = run_tool(["svmap", "-p", str(dial_in.port), "127.0.0.1"], tmp_path, 30)
         assert "Kreis dial-in" in scan and "pjsip" not in scan.lower(), scan
         assert dial_in.worker_pids() == pids, "a worker died under the flood"
         assert "Traceback" not in dial_in.log(), dial_in.log()[-3000:]

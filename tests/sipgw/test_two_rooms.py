@@ -18,7 +18,7 @@ import pytest
 
 from sipgw.roomlink import ServerLink
 from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
-from tests.sipgw.phones import RATE, tone_level, tone_ratio
+from tests.sipgw.phones import RATE, hears
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
 
@@ -37,25 +37,6 @@ def phones_in(leader: Any, slug: str) -> list[str]:
     msg = leader.latest("participants")
     assert msg is not None and msg["room"] == slug, msg
     return [str(e["name"]) for e in msg["participants"] if e.get("kind") == "phone"]
-
-
-def check_hears(pcm: np.ndarray, own: float, other: float, what: str) -> dict[str, float]:
-    """`pcm` has a steady `own` tone and (next to) nothing at `other`."""
-    levels = {
-        "own": tone_level(pcm, own),
-        "other": tone_level(pcm, other),
-        "own_ratio": tone_ratio(pcm, own),
-        "other_ratio": tone_ratio(pcm, other),
-    }
-    print(f"{what}: {len(pcm) / RATE:.1f} s, {own:g} Hz / {other:g} Hz: {levels}")
-    assert len(pcm) > 2 * RATE, f"{what}: too little audio"
-    assert levels["own"] > 1000, f"{what}: {own:g} Hz missing"
-    assert levels["own_ratio"] > 8, f"{what}: {own:g} Hz not a steady tone"
-    # The phones also hear the gateway's spoken prompt: broadband, ~100 at any frequency,
-    # while a leaked tone of the other room would be about as loud as `own` (and stand out).
-    assert levels["other"] < 0.1 * levels["own"], f"{what}: hears {other:g} Hz of the other room"
-    assert levels["other_ratio"] < 4, f"{what}: {other:g} Hz stands out"
-    return levels
 
 
 async def test_two_callers_in_two_real_rooms_stay_separate(
@@ -129,14 +110,14 @@ async def test_two_callers_in_two_real_rooms_stay_separate(
     assert gw.alive()
 
     # The rooms: each participant hears its own caller only.
-    check_hears(room_a, PHONE_A, PHONE_B, "room A while both call")
-    check_hears(room_b, PHONE_B, PHONE_A, "room B while both call")
-    check_hears(room_b_after, PHONE_B, PHONE_A, "room B after A hung up")
+    hears(room_a, PHONE_A, PHONE_B, "room A while both call")
+    hears(room_b, PHONE_B, PHONE_A, "room B while both call")
+    hears(room_b_after, PHONE_B, PHONE_A, "room B after A hung up")
 
     # The phones: each caller hears its own room's participant only.
     both = both_end - t_call
-    check_hears(window(a.heard(), t_admit + 2.0, both), GUEST_A, GUEST_B, "phone A")
-    check_hears(window(b.heard(), t_admit + 2.0, both), GUEST_B, GUEST_A, "phone B")
-    check_hears(
+    hears(window(a.heard(), t_admit + 2.0, both), GUEST_A, GUEST_B, "phone A")
+    hears(window(b.heard(), t_admit + 2.0, both), GUEST_B, GUEST_A, "phone B")
+    hears(
         window(b.heard(), t_hangup + 0.5, t_end - 0.2), GUEST_B, GUEST_A, "phone B after A hung up"
     )
