@@ -29,7 +29,7 @@ import pjsua2 as pj
 
 from sipgw.audio import FRAME_SAMPLES, CallAudio
 from sipgw.config import FRONT_ADDRESS
-from sipgw.endpoint import CLOCK_RATE, PTIME_MS, SipWorker
+from sipgw.endpoint import CLOCK_RATE, PTIME_MS, SipWorker, mask
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,17 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         """Schedules a callable on the asyncio loop (`loop.call_soon_threadsafe`)."""
         self.max_calls = max_calls
         self.calls: dict[int, GatewayCall] = {}
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        # pjsip's own line about it is masked down to "status=<n>", which cannot tell a
+        # wrong password (401/403) from a trunk that is down (5xx): say it plainly here.
+        code = int(prm.code)
+        if 200 <= code < 300 and int(prm.expiration) > 0:
+            log.info("trunk registration ok (%d, expires in %d s)", code, prm.expiration)
+        elif 200 <= code < 300:
+            log.info("trunk registration ended (%d)", code)
+        else:
+            log.warning("trunk registration failed: %d %s", code, mask(str(prm.reason)))
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         key = self.worker.next_call_key()

@@ -229,6 +229,26 @@ def run_sipp(
     return subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=timeout + 10)
 
 
+def start_sipp_server(
+    scenario: Path, port: int, workdir: Path, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Starts one SIPp server (UAS) scenario on 127.0.0.1:`port` for a single dialog.
+
+    SIPp exits by itself after that dialog (or `timeout`); its exit code is 0 only when
+    the scenario ran to its end. Output goes to `workdir/sipp.out`.
+    """
+    exe = shutil.which("sipp")
+    assert exe, "sipp is not installed"
+    cmd = [exe, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-m", "1"]
+    cmd += ["-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err", "-nostdin"]
+    return subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=(workdir / "sipp.out").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def run_tool(cmd: list[str], cwd: Path, timeout: float) -> str:
     """Runs a scanner with a hard timeout; returns its output (killed if it hangs)."""
     try:
