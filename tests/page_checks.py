@@ -3,6 +3,8 @@
 `wait_for` polls a coroutine until it returns something truthy. `media` reads the
 web client's own stats hook (`window.kreis.stats()`) of a page: a Playwright page or
 a Firefox tab driven over WebDriver BiDi, anything with an async `evaluate`.
+`start_room` is the leader every browser test needs: a protocol client, like the
+console, that logs in and starts a room.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+
+from app.client import KreisClient
 
 
 class Evaluating(Protocol):
@@ -48,3 +52,17 @@ async def media(page: Evaluating) -> dict[str, dict[str, float]]:
         if s["kind"] == "audio" and s["source"] == "mic":
             entry["energy"] = s["totalAudioEnergy"]
     return out
+
+
+async def start_room(server: Any, slug: str, lobby: bool = False) -> KreisClient:
+    """A leader over the protocol (like the console) that starts a room."""
+    leader = KreisClient(server.url, kind="console")
+    await leader.connect()
+    await leader.request(
+        {"type": "login", "group": server.group, "password": server.password}, "login_ok"
+    )
+    await leader.request(
+        {"type": "create_room", "slug": slug, "lobby": lobby, "password": None, "dial_in": False},
+        "room_created",
+    )
+    return leader

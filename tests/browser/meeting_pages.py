@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from page_checks import start_room as start_room  # re-exported for the browser tests
 from page_checks import wait_for
 from playwright.async_api import Page
 
@@ -53,19 +54,6 @@ def inbound(
         for s in snapshot["inbound"]
         if (kind is None or s["kind"] == kind) and (source is None or s["source"] == source)
     ]
-
-
-async def start_room(server: Any, slug: str, lobby: bool = False) -> KreisClient:
-    """A leader over the protocol (like the console) that starts a room."""
-    leader = KreisClient(server.url, kind="console")
-    await leader.connect()
-    await leader.send({"type": "login", "group": server.group, "password": server.password})
-    await leader.expect("login_ok")
-    await leader.send(
-        {"type": "create_room", "slug": slug, "lobby": lobby, "password": None, "dial_in": False}
-    )
-    await leader.expect("room_created")
-    return leader
 
 
 async def next_entrant(leader: KreisClient, timeout: float = 15) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from page_checks import start_room
 from playwright.async_api import Browser, Page, async_playwright
 from test_e2ee_meeting import e2ee, media, open_room, until, wait_for
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
@@ -47,20 +48,6 @@ P256_G = bytes.fromhex(
 
 
 # --- room setup ------------------------------------------------------------------------
-
-
-async def leader_with_room(server: Any, slug: str, e2ee_on: bool) -> KreisClient:
-    leader = KreisClient(server.url, kind="console")
-    await leader.connect()
-    await leader.request(
-        {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-    )
-    await leader.request(
-        {"type": "create_room", "slug": slug, "lobby": False, "password": None, "dial_in": False},
-        "room_created",
-    )
-    await leader.send({"type": "set_e2ee", "room": slug, "on": e2ee_on})
-    return leader
 
 
 async def browsers(
@@ -100,7 +87,8 @@ async def rising(page: Page, others: set[str], seconds: float = 2.0) -> None:
 async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
     server = server_factory("tap", env=HOOKS)
     slug = "nur-chiffretext"
-    leader = await leader_with_room(server, slug, e2ee_on=True)
+    leader = await start_room(server, slug)
+    await leader.send({"type": "set_e2ee", "room": slug, "on": True})
     errors: list[str] = []
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -237,7 +225,8 @@ async def inbound_video(page: Page, participant: str) -> dict[str, Any] | None:
 async def test_unencrypted_injection_is_dropped(server_factory: Any) -> None:
     server = server_factory("inject", env=HOOKS)
     slug = "kein-klartext"
-    leader = await leader_with_room(server, slug, e2ee_on=True)
+    leader = await start_room(server, slug)
+    await leader.send({"type": "set_e2ee", "room": slug, "on": True})
     errors: list[str] = []
     pc: RTCPeerConnection | None = None
     intruder: KreisClient | None = None

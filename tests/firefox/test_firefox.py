@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from bidi import Firefox, Tab, launch_firefox
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from page_checks import Evaluating, media, wait_for
+from page_checks import Evaluating, media, start_room, wait_for
 from playwright.async_api import Page, async_playwright
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
@@ -86,20 +86,6 @@ def firefox_errors(firefox: Firefox) -> list[str]:
 
 
 # --- the room -----------------------------------------------------------------------------
-
-
-async def leader_with_room(server: Any, slug: str) -> KreisClient:
-    """A protocol leader (like the console) with a room whose lobby is on."""
-    leader = KreisClient(server.url, kind="console")
-    await leader.connect()
-    await leader.request(
-        {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-    )
-    await leader.request(
-        {"type": "create_room", "slug": slug, "lobby": True, "password": None, "dial_in": False},
-        "room_created",
-    )
-    return leader
 
 
 async def admit_knocks(leader: KreisClient, slug: str, count: int, timeout: float = 20) -> None:
@@ -183,7 +169,7 @@ async def exchanging(fox: Tab, chrome: Page, fox_id: str, chrome_id: str) -> Non
 
 async def test_firefox_and_chromium_see_and_hear_each_other(kreis_server: Any) -> None:
     slug = "fuchs-und-falke"
-    leader = await leader_with_room(kreis_server, slug)
+    leader = await start_room(kreis_server, slug, lobby=True)
     errors: list[str] = []
     try:
         async with (
@@ -205,7 +191,7 @@ async def test_firefox_and_chromium_see_and_hear_each_other(kreis_server: Any) -
 async def test_e2ee_between_firefox_and_chromium(server_factory: Any) -> None:
     server = server_factory("tap", env=HOOKS)
     slug = "verschluesselt-fuchs-und-falke"
-    leader = await leader_with_room(server, slug)
+    leader = await start_room(server, slug, lobby=True)
     errors: list[str] = []
     try:
         async with launch_firefox() as firefox, chromium_page(server.url, errors) as chrome:
