@@ -89,8 +89,16 @@ class BaresipPhone:
     """One scripted baresip phone on 127.0.0.1."""
 
     def __init__(
-        self, workdir: Path, number: str = "0301234547", tone_hz: float = 440, burst: float = 0.0
+        self,
+        workdir: Path,
+        number: str = "0301234547",
+        tone_hz: float = 440,
+        burst: float = 0.0,
+        display_name: str = "",
+        extra_config: str = "",
     ) -> None:
+        """`display_name` goes into the From header; `extra_config` lines (e.g.
+        `sip_cafile` for TLS) are appended to the phone's baresip config."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec = self.dir / "rec"
@@ -119,11 +127,13 @@ module sndfile.so
 module_app account.so
 module_app menu.so
 snd_path {self.rec}
+{extra_config}
 """,
             encoding="utf-8",
         )
+        display = f'"{display_name}" ' if display_name else ""
         (self.dir / "accounts").write_text(
-            f"<sip:{number}@127.0.0.1:{self.port}>;regint=0\n", encoding="utf-8"
+            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0\n", encoding="utf-8"
         )
         self.log = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -6,22 +6,43 @@ second REGISTER with `verifyauth` and answers 200 OK only if they are right.
 
 TLS: a throwaway self-signed certificate for 127.0.0.1; a baresip phone calls the
 gateway over `transport=tls`, enters the PIN by RFC 4733, waits in a real room's lobby,
-is admitted, and its 440 Hz tone is heard in the room (FFT).
+is admitted, and its 440 Hz tone is heard in the room (FFT); the leader ends the room
+and the gateway's BYE reaches the phone over TLS. pjsip sends in-dialog requests over
+a new TLS connection to the phone's Contact, so the phone needs a TLS listener of its
+own (measured: without `sip_certificate` baresip logs "tls: accept error" and never
+sees the gateway's BYE).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 import logging
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from sipgw.roomlink import ServerLink
 from tests.sipgw import sipp_scenarios as scenarios
-from tests.sipgw.phones import free_sip_port, run_sipp, start_sipp_server
+from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
+from tests.sipgw.phones import (
+    RATE,
+    BaresipPhone,
+    free_sip_port,
+    run_sipp,
+    start_sipp_server,
+    tone_level,
+    tone_ratio,
+)
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
 
@@ -101,3 +122,96 @@ async def test_wrong_trunk_password_is_rejected_and_the_gateway_keeps_running(
     call = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 20)
     assert call.returncode == 0, call.stdout.decode()[-2000:]
     assert gw.alive()
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for 127.0.0.1 (PEM), valid for one day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "sip-cert.pem", directory / "sip-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.timeout(120)
+async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
+    kreis_server: Any, start_gateway: Any, tmp_path: Path
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    tls_port = free_sip_port()
+    slug = "telefon-ueber-tls"
+    leader, pin = await leader_session(
+        kreis_server.url, kreis_server.group, kreis_server.password, slug
+    )
+    guest = RoomParticipant(kreis_server.url, slug, "Gast", 1000)
+    # The phone verifies the gateway against the throwaway cert (`sip_cafile`), and
+    # has a TLS listener itself (`sip_certificate`, cert and key in one file): the
+    # gateway reaches a phone's Contact by a connection of its own, for its BYE too.
+    phone_pem = tmp_path / "phone.pem"
+    phone_pem.write_text(cert.read_text() + key.read_text())
+    tls_lines = f"sip_cafile {cert}\nsip_certificate {phone_pem}"
+    phone = BaresipPhone(tmp_path / "tls-phone", "0301234563", 440, extra_config=tls_lines)
+    try:
+        await guest.join(leader)
+        gw = await start_gateway(
+            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
+            server_url=kreis_server.ws_url,
+            tls_port=tls_port,
+            tls_cert=str(cert),
+            tls_key=str(key),
+        )
+        await asyncio.to_thread(phone.start)
+        phone.dial(f"sip:kreis@127.0.0.1:{tls_port};transport=tls")
+        assert await asyncio.to_thread(phone.wait_for, "Call established", 10), phone.output()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(phone.digits, pin + "#", 0.22)
+        entrant = await wait_entrant(leader, slug, "Telefon")
+        assert entrant["name"] == "Telefon …63"
+        await asyncio.sleep(2)
+        lobby_end = time.monotonic()
+        assert tone_level(guest.heard_since(lobby_end - 2), 440) < 30, "caller heard early"
+        await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+        await asyncio.sleep(7)
+        room_heard = guest.heard_since(lobby_end + 2.0)
+        # The leader ends the room: the gateway's BYE reaches the phone over TLS.
+        await leader.send({"type": "end_room", "room": slug})
+        assert await asyncio.to_thread(phone.wait_for, "terminated", 15), phone.output()[-2000:]
+        assert gw.alive()
+    finally:
+        await asyncio.to_thread(phone.stop)
+        await guest.close()
+        await leader.close()
+    out = phone.output()
+    # The dialog ran over TLS (the port has only the TLS listener), the phone checked
+    # the gateway's certificate against its CA file, and no handshake failed.
+    assert f"Call established: sip:kreis@127.0.0.1:{tls_port};transport=tls" in out
+    assert "adding SIP CA" in out
+    assert "accept error" not in out and "handshake" not in out.lower(), out[-3000:]
+    level, ratio = tone_level(room_heard, 440), tone_ratio(room_heard, 440)
+    print(f"room heard {len(room_heard) / RATE:.1f} s: 440 Hz level {level:.0f}, ratio {ratio:.1f}")
+    assert len(room_heard) > 2 * RATE, "the participant received no audio from the caller"
+    assert level > 1000, "the caller's voice did not reach the room"
+    assert ratio > 8
