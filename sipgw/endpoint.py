@@ -7,7 +7,8 @@ from asyncio goes through `SipWorker.run()`, which queues the function for the p
 thread; every pjsip callback goes back to asyncio with `call_soon_threadsafe`.
 
 pjsip's own log goes into Python logging through `PjLogWriter`, which masks addresses,
-SIP URIs and digit runs so that no phone number, PIN or IP address reaches a log file.
+SIP URIs, display names, DTMF digits and digit runs so that no phone number, caller
+name, PIN or IP address reaches a log file (at any `--pjsip-log-level`).
 The pjsua2 configuration is translated from `SipConfig` in `endpoint_config()` only.
 """
 
@@ -44,6 +45,15 @@ PJSUA_MAX_CALLS = MAX_CALL_SLOTS
 more need more processes or a pjsip built with a larger PJSUA_MAX_CALLS."""
 
 _MASKS = (
+    # Display names before a SIP or tel URI, quoted or not: `"Erika M." <sip:…>`.
+    (re.compile(r'"(?:[^"\\\r\n]|\\.)*"(?=[ \t]*<)'), '"***"'),
+    (
+        re.compile(r"(?<=[:,])([ \t]*)[^\s<>\",;:][^<>\"\r\n,;:]*?(?=[ \t]*<(?:sips?|tel):)", re.I),
+        r"\1***",
+    ),
+    # DTMF digits: pjsip logs them one per line (and SIP INFO carries `Signal=5`),
+    # and together they spell the caller's PIN.
+    (re.compile(r"\b(digit|signal)([ \t]*[=:]?[ \t]*)[0-9A-D*#](?!\w)", re.I), r"\1\2?"),
     (re.compile(r"\bsips?:[^\s;>\"]*", re.I), "sip:***"),
     (re.compile(r"\btel:[^\s;>\"]*", re.I), "tel:***"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
@@ -53,7 +63,8 @@ _MASKS = (
 
 
 def mask(text: str) -> str:
-    """`text` with SIP URIs, IP addresses and digit runs (numbers, PINs) replaced."""
+    """`text` with display names, DTMF digits, SIP URIs, IP addresses and digit runs
+    (numbers, PINs) replaced."""
     for pattern, replacement in _MASKS:
         text = pattern.sub(replacement, text)
     return text

@@ -1,0 +1,208 @@
+"""No phone number, caller name, room or PIN in any log of the server or the gateway.
+
+A real `kreis serve` logs to files (at DEBUG), `kreis dial-in` runs as its own process
+at DEBUG with its output captured, once with pjsip's default log level (2) and once at
+5, where pjsip dumps every SIP message and logs each DTMF digit. A baresip phone calls
+with a distinctive caller id (`"Erika Musterfrau" <sip:+4917612345678@…>`): one wrong
+PIN, then the right one, the lobby, admission, a hang-up. Afterwards every log file
+and every captured output is searched for the number (whole and its last digits), the
+name, the room's slug, both PINs and DTMF digits. The leader does see the masked label
+"Telefon …78": that is a message to the leader, not a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kreis_server import GATEWAY_SECRET, ROOT, start_server
+
+from sipgw.endpoint import mask
+from tests.sipgw.participant import leader_session, wait_entrant
+from tests.sipgw.phones import BaresipPhone, free_sip_port
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+
+NUMBER = "+4917612345678"
+NAME = "Erika Musterfrau"
+SLUG = "erikas-vertrauliche-runde"
+WRONG_PIN = "918273645"
+LOOPBACK_ICE = """
+import aioice.ice
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        (
+            'From: "Erika Musterfrau" <sip:+4917612345678@[ip]>;tag=f1',
+            'From: "***" <sip:***>;tag=f1',
+        ),
+        ("From: Erika Musterfrau <sip:+4917612345678@[ip]>", "From: *** <sip:***>"),
+        (
+            '  [DISCONNECTED] To: "Erika" <tel:+4917612345678>',
+            '  [DISCONNECTED] To: "***" <tel:***>',
+        ),
+        ("Received DTMF digit 9, vol=10", "Received DTMF digit ?, vol=10"),
+        ("Signal=5\nDuration=160", "Signal=?\nDuration=<n>"),
+        ('Module "mod-msg-print" registered', 'Module "mod-msg-print" registered'),
+    ],
+)
+def test_pjsip_lines_lose_names_and_dtmf_digits(line: str, masked: str) -> None:
+    assert mask(line) == masked
+
+
+def server_at_debug(tmp: Path) -> Any:
+    """`kreis serve` with `[logging] level = "DEBUG"` and its files under `tmp/logs`."""
+    tmp.mkdir(parents=True)
+    first = start_server(tmp)  # writes the config (and picks the port) once
+    first.stop()
+    config = first.config_path.read_text(encoding="utf-8")
+    config = config.replace("[logging]\n", '[logging]\nlevel = "DEBUG"\n', 1)
+    first.config_path.write_text(config, encoding="utf-8")
+    for old in first.log_dir.glob("*"):
+        old.unlink()
+    return start_server(tmp)
+
+
+class DialInProcess:
+    """`kreis dial-in --log-level DEBUG` as its own process, output in one file."""
+
+    def __init__(self, workdir: Path, server_ws: str, pjsip_level: int) -> None:
+        workdir.mkdir(parents=True)
+        self.port = free_sip_port()
+        config = workdir / "dial-in.toml"
+        config.write_text(
+            f"""[gateway]
+secret = "{GATEWAY_SECRET}"
+server_url = "{server_ws}"
+
+[sip]
+listen_address = "127.0.0.1"
+udp_port = {self.port}
+tcp_port = {self.port}
+rtp_port = {42000 + self.port % 8000}
+""",
+            encoding="utf-8",
+        )
+        site = workdir / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
+        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        self.output = workdir / "dial-in.out"
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "app", "dial-in", "--config", str(config)),
+                *("--log-level", "DEBUG", "--pjsip-log-level", str(pjsip_level)),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.output.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    async def ready(self, timeout: float = 20) -> None:
+        for _ in range(int(timeout * 10)):
+            assert self.proc.poll() is None, self.log()[-3000:]
+            if "dial-in gateway ready" in self.log():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the gateway did not start:\n" + self.log()[-3000:])
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return int(self.proc.returncode)
+
+
+def leaks(text: str, secrets: dict[str, re.Pattern[str]]) -> dict[str, list[str]]:
+    """For each secret found in `text`, the lines it was found in (at most three)."""
+    found: dict[str, list[str]] = {}
+    for what, pattern in secrets.items():
+        lines = [line[:300] for line in text.splitlines() if pattern.search(line)]
+        if lines:
+            found[what] = lines[:3]
+    return found
+
+
+@pytest.mark.parametrize("pjsip_level", [2, 5])
+async def test_a_call_leaves_no_number_name_room_or_pin_in_any_log(
+    tmp_path: Path, pjsip_level: int
+) -> None:
+    server = server_at_debug(tmp_path / "server")
+    dial_in = DialInProcess(tmp_path / "dial-in", server.ws_url, pjsip_level)
+    phone = BaresipPhone(tmp_path / "phone", NUMBER, 440, display_name=NAME)
+    leader = None
+    try:
+        leader, pin = await leader_session(server.url, server.group, server.password, SLUG)
+        assert pin != WRONG_PIN
+        await dial_in.ready()
+        await asyncio.to_thread(phone.start)
+        phone.dial(f"sip:kreis@127.0.0.1:{dial_in.port}")
+        assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(phone.digits, WRONG_PIN + "#", 0.22)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(phone.digits, pin + "#", 0.22)
+        entrant = await wait_entrant(leader, SLUG, "Telefon")
+        assert entrant["name"] == "Telefon …78"  # what the leader sees: two digits
+        await asyncio.sleep(2.0)
+        await leader.send({"type": "admit", "room": SLUG, "id": entrant["id"]})
+        await asyncio.sleep(4.0)
+        phone.hangup()
+        assert await asyncio.to_thread(phone.wait_for, "terminated", 10)
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(phone.stop)
+        if leader is not None:
+            await leader.close()
+        code = dial_in.stop()
+        server.stop()
+    assert code == 0, dial_in.log()[-3000:]
+    gateway_log = dial_in.log()
+    assert "call 1 finished" in gateway_log, gateway_log[-3000:]
+    assert "DEBUG" in gateway_log
+
+    digits = NUMBER.lstrip("+")
+    secrets = {
+        "number": re.compile(re.escape(digits)),
+        "national number": re.compile(re.escape(digits[2:])),
+        # A run of digits ending in the number's last six (random digits such as RTP
+        # timestamps contain them by chance far more often than they end in them).
+        "last six digits": re.compile(digits[-6:] + r"(?!\d)"),
+        "name": re.compile(r"erika|musterfrau", re.I),
+        "room": re.compile(re.escape(SLUG)),
+        "pin": re.compile(re.escape(pin)),
+        "wrong pin": re.compile(re.escape(WRONG_PIN)),
+        "phone's SIP address": re.compile(re.escape(f"127.0.0.1:{phone.port}")),
+        # pjsip logs DTMF one digit a line: together the lines spell the PIN.
+        "dtmf digit": re.compile(r"\b(?:digit|signal)[ \t]*[=:]?[ \t]*[0-9A-D*#](?!\w)", re.I),
+    }
+    files = sorted(p for p in server.log_dir.glob("*") if p.is_file())
+    assert files, "the server wrote no log file"
+    outputs = {str(p.relative_to(tmp_path)): p.read_text(errors="replace") for p in files}
+    outputs["server/server.out"] = (tmp_path / "server" / "server.out").read_text(errors="replace")
+    outputs["dial-in output"] = gateway_log
+    for name, text in outputs.items():
+        print(f"{name}: {len(text.splitlines())} lines")
+    found = {name: hits for name, text in outputs.items() if (hits := leaks(text, secrets))}
+    assert not found, found
