@@ -10,11 +10,15 @@ Also here: SIPp runs and floods, scanners, and the FFT checks of what a side hea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import wave
 from pathlib import Path
@@ -301,6 +305,85 @@ class DialTarget:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+LOOPBACK_ICE = """
+import aioice.ice
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+"""
+"""aioice leaves loopback out of its candidates and the test namespace has nothing
+else: every process of a `kreis dial-in` tree (workers too) loads this patch, the same
+as the `loopback_ice` fixture, through a sitecustomize of its own."""
+
+
+class DialInCommand(DialTarget):
+    """`kreis dial-in` run as a real command, its output in one file."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        server_ws: str,
+        *,
+        secret: str,
+        rtp_port: int,
+        sip_extra: str = "",
+        args: tuple[str, ...] = (),
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_sip_port()
+        self.rtp_port = rtp_port
+        config = workdir / "dial-in.toml"
+        config.write_text(
+            f"""[gateway]
+secret = "{secret}"
+server_url = "{server_ws}"
+
+[sip]
+listen_address = "127.0.0.1"
+udp_port = {self.port}
+tcp_port = {self.port}
+rtp_port = {rtp_port}
+{sip_extra}
+""",
+            encoding="utf-8",
+        )
+        site = workdir / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
+        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
+        self.output = workdir / "dial-in.out"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "dial-in", "--config", str(config), *args],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=self.output.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def count(self, text: str) -> int:
+        return self.log().count(text)
+
+    async def wait_log(self, text: str, times: int = 1, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(text) < times:
+            assert self.proc.poll() is None, self.log()[-3000:]
+            assert time.monotonic() < deadline, f"no {text!r} x{times}:\n" + self.log()[-3000:]
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return int(self.proc.returncode)
 
 
 def hears(pcm: np.ndarray, own: float, other: float, what: str) -> dict[str, float]:

@@ -13,20 +13,16 @@ name, the room's slug, both PINs and DTMF digits. The leader does see the masked
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kreis_server import GATEWAY_SECRET, ROOT, start_server
+from kreis_server import GATEWAY_SECRET, start_server
 
 from sipgw.endpoint import mask
 from tests.sipgw.participant import leader_session, wait_entrant
-from tests.sipgw.phones import BaresipPhone, free_sip_port
+from tests.sipgw.phones import BaresipPhone, DialInCommand, free_sip_port
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 
@@ -34,11 +30,6 @@ NUMBER = "+4917612345678"
 NAME = "Erika Musterfrau"
 SLUG = "erikas-vertrauliche-runde"
 WRONG_PIN = "918273645"
-LOOPBACK_ICE = """
-import aioice.ice
-
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-"""
 
 
 @pytest.mark.parametrize(
@@ -75,63 +66,21 @@ def server_at_debug(tmp: Path) -> Any:
     return start_server(tmp)
 
 
-class DialInProcess:
+class DialInProcess(DialInCommand):
     """`kreis dial-in --log-level DEBUG` as its own process, output in one file."""
 
     def __init__(self, workdir: Path, server_ws: str, pjsip_level: int) -> None:
-        workdir.mkdir(parents=True)
-        self.port = free_sip_port()
-        config = workdir / "dial-in.toml"
-        config.write_text(
-            f"""[gateway]
-secret = "{GATEWAY_SECRET}"
-server_url = "{server_ws}"
-
-[sip]
-listen_address = "127.0.0.1"
-udp_port = {self.port}
-tcp_port = {self.port}
-rtp_port = {42000 + self.port % 8000}
-""",
-            encoding="utf-8",
+        port = free_sip_port()
+        super().__init__(
+            workdir,
+            server_ws,
+            secret=GATEWAY_SECRET,
+            rtp_port=42000 + port % 8000,
+            args=("--log-level", "DEBUG", "--pjsip-log-level", str(pjsip_level)),
         )
-        site = workdir / "site"
-        site.mkdir()
-        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
-        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
-        self.output = workdir / "dial-in.out"
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "app", "dial-in", "--config", str(config)),
-                *("--log-level", "DEBUG", "--pjsip-log-level", str(pjsip_level)),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.output.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
 
     async def ready(self, timeout: float = 20) -> None:
-        for _ in range(int(timeout * 10)):
-            assert self.proc.poll() is None, self.log()[-3000:]
-            if "dial-in gateway ready" in self.log():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError("the gateway did not start:\n" + self.log()[-3000:])
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        return int(self.proc.returncode)
+        await self.wait_log("dial-in gateway ready", timeout=timeout)
 
 
 def leaks(text: str, secrets: dict[str, re.Pattern[str]]) -> dict[str, list[str]]:

@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,9 @@ from tests.sipgw.participant import (
 )
 from tests.sipgw.phones import (
     BaresipPhone,
-    DialTarget,
+    DialInCommand,
     flood_answered,
     flood_refusals,
-    free_sip_port,
     hears,
     run_sipp,
     run_tool,
@@ -51,17 +49,11 @@ from tests.sipgw.phones import (
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
 
-ROOT = Path(__file__).resolve().parents[2]
 SLUG_A, SLUG_B = "viele-anrufe-a", "viele-anrufe-b"
 TONES = [440.0, 560.0, 680.0, 800.0, 920.0, 1040.0]
 """What each phone sends; phones 0-2 call room A, phones 3-5 room B."""
 GUEST_A, GUEST_B = 1800.0, 2000.0
 MAX_CALLS, PROCESSES = 4, 2
-LOOPBACK_ICE = """
-import aioice.ice
-
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-"""
 
 
 def free_udp_block(size: int) -> int:
@@ -83,61 +75,19 @@ def free_udp_block(size: int) -> int:
     raise RuntimeError("no free block of UDP ports")
 
 
-class DialIn(DialTarget):
+class DialIn(DialInCommand):
     """`kreis dial-in` with several processes, run as a real command."""
 
     def __init__(self, workdir: Path, server_ws: str, extra: str = "") -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_sip_port()
-        self.rtp_port = free_udp_block(PROCESSES * (2 * MAX_CALLS + 16))
         self.stride = 2 * MAX_CALLS + 16
-        config = workdir / "kreis.toml"
-        config.write_text(
-            f"""[gateway]
-secret = "gateway-geheimnis-5678"
-server_url = "{server_ws}"
-
-[sip]
-listen_address = "127.0.0.1"
-udp_port = {self.port}
-tcp_port = {self.port}
-rtp_port = {self.rtp_port}
-lockout_seconds = 60
-max_calls = {MAX_CALLS}
-processes = {PROCESSES}
-{extra}
-""",
-            encoding="utf-8",
+        super().__init__(
+            workdir,
+            server_ws,
+            secret="gateway-geheimnis-5678",
+            rtp_port=free_udp_block(PROCESSES * self.stride),
+            sip_extra=f"lockout_seconds = 60\nmax_calls = {MAX_CALLS}\n"
+            f"processes = {PROCESSES}\n{extra}",
         )
-        self.log_path = workdir / "dial-in.log"
-        # aioice leaves loopback out of its candidates and this namespace has nothing
-        # else: every process of the tree (workers too) loads the same patch as the
-        # `loopback_ice` fixture, through a sitecustomize of its own.
-        site = workdir / "site"
-        site.mkdir()
-        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
-        path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "dial-in", "--config", str(config)],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def count(self, text: str) -> int:
-        return self.log().count(text)
-
-    async def wait_log(self, text: str, times: int = 1, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while self.count(text) < times:
-            assert self.proc.poll() is None, self.log()[-3000:]
-            assert time.monotonic() < deadline, f"no {text!r} x{times}:\n" + self.log()[-3000:]
-            await asyncio.sleep(0.1)
 
     def worker_pids(self) -> dict[int, int]:
         found = re.findall(r"worker (\d+) started \(pid (\d+)\)", self.log())
@@ -145,16 +95,6 @@ processes = {PROCESSES}
 
     def worker_of(self, rtp_peer_port: int) -> int:
         return (rtp_peer_port - self.rtp_port) // self.stride
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        return int(self.proc.returncode)
 
 
 def alive(pid: int) -> bool:
