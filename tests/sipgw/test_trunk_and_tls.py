@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 from kreis_server import self_signed_cert
 
-from sipgw.roomlink import ServerLink
 from tests.sipgw import sipp_scenarios as scenarios
 from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
 from tests.sipgw.phones import (
     RATE,
     BaresipPhone,
+    DialInCommand,
     free_sip_port,
     run_sipp,
     start_sipp_server,
@@ -121,7 +121,7 @@ async def test_wrong_trunk_password_is_rejected_and_the_gateway_keeps_running(
 
 @pytest.mark.timeout(120)
 async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
-    kreis_server: Any, start_gateway: Any, tmp_path: Path
+    kreis_server: Any, tmp_path: Path
 ) -> None:
     cert, key = self_signed_cert(tmp_path)
     tls_port = free_sip_port()
@@ -137,15 +137,19 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
     phone_pem.write_text(cert.read_text() + key.read_text())
     tls_lines = f"sip_cafile {cert}\nsip_certificate {phone_pem}"
     phone = BaresipPhone(tmp_path / "tls-phone", "0301234563", 440, extra_config=tls_lines)
+    gw: DialInCommand | None = None
     try:
         await guest.join(leader)
-        gw = await start_gateway(
-            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
-            server_url=kreis_server.ws_url,
-            tls_port=tls_port,
-            tls_cert=str(cert),
-            tls_key=str(key),
+        # The gateway runs as its own process: pjsip's TLS stack stays out of the test
+        # process (a crash there would take the whole test run down with it).
+        gw = DialInCommand(
+            tmp_path / "dial-in",
+            kreis_server.ws_url,
+            secret=kreis_server.gateway_secret,
+            rtp_port=42000 + tls_port % 8000,
+            sip_extra=f'tls_port = {tls_port}\ntls_cert = "{cert}"\ntls_key = "{key}"',
         )
+        await gw.wait_log("dial-in gateway ready")
         await asyncio.to_thread(phone.start)
         phone.dial(f"sip:kreis@127.0.0.1:{tls_port};transport=tls")
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10), phone.output()
@@ -162,8 +166,10 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
         # The leader ends the room: the gateway's BYE reaches the phone over TLS.
         await leader.send({"type": "end_room", "room": slug})
         assert await asyncio.to_thread(phone.wait_for, "terminated", 15), phone.output()[-2000:]
-        assert gw.alive()
+        assert gw.proc.poll() is None, gw.log()[-3000:]
     finally:
+        if gw is not None:
+            assert gw.stop() == 0, gw.log()[-3000:]
         await asyncio.to_thread(phone.stop)
         await guest.close()
         await leader.close()
