@@ -151,7 +151,8 @@ def _serve(args: argparse.Namespace, lang: Lang) -> int:
         print(t("first_run", lang, path=path, group=group_id, password=password), flush=True)
     config = load_config(path)
     check_can_serve(config)
-    server = importlib.import_module("app.server")
+    from app import server  # late: group commands need no aiohttp or aiortc
+
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
         asyncio.run(server.serve(config, path))
     return 0
