@@ -90,6 +90,10 @@ ERROR_TEXTS: dict[str, tuple[str, str]] = {
         "begonnen, ist abgeschlossen oder braucht ein Passwort. Bitte prüfen Sie Ihren "
         "Link und das Passwort oder versuchen Sie es später noch einmal.",
     ),
+    "room_full": (
+        "The room is full. Someone has to leave before anyone else can come in.",
+        "Der Raum ist voll. Erst wenn jemand geht, kann noch jemand hinein.",
+    ),
     "lobby_full": (
         "Too many people are waiting to come in right now. Please try again in a moment.",
         "Gerade warten zu viele Menschen auf Einlass. Bitte gleich noch einmal versuchen.",

@@ -247,6 +247,8 @@ async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
         raise Refused("not_allowed")
     if conn.member is not None or conn.waiting is not None:
         raise Refused("already_joined")
+    if conn.kind == "console" and conn.group is None:
+        raise Refused("console_not_leader")
     if slug_problem(msg.room):
         raise Refused("bad_slug")
     name = display_name(conn, msg.name)

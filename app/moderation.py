@@ -33,10 +33,17 @@ def settings_changed(hub: Hub, room: Room) -> None:
     room.broadcast_state(hub.config.gateway.numbers)
 
 
+def room_has_space(hub: Hub, room: Room) -> None:
+    if len(room.participants) >= hub.config.rooms.max_participants:
+        raise Refused("room_full")
+
+
 @handler("admit")
 async def got_admit(hub: Hub, conn: Connection, msg: p.Admit) -> None:
     room = leader_room(hub, conn, msg.room)
-    hub.admit(room, lobby_entrant(room, msg.id))
+    entrant = lobby_entrant(room, msg.id)
+    room_has_space(hub, room)
+    hub.admit(room, entrant)
 
 
 @handler("deny")
@@ -49,6 +56,7 @@ async def got_deny(hub: Hub, conn: Connection, msg: p.Deny) -> None:
 async def got_admit_all(hub: Hub, conn: Connection, msg: p.AdmitAll) -> None:
     room = leader_room(hub, conn, msg.room)
     for member in list(room.lobby.values()):
+        room_has_space(hub, room)
         hub.admit(room, member)
 
 
