@@ -17,6 +17,7 @@ from kreis_server import KreisServer, start_server
 
 from app.client import KreisClient
 
+
 @pytest.fixture
 def gate_server(tmp_path: Path) -> Iterator[KreisServer]:
     """A real server with every `[limits]` at its default."""

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from typing import Any
-
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
