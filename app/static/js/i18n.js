@@ -126,6 +126,12 @@ const TEXTS = {
   role_leader: ["leader", "Leitung"],
   role_coleader: ["co-leader", "Co-Leitung"],
   role_phone: ["phone", "Telefon"],
+  // what kind of connection a person uses: everyone who can hear is seen, with its kind
+  kind_console_leader: ["Leader (console)", "Leitung (Konsole)"],
+  kind_console: ["Console", "Konsole"],
+  kind_browser: ["Browser", "Browser"],
+  kind_phone: ["Phone", "Telefon"],
+  away: ["reconnecting", "getrennt"],
   chat_title: ["Chat", "Chat"],
   chat_input: ["Write a message", "Nachricht schreiben"],
   chat_send: ["Send", "Senden"],
