@@ -4,6 +4,10 @@
  * lobby, lock, end-to-end encryption, phone dial-in (number and PIN, leaders only),
  * password set/clear, end the meeting.
  *
+ * Each entrant shows how they come (browser, phone, console): a phone caller cannot be
+ * seen, and a leader should know that before letting one in. The invite link from
+ * `room_created` is shown with a copy button.
+ *
  * Phone callers cannot be end-to-end encrypted: switching E2EE on while someone is on
  * the phone is refused (`phones_present`) until the leader confirms that they will be
  * disconnected; while E2EE is on, the dial-in switch is disabled.
@@ -11,6 +15,13 @@
 
 import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
 import { t, onLangChange, errorText } from "./i18n.js";
+
+/** The word for each entrant kind in `lobby_queue`. */
+const ENTRANT_KINDS = new Map([
+  ["browser", "kind_browser"],
+  ["phone", "kind_phone"],
+  ["console", "kind_console"],
+]);
 
 export class LeaderPanel {
   constructor(sig) {
@@ -166,8 +177,12 @@ export class LeaderPanel {
         el("span", { cls: "chat-text", text: line.text }),
       ]),
     );
-    return el("li", { cls: "entrant", attrs: { "data-entrant": e.id } }, [
-      el("span", { cls: "person-name", text: e.name }),
+    const kind = ENTRANT_KINDS.get(e.kind);
+    return el("li", { cls: "entrant", attrs: { "data-entrant": e.id, "data-kind": kind ? e.kind : null } }, [
+      el("div", { cls: "person-line" }, [
+        el("span", { cls: "person-name", text: e.name }),
+        kind ? el("span", { cls: `mark kind ${e.kind}`, text: t(kind) }) : null,
+      ]),
       el("div", { cls: "row" }, [admit, deny]),
       lines.length ? el("ol", { cls: "chat-log" }, lines) : null,
       form,
