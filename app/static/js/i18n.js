@@ -79,6 +79,19 @@ const TEXTS = {
     "No connection to the server. Please check your internet connection.",
     "Keine Verbindung zum Server. Bitte prüfe deine Internetverbindung.",
   ],
+  err_room_closed: [
+    "This room is not open to you right now. It may not have started yet, it may be locked, or it may need a password. Check your link and the password, or try again later.",
+    "Dieser Raum ist für dich gerade nicht offen. Vielleicht hat das Treffen noch nicht begonnen, der Raum ist abgeschlossen oder braucht ein Passwort. Prüfe deinen Link und das Passwort oder versuche es später noch einmal.",
+  ],
+  err_reserved_name: [
+    "This name is kept for the group's leader. Please choose another name.",
+    "Dieser Name ist der Leitung der Gruppe vorbehalten. Bitte wähle einen anderen Namen.",
+  ],
+  err_console_not_leader: [
+    "Only the group's leaders can join a room with the console.",
+    "Nur die Leitung der Gruppe kann mit der Konsole einem Raum beitreten.",
+  ],
+  retry: ["Try again", "Noch einmal versuchen"],
   err_generic: ["Something went wrong: {msg}", "Etwas ist schiefgegangen: {msg}"],
   // waiting
   waiting_leader_title: ["Waiting for the leader", "Warten auf die Leitung"],
@@ -147,6 +160,14 @@ const TEXTS = {
   leader_title: ["Leading this room", "Diesen Raum leiten"],
   lobby_queue_title: ["Waiting in the lobby ({n})", "Wartet im Vorraum ({n})"],
   lobby_empty: ["Nobody is waiting.", "Niemand wartet."],
+  invite_title: ["Invite link", "Einladungslink"],
+  invite_hint: [
+    "Send this link to the people you invite; with it they can knock.",
+    "Schick diesen Link den Menschen, die du einlädst; damit können sie anklopfen.",
+  ],
+  invite_copy: ["Copy", "Kopieren"],
+  invite_copied: ["Invite link copied.", "Einladungslink kopiert."],
+  invite_copy_failed: ["Please select the link and copy it.", "Bitte markiere den Link und kopiere ihn."],
   knock_notice: ["{name} is waiting in the lobby.", "{name} wartet im Vorraum."],
   admit: ["Admit", "Hereinlassen"],
   admit_name: ["Admit {name}", "{name} hereinlassen"],

@@ -50,6 +50,7 @@ export class LeaderPanel {
       input.value = "";
     });
     $("password-clear").addEventListener("click", () => this.send({ type: "set_password", password: null }));
+    $("invite-copy").addEventListener("click", () => this.copyInvite());
     $("end-room").addEventListener("click", async () => {
       if (await confirmDialog(t("end_confirm"), t("end_room"))) this.send({ type: "end_room" });
     });
@@ -64,6 +65,37 @@ export class LeaderPanel {
     this.room = room;
     this.entrants = [];
     this.render();
+  }
+
+  /** The invite link of a room this leader created (`room_created.url`), shown as text. */
+  setInvite(url) {
+    let link = null;
+    try {
+      link = new URL(String(url), location.href);
+    } catch (_) {
+      link = null;
+    }
+    const ok = !!link && (link.protocol === "https:" || link.protocol === "http:");
+    $("invite-url").textContent = ok ? link.href : "";
+    $("invite").hidden = !ok;
+  }
+
+  async copyInvite() {
+    const box = $("invite-url");
+    const text = box.textContent;
+    if (!text) return;
+    try {
+      await navigator.clipboard.writeText(text);
+      notice(t("invite_copied"));
+    } catch (_) {
+      // no clipboard (an insecure page, a refusing browser): select it for the person
+      const range = document.createRange();
+      range.selectNodeContents(box);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      notice(t("invite_copy_failed"));
+    }
   }
 
   gotLobbyQueue(msg) {
