@@ -157,7 +157,8 @@ function end(reason, { closeSocket = true } = {}) {
 
 function renderEnded() {
   const texts = { denied: "ended_denied", timeout: "ended_timeout", ended: "ended_room", room: "ended_room", removed: "ended_removed", left: "ended_left", lost: "err_connection" };
-  $("ended-text").textContent = t(texts[session.endReason] || "ended_left");
+  const key = Object.hasOwn(texts, session.endReason) ? texts[session.endReason] : "ended_left";
+  $("ended-text").textContent = t(key);
   $("rejoin").hidden = session.endReason === "removed" || session.endReason === "room" || session.endReason === "ended";
 }
 

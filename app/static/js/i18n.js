@@ -252,8 +252,9 @@ export function currentLang() {
 
 /** The sentence for `key` in the current language, with {name} placeholders filled. */
 export function t(key, vars = {}) {
-  const pair = TEXTS[key];
-  if (!pair) return key;
+  // own keys only: a code from the server ("constructor", "__proto__") is not a text
+  const pair = Object.hasOwn(TEXTS, key) ? TEXTS[key] : null;
+  if (!pair) return String(key);
   const text = pair[lang === "de" ? 1 : 0];
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
 }
@@ -298,6 +299,6 @@ export function bindLangButton(button) {
 export function errorText(err) {
   const code = err && err.code;
   if (code === "rate_limited") return t("err_rate_limited", { s: err.retry_after ?? 30 });
-  if (code && TEXTS["err_" + code]) return t("err_" + code);
+  if (code && Object.hasOwn(TEXTS, "err_" + code)) return t("err_" + code);
   return t("err_generic", { msg: (err && (err.message || err.code)) || "?" });
 }
