@@ -19,9 +19,19 @@ from app import protocol as p
 from app.connection import Connection
 from app.hub import LEADER_NAME, Hub, Refused
 from app.logsetup import log_room_started
-from app.names import NameError_, clean_name, slug_problem, slug_warning, suggest_slug
+from app.names import (
+    MAX_LOBBY_CHAT,
+    NameError_,
+    ReservedName,
+    clean_chat,
+    clean_name,
+    slug_problem,
+    slug_warning,
+    suggest_slug,
+)
 from app.passwords import verify_password, verify_unknown
 from app.rooms import Room
+from app.security import address_key
 from app.turn import ice_servers as turn_servers
 
 log = logging.getLogger(__name__)
@@ -118,11 +128,26 @@ async def got_list_rooms(hub: Hub, conn: Connection, msg: p.ListRooms) -> None:
     conn.send(p.RoomList([r.summary() for r in hub.store.by_group(group)]))
 
 
+def slug_taken(hub: Hub, conn: Connection, slug: str) -> bool:
+    """Whether a live room has this slug. A leader must learn that their chosen slug is
+    taken, but not use it to map other groups' live rooms: hits on another group's room
+    are rate-limited per connection and address."""
+    room = hub.store.get(slug)
+    if room is None:
+        return False
+    if room.group != conn.group:
+        keys = [("conn", conn.id), ("ip", address_key(conn.address))]
+        wait = hub.slug_probes.allow(keys)
+        if wait:
+            raise Refused("rate_limited", wait)
+    return True
+
+
 @handler("check_slug")
 async def got_check_slug(hub: Hub, conn: Connection, msg: p.CheckSlug) -> None:
     require_leader(conn)
     reason = slug_problem(msg.slug)
-    if reason is None and hub.store.get(msg.slug) is not None:
+    if reason is None and slug_taken(hub, conn, msg.slug):
         reason = "room_exists"
     warning = slug_warning(msg.slug) if reason is None else None
     suggestion = suggest_slug() if reason or warning else None
@@ -135,7 +160,7 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
     problem = slug_problem(msg.slug)
     if problem:
         raise Refused(problem)
-    if hub.store.get(msg.slug) is not None:
+    if slug_taken(hub, conn, msg.slug):
         raise Refused("room_exists")
     if len(hub.store.all()) >= hub.config.rooms.max_rooms:
         raise Refused("internal")
@@ -150,7 +175,10 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
     warning = slug_warning(msg.slug)
     conn.send(
         p.RoomCreated(
-            msg.slug, hub.room_url(msg.slug), warning, suggest_slug() if warning else None
+            msg.slug,
+            hub.room_url(msg.slug, group),
+            warning,
+            suggest_slug() if warning else None,
         )
     )
     watch(hub, conn, room)
@@ -168,25 +196,23 @@ def watch(hub: Hub, conn: Connection, room: Room) -> None:
 
 
 def leader_room(hub: Hub, conn: Connection, slug: str) -> Room:
-    """The room, if this connection may lead it."""
+    """The room, if this connection may lead it. Everyone else gets an answer that
+    does not depend on whether the slug is live: `not_admitted` before admission,
+    `not_allowed` for participants, `no_such_room` for other groups' leaders."""
     room = hub.store.get(slug)
-    if room is None:
-        if conn.group is None and not conn.admitted:
-            raise Refused("not_admitted")
-        raise Refused("no_such_room")
-    if not hub.is_leader_of(conn, room):
-        raise Refused("not_allowed" if conn.admitted or conn.group else "not_admitted")
-    return room
+    if room is not None and hub.is_leader_of(conn, room):
+        return room
+    if conn.group is None and not conn.admitted:
+        raise Refused("not_admitted")
+    raise Refused("no_such_room" if conn.group is not None else "not_allowed")
 
 
 @handler("watch")
 async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
     require_leader(conn)
     room = hub.store.get(msg.room)
-    if room is None:
-        raise Refused("no_such_room")
-    if room.group != conn.group:
-        raise Refused("not_allowed")
+    if room is None or room.group != conn.group:
+        raise Refused("no_such_room")  # another group's room is none of theirs
     watch(hub, conn, room)
 
 
@@ -207,6 +233,10 @@ def display_name(conn: Connection, raw: str) -> str:
         return LEADER_NAME
     try:
         return clean_name(raw)
+    except ReservedName as reserved:
+        if conn.group is not None:  # a logged-in leader may use the leader's label
+            return str(reserved)
+        raise Refused("reserved_name") from None
     except NameError_:
         raise Refused("bad_name") from None
 
@@ -220,7 +250,7 @@ async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
     if slug_problem(msg.room):
         raise Refused("bad_slug")
     name = display_name(conn, msg.name)
-    await hub.join(conn, msg.room, name, msg.password, msg.resume)
+    await hub.join(conn, msg.room, name, msg.password, msg.resume, msg.invite)
 
 
 @handler("dial_in")
@@ -257,8 +287,8 @@ async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
 
 @handler("chat")
 async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
-    text = msg.text.strip()
-    if not text:
+    text = clean_chat(msg.text)
+    if text is None:
         raise Refused("bad_message")
     now = int(time.time())
     if msg.room is not None and conn.group is not None and not conn.admitted:
@@ -269,6 +299,13 @@ async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
     if room is None or member is None:
         raise Refused("not_admitted")
     if member.id in room.lobby:
+        # Lobby chat goes to every leader's screen: short lines, a few per minute.
+        if len(text) > MAX_LOBBY_CHAT:
+            raise Refused("bad_message")
+        keys = [("conn", member.id), ("ip", address_key(conn.address))]
+        wait = hub.lobby_chat.allow(keys) if not conn.gateway else 0
+        if wait:
+            raise Refused("rate_limited", wait)
         line = p.ChatDown(room.slug, text, member.name, now, None, False, True, member.id)
         for peer in room.leaders():
             peer.send(line)

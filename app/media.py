@@ -72,10 +72,6 @@ class Media:
             )
         else:
             self.router = Router(settings)
-            from app import testhooks
-
-            if testhooks.enabled():  # tests only: lets them see what the SFU forwards
-                self.router.payload_tap = testhooks.TAP
 
     async def start(self) -> None:
         await self.router.start()

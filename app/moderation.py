@@ -116,6 +116,12 @@ async def got_mute_request(hub: Hub, conn: Connection, msg: p.MuteRequest) -> No
 @handler("remove")
 async def got_remove(hub: Hub, conn: Connection, msg: p.Remove) -> None:
     room = leader_room(hub, conn, msg.room)
+    away = room.away(msg.id)
+    if away is not None:  # dropped, may come back: removing kills their resume ticket
+        if away.role == "leader" and conn.group != room.group:
+            raise Refused("not_allowed")
+        hub.remove_away(room, away, msg.bar)
+        return
     target = participant(room, msg.id)
     if target.role == "leader" and conn.group != room.group:
         raise Refused("not_allowed")

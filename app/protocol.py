@@ -206,6 +206,8 @@ class Join(UpMessage):
     name: str = field(default="", metadata=_lim(200))
     password: str | None = field(default=None, metadata=_lim(128))
     resume: str | None = field(default=None, metadata=_lim(64))
+    invite: str | None = field(default=None, metadata=_lim(64))
+    """The `k` code of the room's invitation link, when the guest has it."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ from app import protocol as p
 from app.connection import Connection
 from app.handlers import HANDLERS
 from app.hub import Hub, Refused
+from app.security import address_key
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,17 @@ LEADER_COMMANDS = frozenset(
 
 async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSocketResponse:
     limits = hub.config.limits
+    source = address_key(address)
+    strangers = sum(
+        1
+        for c in hub.connections
+        if c.group is None and not c.gateway and address_key(c.address) == source
+    )
+    if strangers >= limits.connections_per_address:
+        # Leaders and the gateway have logged in and do not count: one address full
+        # of strangers' sockets never keeps a leader out.
+        log.warning("refusing a connection: too many from one address")
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
     ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=30)
     await ws.prepare(request)
     conn = Connection(ws, address)
