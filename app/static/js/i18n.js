@@ -91,6 +91,10 @@ const TEXTS = {
     "Only the group's leaders can join a room with the console.",
     "Nur die Leitung der Gruppe kann mit der Konsole einem Raum beitreten.",
   ],
+  err_lobby_full: [
+    "Too many people are waiting to come in right now. Please try again in a moment.",
+    "Gerade warten zu viele Menschen auf Einlass. Bitte versuche es gleich noch einmal.",
+  ],
   retry: ["Try again", "Noch einmal versuchen"],
   err_generic: ["Something went wrong: {msg}", "Etwas ist schiefgegangen: {msg}"],
   // waiting
