@@ -7,6 +7,10 @@ the real server (ARCHITECTURE.md, "Trust boundaries").
 - Guests with hostile names (tests/hostile_names.py) are admitted and chat; every page
   shows the literal characters, builds no element from them and opens no dialog.
 - The leader's lobby shows how each entrant comes: phone or browser.
+- Someone whose connection dropped stays listed, marked "getrennt", until the leader
+  removes them.
+- A stranger is told calmly that a room is not open (`room_closed`) and may try again
+  with a password; a name kept for the leader is refused with its own sentence.
 
 Other members are protocol clients (`KreisClient`), as the console and the SIP gateway
 are; the pages are Chromium with fake devices.
@@ -19,7 +23,7 @@ from typing import Any
 
 import pytest
 from hostile_names import HTML, MARKUP
-from meeting_pages import open_room, wait_state
+from meeting_pages import open_room, state_of, wait_state
 from page_checks import wait_for
 from playwright.async_api import Page
 
@@ -70,11 +74,11 @@ async def console_joins(server: Any, slug: str) -> tuple[KreisClient, str]:
 
 
 async def guest_knocks(server: Any, slug: str, name: str) -> KreisClient:
+    """A guest with the room's invitation knocks (a protocol client, like a browser)."""
     guest = KreisClient(server.url)
     await guest.connect()
-    reply = await guest.request(
-        {"type": "join", "room": slug, "name": name}, "lobby_status", "joined"
-    )
+    join = {"type": "join", "room": slug, "name": name, "invite": server.invite(slug)}
+    reply = await guest.request(join, "lobby_status", "joined")
     assert reply.get("state", "joined") in ("waiting", "joined"), reply
     return guest
 
@@ -121,7 +125,7 @@ async def test_a_console_member_is_seen_on_every_page(
     invite = await leader.text_content("#invite-url") or ""
     assert await leader.is_visible("#invite-url") and invite.startswith("http"), invite
     link = await leader.evaluate("location.pathname + location.search")
-    assert invite.endswith(link) and link.startswith(f"/{slug}"), (invite, link)
+    assert invite.endswith(link) and link == f"/{slug}?k={shared_server.invite(slug)}", link
 
     # the guest comes by the invite link and is let in
     await guest.goto(link)
@@ -274,3 +278,58 @@ async def _pin(page: Page) -> str:
     if not await page.is_visible("#dial-in-info"):
         return ""
     return (await page.text_content("#dial-in-pin")) or ""
+
+
+async def test_someone_who_dropped_stays_seen_until_removed(
+    shared_server: Any, people: Any, leaders: list[KreisClient]
+) -> None:
+    slug = "wer-weg-ist-bleibt-da"
+    leader = await people.page("de-DE")
+    await browser_leader(leader, shared_server, slug)
+    guest = await guest_knocks(shared_server, slug, "Dora")
+    await admit_in_panel(leader, 1)
+    dora = str((await guest.expect("joined"))["id"])
+    await guest.close()  # gone without `leave`: listed as away while she may come back
+
+    await leader.click("#btn-people")
+    row = leader.locator(f'#people li[data-participant="{dora}"]')
+    await row.locator(".mark.away").wait_for(timeout=10000)
+    assert await row.locator(".mark.away").text_content() == "getrennt"
+    tile = leader.locator(f'#tiles .tile[data-participant="{dora}"]')
+    assert "away" in (await tile.get_attribute("class") or "")
+    assert await tile.locator(".mark.away").text_content() == "getrennt"
+    await screenshot(leader, "away.png")
+
+    # the leader lets her go for good: list and tile follow the server
+    await row.get_by_role("button", name="Dora entfernen").click()
+    await leader.click("#confirm-yes")
+    await row.wait_for(state="detached", timeout=10000)
+    await tile.wait_for(state="detached", timeout=10000)
+
+
+ROOM_CLOSED = (
+    "This room is not open to you right now. It may not have started yet, it may be "
+    "locked, or it may need a password. Check your link and the password, or try again "
+    "later."
+)
+
+
+async def test_a_closed_room_and_a_reserved_name_are_explained(people: Any) -> None:
+    page = await people.page()
+    # a stranger's name may not pass as the leader's console
+    await open_room(page, "noch-nicht-offen", "Leitung (Konsole)")
+    error = page.locator("#join-error")
+    reserved = "This name is kept for the group's leader. Please choose another name."
+    await wait_for(lambda: _text_is(error, reserved), 10, "reserved_name")
+    assert await page.get_attribute("#name", "aria-invalid") == "true"
+
+    # no invitation and no room yet: one calm answer, the password field, "Try again"
+    await page.fill("#name", "Gast")
+    await page.click("#join")
+    await wait_for(lambda: _text_is(error, ROOM_CLOSED), 10, "room_closed")
+    assert await page.is_visible("#room-password")
+    assert await page.text_content("#join") == "Try again"
+    assert await state_of(page) == "prejoin"
+    await screenshot(page, "room-closed.png")
+    await page.click("#lang")
+    assert await page.text_content("#join") == "Noch einmal versuchen"
