@@ -165,6 +165,7 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
     if len(hub.store.all()) >= hub.config.rooms.max_rooms:
         raise Refused("internal")
     room = Room(msg.slug, group)
+    room.invite_url = hub.room_url(msg.slug, group)
     room.settings.lobby = msg.lobby
     room.set_password(msg.password)
     if msg.dial_in:
@@ -176,7 +177,7 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
     conn.send(
         p.RoomCreated(
             msg.slug,
-            hub.room_url(msg.slug, group),
+            room.invite_url,
             warning,
             suggest_slug() if warning else None,
         )

@@ -535,6 +535,8 @@ class RoomState(DownMessage):
     settings: dict[str, Any] = field(default_factory=dict)
     dial_in_pin: str | None = None
     dial_in_numbers: list[str] | None = None
+    invite_url: str | None = None
+    """Leaders only: the room's invitation link (with its `?k=` code)."""
 
 
 @dataclass

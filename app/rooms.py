@@ -139,6 +139,8 @@ class Room:
         self.chat: deque[ChatDown] = deque(maxlen=CHAT_HISTORY)
         self.resume: dict[str, ResumeTicket] = {}
         self.dial_in_pin: str | None = None
+        self.invite_url = ""
+        """The invitation link leaders hand out (set by the hub when the room starts)."""
         self._password: tuple[bytes, bytes] | None = None
         self.empty_since: float | None = time.monotonic()
         self.ended = False
@@ -214,6 +216,7 @@ class Room:
             self.settings.public(self.has_password),
             self.dial_in_pin if for_leader and self.settings.dial_in else None,
             list(numbers) if for_leader and self.settings.dial_in else None,
+            self.invite_url if for_leader and self.invite_url else None,
         )
 
     def send_chat_history(self, peer: Peer) -> None:

@@ -153,3 +153,20 @@ async def test_rooms_belong_to_their_group(connect: Connect, server_factory: Any
         assert (await theirs.expect("error"))["code"] == "no_such_room"
         listing = await ours.request({"type": "list_rooms"}, "room_list")
         assert [r["slug"] for r in listing["rooms"]] == ["unser-raum"]
+
+
+async def test_leaders_get_the_invitation_link_and_guests_do_not(
+    connect: Connect, kreis_server: Any
+) -> None:
+    slug = "einladung-fuer-alle-leitungen"
+    leader = await leader_with_room(connect, kreis_server, slug)
+    link = f"{kreis_server.url}/{slug}?k={kreis_server.invite(slug)}"
+    assert (await leader.expect("room_state"))["invite_url"] == link
+    second = await connect(kind="console")
+    await login(second, kreis_server)
+    await second.send({"type": "watch", "room": slug})
+    assert (await second.expect("room_state"))["invite_url"] == link
+    guest, _ = await admitted_guest(connect, leader, slug, "Gast")
+    await leader.request({"type": "set_lock", "room": slug, "locked": True}, "room_state")
+    assert (await guest.expect("room_state"))["invite_url"] is None
+    assert link not in json.dumps(guest.history)

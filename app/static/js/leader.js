@@ -130,6 +130,8 @@ export class LeaderPanel {
     // `joined` carries settings only; the number and PIN come with room_state
     if (msg.type === "room_state") {
       this.dialIn = { pin: msg.dial_in_pin || null, numbers: msg.dial_in_numbers || [] };
+      // every leader of the room gets the link, also one who joined a running room
+      if (msg.invite_url) this.setInvite(msg.invite_url);
     }
     if (!this.settings.dial_in) this.dialIn = { pin: null, numbers: [] };
     this.render();
