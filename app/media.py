@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from app import protocol as p
-from app.handlers import admitted_member, handler
+from app.access import admitted_member
 from app.hub import Hub, Refused
 
 if TYPE_CHECKING:
@@ -125,7 +125,6 @@ def media_of(hub: Hub) -> Media:
     return hub.media
 
 
-@handler("up_offer")
 async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
     from sfu import TrackInfo
     from sfu.errors import BadSdp
@@ -140,7 +139,6 @@ async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
     conn.send(p.UpAnswer(answer))
 
 
-@handler("down_answer")
 async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None:
     from sfu.errors import BadSdp
 
@@ -151,7 +149,6 @@ async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None
         raise Refused("bad_sdp") from None
 
 
-@handler("keyframe")
 async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
     room, _member = admitted_member(conn)
     if msg.participant not in room.participants:
