@@ -26,28 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RoomPlacement:
-    """Which SFU worker each room's media lives on, keyed by the room's opaque id.
-
-    Part of the room state: a cluster of servers sharing a store (Redis) would keep
-    this table there, as a hash room id → "host:worker", so that any server can tell
-    where a room's media runs (and send a participant's signalling there). Today it
-    is a dict in the server process; it implements sfu.pool.Placement.
-    """
-
-    def __init__(self) -> None:
-        self.rooms: dict[str, int] = {}
-
-    def worker_for(self, room: str) -> int | None:
-        return self.rooms.get(room)
-
-    def place(self, room: str, worker: int) -> None:
-        self.rooms[room] = worker
-
-    def release(self, room: str) -> None:
-        self.rooms.pop(room, None)
-
-
 class Media:
     """Owns the SFU for this server process: an in-process Router (`[media] workers =
     1`) or a WorkerPool of that many processes, which places whole rooms on workers."""
@@ -62,14 +40,13 @@ class Media:
             port_min=m.port_min,
             port_max=m.port_max,
         )
-        self.placement = RoomPlacement()
         self.router: Any
         if m.workers > 1:
             from sfu.pool import WorkerPool
 
-            self.router = WorkerPool(
-                settings, m.workers, self.placement, use_uvloop=_uvloop_wanted()
-            )
+            # Rooms are placed on workers by the pool's own table (sfu.pool.Placement);
+            # a cluster would hand it a shared one.
+            self.router = WorkerPool(settings, m.workers, use_uvloop=_uvloop_wanted())
         else:
             self.router = Router(settings)
 
