@@ -246,7 +246,9 @@ class E2EE {
       const seen = new Set();
       let joined = false;
       for (const entry of list) {
-        if (!entry || entry.id === this.selfId) continue;
+        // Someone away (dropped, may resume) is gone for the keys: they held our key, so
+        // we renew it; when they come back they are a newcomer and get the new one.
+        if (!entry || entry.id === this.selfId || entry.away) continue;
         seen.add(entry.id);
         let peer = this.peers.get(entry.id);
         if (!peer) {
