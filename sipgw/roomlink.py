@@ -135,8 +135,6 @@ class ServerLink(RoomLink):
         except (ClientError, OSError, aiohttp.ClientError, TimeoutError) as exc:
             await self.client.close()
             raise LinkError(f"cannot reach the server: {type(exc).__name__}") from None
-        self.client.history.clear()
-        self.client.drain()
         self.client.on_message.append(self._got_message)
         self._watch = asyncio.create_task(self._watch_close())
         self.state = "connected"
@@ -149,9 +147,8 @@ class ServerLink(RoomLink):
             self._events.put_nowait(LinkEvent.LOST)
 
     async def _got_message(self, msg: dict[str, Any]) -> None:
-        # The client keeps every message for `expect()`; this link consumes them here.
-        self.client.drain()
-        self.client.history.clear()
+        # This link consumes every message here; the client's own queue and history are
+        # bounded (app.client.KEPT), so nothing needs clearing.
         kind = msg.get("type")
         if self._waiting is not None and not self._waiting.done():
             if kind == "error" or (kind == "lobby_status" and msg.get("state") == "waiting"):
