@@ -201,7 +201,8 @@ class KreisClient:
 
     def drain(self, *types: str) -> list[dict[str, Any]]:
         """Removes and returns every queued message of `types` (all if none given)."""
-        taken, kept = [], []
+        taken: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
         for msg in self._pending:
             (taken if not types or msg.get("type") in types else kept).append(msg)
         self._pending.clear()
