@@ -266,8 +266,6 @@ class ConsoleSession:
 
     def _handle(self, msg: dict[str, Any]) -> None:
         """Updates state, answers waiters, posts events."""
-        if self.client is not None:
-            self.client.drain()  # nothing here uses expect(); keep its queue empty
         kind = str(msg.get("type"))
         handler = getattr(self, f"got_{kind}", None)
         if handler is not None:

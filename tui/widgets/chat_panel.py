@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import Input, RichLog
 
 from tui.i18n import t
+from tui.session import CHAT_KEPT
 
 
 def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> Text:
@@ -74,7 +75,7 @@ class ChatPanel(Vertical):
         """Show times in UTC (snapshots)."""
 
     def compose(self) -> ComposeResult:
-        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False)
+        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False, max_lines=CHAT_KEPT)
         yield Input(id="chat-input")
 
     def on_mount(self) -> None:
