@@ -1,7 +1,9 @@
 """The room chat: a log of messages and a line to write to everyone.
 
-Every line is plain `Text` (names and messages are never markup). Lobby chat (from
-someone still waiting) and private messages are marked as such.
+Every line is plain `Text` (names and messages are never markup), cleaned with
+`tui.text.plain` so that a line break or escape sequence in a message cannot fake a
+second line from someone else. Lobby chat (from someone still waiting) and private
+messages are marked as such.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from textual.message import Message
 from textual.widgets import Input, RichLog
 
 from tui.i18n import t
+from tui.text import plain
 
 
 def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> Text:
@@ -26,7 +29,7 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     stamp = ""
     if isinstance(ts, int | float):
         stamp = time.strftime("%H:%M", time.gmtime(ts) if utc else time.localtime(ts))
-    name = str(msg.get("name") or "")
+    name = plain(msg.get("name") or "")
     # lobby=True with `to` set is a leader's message to someone waiting, not from them
     from_lobby = bool(msg.get("lobby")) and not msg.get("to")
     who = t("room.from_lobby", name=name) if from_lobby else name
@@ -36,9 +39,9 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     line.append(who, style="bold")
     to = msg.get("to")
     if to:
-        line.append(" → " + t("room.to", name=names.get(str(to), "?")), style="italic")
+        line.append(" → " + t("room.to", name=plain(names.get(str(to), "?"))), style="italic")
     line.append(": ")
-    line.append(str(msg.get("text") or ""))
+    line.append(plain(msg.get("text") or ""))
     return line
 
 
