@@ -18,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 
+from app.client import ServerError
 from tui.config import ConsoleConfig
 from tui.errors import explain
 from tui.events import ConnectionChanged, Knock, RoomClosed, ServerNotice, SessionEvent
@@ -202,7 +203,11 @@ class KreisConsole(App[int]):
         try:
             await audio.start(room.slug)
         except Exception as exc:  # audio is optional: say so and carry on
-            self.notify(t("audio.failed", reason=type(exc).__name__), severity="warning")
+            if isinstance(exc, ServerError):  # e.g. console_not_leader, room_closed
+                reason = explain(exc.code, str(exc.message.get("message") or ""), exc.retry_after)
+            else:
+                reason = type(exc).__name__
+            self.notify(t("audio.failed", reason=reason), severity="warning")
             self.audio = None
             await audio.stop()
             return

@@ -86,6 +86,19 @@ TEXTS: dict[str, tuple[str, str]] = {
         "This person is no longer there.",
         "Diese Person ist nicht mehr da.",
     ),
+    "err.room_closed": (
+        "This room is not open: it has not started yet, is locked or needs its password.",
+        "Dieser Raum ist nicht offen: Er hat noch nicht begonnen, ist gesperrt oder "
+        "braucht sein Passwort.",
+    ),
+    "err.console_not_leader": (
+        "The console can only enter rooms of the group you lead.",
+        "Die Konsole kann nur Räume der Gruppe betreten, die Sie leiten.",
+    ),
+    "err.reserved_name": (
+        "This name is reserved for the leaders. Please choose another.",
+        "Dieser Name ist der Leitung vorbehalten. Bitte einen anderen wählen.",
+    ),
     "err.other": ("The server says: {message}", "Der Server meldet: {message}"),
     # connection
     "conn.online": ("connected", "verbunden"),
