@@ -152,7 +152,10 @@ class RoomsConfig:
     resume_grace_seconds: int = field(default=60, metadata=_range(0, 3600))
     """A dropped participant may reconnect without the lobby within this time."""
     max_participants: int = field(default=50, metadata=_range(2, 1000))
-    """Participants (including phone callers) per room."""
+    """Admitted participants (including phone callers) per room; the lobby does not
+    count, so entrants cannot fill a room."""
+    max_lobby: int = field(default=100, metadata=_range(1, 10000))
+    """Entrants waiting in one room's lobby at once."""
     max_rooms: int = field(default=200, metadata=_range(1, 100000))
     """Live rooms on this server."""
 
@@ -171,6 +174,21 @@ class LimitsConfig:
     """Window for `secret_attempts`."""
     secret_lockout_seconds: int = field(default=300, metadata=_range(1, 86400))
     """How long `rate_limited` is answered once the attempts are used up."""
+    connections_per_address: int = field(default=30, metadata=_range(1, 100000))
+    """Open signalling connections per source address (IPv6: per /64) that have not
+    logged in; leaders and the gateway do not count."""
+    lobby_per_address: int = field(default=10, metadata=_range(1, 100000))
+    """Lobby entrants and early knocks per source address at once, over all rooms."""
+    knocks_per_address: int = field(default=30, metadata=_range(1, 100000))
+    """Knocks (`join`s) per source address within `knock_window_seconds`."""
+    knock_window_seconds: int = field(default=600, metadata=_range(1, 86400))
+    """Window for `knocks_per_address`."""
+    lobby_chat_per_minute: int = field(default=10, metadata=_range(1, 10000))
+    """Chat lines a lobby entrant may send to the leaders per minute (and per source
+    address); lobby lines are at most 500 characters."""
+    slug_probes_per_address: int = field(default=20, metadata=_range(1, 100000))
+    """How often a leader may hit another group's live room (`check_slug`,
+    `create_room`) within `knock_window_seconds` before `rate_limited`."""
 
 
 @dataclass(frozen=True)

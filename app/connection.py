@@ -43,6 +43,8 @@ class Waiting:
     slug: str
     name: str
     password: str | None
+    group: str
+    """The group whose invitation the knock carries: only its room lets them in."""
 
 
 @dataclass(eq=False)

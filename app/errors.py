@@ -82,6 +82,30 @@ ERROR_TEXTS: dict[str, tuple[str, str]] = {
         "The room is locked. Nobody new can come in right now.",
         "Der Raum ist abgeschlossen. Gerade kann niemand Neues hinein.",
     ),
+    "room_closed": (
+        "This room is not open to you right now. It may not have started yet, it may be "
+        "locked, or it may need a password. Please check your link and the password, or "
+        "try again later.",
+        "Dieser Raum ist für Sie gerade nicht offen. Vielleicht hat er noch nicht "
+        "begonnen, ist abgeschlossen oder braucht ein Passwort. Bitte prüfen Sie Ihren "
+        "Link und das Passwort oder versuchen Sie es später noch einmal.",
+    ),
+    "room_full": (
+        "The room is full. Someone has to leave before anyone else can come in.",
+        "Der Raum ist voll. Erst wenn jemand geht, kann noch jemand hinein.",
+    ),
+    "lobby_full": (
+        "Too many people are waiting to come in right now. Please try again in a moment.",
+        "Gerade warten zu viele Menschen auf Einlass. Bitte gleich noch einmal versuchen.",
+    ),
+    "console_not_leader": (
+        "The console can only join rooms of the group it is logged in to.",
+        "Die Konsole kann nur Räumen der Gruppe beitreten, bei der sie angemeldet ist.",
+    ),
+    "reserved_name": (
+        "This name is kept for the group's leader. Please choose another name.",
+        "Dieser Name ist der Gruppenleitung vorbehalten. Bitte wählen Sie einen anderen.",
+    ),
     "barred": (
         "You have been removed from this room and cannot come back.",
         "Sie wurden aus diesem Raum entfernt und können nicht zurückkommen.",

@@ -1,8 +1,9 @@
 """Handlers for incoming messages, one per type, named after the message (`got_join`).
 
-Each handler gets the hub, the connection and the validated message dataclass. Who may
-send what is decided in `app/signalling.py` (before admission) and here (roles).
-Leader-only room commands live in `app/moderation.py`.
+Each handler gets the hub, the connection and the validated message dataclass. Which
+handler answers which message, and who may send it at all, is one table in
+`app/routing.py`; the handlers check the finer rules (which room, which role).
+Leader-only room commands live in `app/moderation.py`, media in `app/media.py`.
 """
 
 from __future__ import annotations
@@ -12,39 +13,37 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app import protocol as p
+from app.access import admitted_member, leader_room, require_leader
 from app.connection import Connection
 from app.hub import LEADER_NAME, Hub, Refused
 from app.logsetup import log_room_started
-from app.names import NameError_, clean_name, slug_problem, slug_warning, suggest_slug
+from app.names import (
+    MAX_LOBBY_CHAT,
+    NameError_,
+    ReservedName,
+    clean_chat,
+    clean_name,
+    slug_problem,
+    slug_warning,
+    suggest_slug,
+)
 from app.passwords import verify_password, verify_unknown
 from app.rooms import Room
+from app.security import address_key
 from app.turn import ice_servers as turn_servers
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Hub, Connection, Any], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {}
 
 _KDF_SLOTS = asyncio.Semaphore(2)
 _CALLER_RE = re.compile(r"^…?[0-9]{0,4}$")
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    def register(func: Handler) -> Handler:
-        HANDLERS[kind] = func
-        return func
-
-    return register
-
-
 # -- connection
 
 
-@handler("hello")
 async def got_hello(hub: Hub, conn: Connection, msg: p.Hello) -> None:
     if msg.version != p.VERSION:
         raise Refused("bad_version")
@@ -63,12 +62,10 @@ def ice_servers(hub: Hub) -> list[dict[str, Any]]:
     return turn_servers(hub.config, time.time())
 
 
-@handler("ping")
 async def got_ping(hub: Hub, conn: Connection, msg: p.Ping) -> None:
     conn.send(p.Pong())
 
 
-@handler("login")
 async def got_login(hub: Hub, conn: Connection, msg: p.Login) -> None:
     if conn.kind == "gateway":
         raise Refused("not_allowed")
@@ -88,7 +85,6 @@ async def got_login(hub: Hub, conn: Connection, msg: p.Login) -> None:
     conn.send(p.LoginOk(msg.group))
 
 
-@handler("gateway_auth")
 async def got_gateway_auth(hub: Hub, conn: Connection, msg: p.GatewayAuth) -> None:
     secret = hub.config.gateway.secret
     if conn.kind != "gateway":
@@ -106,40 +102,47 @@ async def got_gateway_auth(hub: Hub, conn: Connection, msg: p.GatewayAuth) -> No
 # -- rooms (leaders)
 
 
-def require_leader(conn: Connection) -> str:
-    if conn.group is None:
-        raise Refused("not_allowed")
-    return conn.group
-
-
-@handler("list_rooms")
 async def got_list_rooms(hub: Hub, conn: Connection, msg: p.ListRooms) -> None:
     group = require_leader(conn)
     conn.send(p.RoomList([r.summary() for r in hub.store.by_group(group)]))
 
 
-@handler("check_slug")
+def slug_taken(hub: Hub, conn: Connection, slug: str) -> bool:
+    """Whether a live room has this slug. A leader must learn that their chosen slug is
+    taken, but not use it to map other groups' live rooms: hits on another group's room
+    are rate-limited per connection and address."""
+    room = hub.store.get(slug)
+    if room is None:
+        return False
+    if room.group != conn.group:
+        keys = [("conn", conn.id), ("ip", address_key(conn.address))]
+        wait = hub.slug_probes.allow(keys)
+        if wait:
+            raise Refused("rate_limited", wait)
+    return True
+
+
 async def got_check_slug(hub: Hub, conn: Connection, msg: p.CheckSlug) -> None:
     require_leader(conn)
     reason = slug_problem(msg.slug)
-    if reason is None and hub.store.get(msg.slug) is not None:
+    if reason is None and slug_taken(hub, conn, msg.slug):
         reason = "room_exists"
     warning = slug_warning(msg.slug) if reason is None else None
     suggestion = suggest_slug() if reason or warning else None
     conn.send(p.SlugCheck(msg.slug, reason is None, reason, warning, suggestion))
 
 
-@handler("create_room")
 async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None:
     group = require_leader(conn)
     problem = slug_problem(msg.slug)
     if problem:
         raise Refused(problem)
-    if hub.store.get(msg.slug) is not None:
+    if slug_taken(hub, conn, msg.slug):
         raise Refused("room_exists")
     if len(hub.store.all()) >= hub.config.rooms.max_rooms:
         raise Refused("internal")
     room = Room(msg.slug, group)
+    room.invite_url = hub.room_url(msg.slug, group)
     room.settings.lobby = msg.lobby
     room.set_password(msg.password)
     if msg.dial_in:
@@ -150,7 +153,10 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
     warning = slug_warning(msg.slug)
     conn.send(
         p.RoomCreated(
-            msg.slug, hub.room_url(msg.slug), warning, suggest_slug() if warning else None
+            msg.slug,
+            room.invite_url,
+            warning,
+            suggest_slug() if warning else None,
         )
     )
     watch(hub, conn, room)
@@ -167,30 +173,14 @@ def watch(hub: Hub, conn: Connection, room: Room) -> None:
     room.send_chat_history(conn)
 
 
-def leader_room(hub: Hub, conn: Connection, slug: str) -> Room:
-    """The room, if this connection may lead it."""
-    room = hub.store.get(slug)
-    if room is None:
-        if conn.group is None and not conn.admitted:
-            raise Refused("not_admitted")
-        raise Refused("no_such_room")
-    if not hub.is_leader_of(conn, room):
-        raise Refused("not_allowed" if conn.admitted or conn.group else "not_admitted")
-    return room
-
-
-@handler("watch")
 async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
     require_leader(conn)
     room = hub.store.get(msg.room)
-    if room is None:
-        raise Refused("no_such_room")
-    if room.group != conn.group:
-        raise Refused("not_allowed")
+    if room is None or room.group != conn.group:
+        raise Refused("no_such_room")  # another group's room is none of theirs
     watch(hub, conn, room)
 
 
-@handler("unwatch")
 async def got_unwatch(hub: Hub, conn: Connection, msg: p.Unwatch) -> None:
     room = hub.store.get(msg.room)
     conn.watching.discard(msg.room)
@@ -207,23 +197,27 @@ def display_name(conn: Connection, raw: str) -> str:
         return LEADER_NAME
     try:
         return clean_name(raw)
+    except ReservedName as reserved:
+        if conn.group is not None:  # a logged-in leader may use the leader's label
+            return str(reserved)
+        raise Refused("reserved_name") from None
     except NameError_:
         raise Refused("bad_name") from None
 
 
-@handler("join")
 async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
     if conn.gateway or conn.kind == "gateway":
         raise Refused("not_allowed")
     if conn.member is not None or conn.waiting is not None:
         raise Refused("already_joined")
+    if conn.kind == "console" and conn.group is None:
+        raise Refused("console_not_leader")
     if slug_problem(msg.room):
         raise Refused("bad_slug")
     name = display_name(conn, msg.name)
-    await hub.join(conn, msg.room, name, msg.password, msg.resume)
+    await hub.join(conn, msg.room, name, msg.password, msg.resume, msg.invite)
 
 
-@handler("dial_in")
 async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
     if not conn.gateway:
         raise Refused("not_allowed")
@@ -247,7 +241,6 @@ async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
     await hub.enter(conn, found[0], name, None, kind="phone")
 
 
-@handler("leave")
 async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
     await hub.leave(conn, dropped=False)
 
@@ -255,10 +248,9 @@ async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
 # -- in the room
 
 
-@handler("chat")
 async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
-    text = msg.text.strip()
-    if not text:
+    text = clean_chat(msg.text)
+    if text is None:
         raise Refused("bad_message")
     now = int(time.time())
     if msg.room is not None and conn.group is not None and not conn.admitted:
@@ -269,6 +261,13 @@ async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
     if room is None or member is None:
         raise Refused("not_admitted")
     if member.id in room.lobby:
+        # Lobby chat goes to every leader's screen: short lines, a few per minute.
+        if len(text) > MAX_LOBBY_CHAT:
+            raise Refused("bad_message")
+        keys = [("conn", member.id), ("ip", address_key(conn.address))]
+        wait = hub.lobby_chat.allow(keys) if not conn.gateway else 0
+        if wait:
+            raise Refused("rate_limited", wait)
         line = p.ChatDown(room.slug, text, member.name, now, None, False, True, member.id)
         for peer in room.leaders():
             peer.send(line)
@@ -309,20 +308,12 @@ def send_as_leader(
         peer.send(line)
 
 
-def admitted_member(conn: Connection) -> tuple[Room, Any]:
-    if not conn.admitted or conn.room is None or conn.member is None:
-        raise Refused("not_admitted")
-    return conn.room, conn.member
-
-
-@handler("hand")
 async def got_hand(hub: Hub, conn: Connection, msg: p.Hand) -> None:
     room, member = admitted_member(conn)
     member.hand = msg.raised
     room.broadcast_participants()
 
 
-@handler("media_state")
 async def got_media_state(hub: Hub, conn: Connection, msg: p.MediaState) -> None:
     room, member = admitted_member(conn)
     member.mic, member.camera, member.screen = msg.mic, msg.camera, msg.screen
@@ -331,7 +322,6 @@ async def got_media_state(hub: Hub, conn: Connection, msg: p.MediaState) -> None
     room.broadcast_participants()
 
 
-@handler("e2ee_state")
 async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
     room, member = admitted_member(conn)
     member.e2ee = msg.state
@@ -339,7 +329,6 @@ async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
     room.broadcast_participants()
 
 
-@handler("e2ee_key")
 async def got_e2ee_key(hub: Hub, conn: Connection, msg: p.E2eeKeyUp) -> None:
     room, member = admitted_member(conn)
     target = room.participants.get(msg.to)

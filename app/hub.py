@@ -4,12 +4,22 @@
 `app/handlers.py` and `app/moderation.py`) validate who may do what and then call the
 hub. Lobby and room password are independent gates: the password is checked first,
 then the entrant waits in the lobby; nothing but a leader's decision admits a guest.
+
+A stranger learns nothing silently: whether a slug is unused, locked, needs a password
+or bars them, the answer is the same `room_closed`, counted like a wrong secret (and
+`rate_limited` past the limit). Only people holding the room's invitation (the `?k=`
+code in the link the leader hands out) or its group's leaders get specific answers and
+may wait for a room that has not started; an early knock waits for that group only,
+so another group's leader cannot collect it by starting the same slug first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import inspect
 import logging
 import secrets
@@ -25,8 +35,9 @@ from app.protocol import (
     RoomEnded,
     WaitingForLeader,
 )
-from app.ratelimit import SecretLimiter
+from app.ratelimit import EventLimiter, SecretLimiter
 from app.rooms import Member, MemoryRoomStore, ResumeTicket, Room, new_id
+from app.security import address_key
 
 if TYPE_CHECKING:
     from app.config import Config
@@ -35,6 +46,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEADER_NAME = "Leitung"
+
+
+def invite_code(group_secret: str, slug: str) -> str:
+    """The code in a room's invitation link (`?k=`): an HMAC of the slug under the
+    group's password hash, a secret only the server holds. Nobody can make one for a
+    slug without the server, a link for one room says nothing about another, and a new
+    group password makes new links (the old ones still reach a live room)."""
+    mac = hmac.new(group_secret.encode(), b"kreis-invite\0" + slug.encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest())[:12].decode("ascii").lower()
 
 
 class Refused(Exception):
@@ -56,6 +76,9 @@ class Hub:
         self.limiter = SecretLimiter(
             limits.secret_attempts, limits.secret_window_seconds, limits.secret_lockout_seconds
         )
+        self.knocks = EventLimiter(limits.knocks_per_address, limits.knock_window_seconds)
+        self.lobby_chat = EventLimiter(limits.lobby_chat_per_minute, 60)
+        self.slug_probes = EventLimiter(limits.slug_probes_per_address, limits.knock_window_seconds)
         self.media = media
         self.connections: set[Connection] = set()
         self.waiting: dict[str, set[Connection]] = {}
@@ -86,22 +109,38 @@ class Hub:
         # room must be unreachable at once, not when the next room happens to start.
         timeout = self.config.rooms.empty_timeout_seconds
         for room in self.store.all():
-            for token, ticket in list(room.resume.items()):
-                if ticket.expires < now:
-                    del room.resume[token]
+            expired = [token for token, ticket in room.resume.items() if ticket.expires < now]
+            for token in expired:
+                del room.resume[token]
+            if expired:
+                room.broadcast_participants()
             if room.empty_since is not None and now - room.empty_since >= timeout:
                 await self.end_room(room, notify=False)
 
     # -- helpers
 
-    def room_url(self, slug: str) -> str:
+    def room_url(self, slug: str, group: str) -> str:
+        """The invitation link a leader hands out: the room's URL with its `?k=` code."""
         server = self.config.server
         base = server.public_url.rstrip("/")
         if not base:
             scheme = "https" if server.tls_cert else "http"
             host = f"[{server.host}]" if ":" in server.host else server.host
             base = f"{scheme}://{host}:{server.port}"
-        return f"{base}/{slug}"
+        return f"{base}/{slug}?k={self.invite_code(slug, group)}"
+
+    def invite_code(self, slug: str, group: str) -> str:
+        config = self.config.groups.get(group)
+        return invite_code(config.password_hash if config is not None else "", slug)
+
+    def invited_group(self, conn: Connection, slug: str, invite: str | None) -> str | None:
+        """The group whose invitation this join carries, else the group the connection
+        leads, else None (a stranger)."""
+        if invite:
+            for group in self.config.groups:
+                if hmac.compare_digest(self.invite_code(slug, group), invite):
+                    return group
+        return conn.group
 
     def is_leader_of(self, conn: Connection, room: Room) -> bool:
         if conn.group is not None and conn.group == room.group:
@@ -113,20 +152,28 @@ class Hub:
         self, conn: Connection, scope: str, ok: Callable[[], bool | Awaitable[bool]]
     ) -> bool:
         """One rate-limited attempt at a secret (group or room password, gateway secret,
-        PIN), counted per connection and per source address. While either is locked out
-        the secret is not even looked at: Refused(rate_limited)."""
-        keys = [("conn", f"{scope}:{conn.id}"), ("ip", f"{scope}:{conn.address}")]
-        wait = self.limiter.retry_after(keys)
-        if wait:
-            raise Refused("rate_limited", wait)
-        result = ok()
-        right = await result if inspect.isawaitable(result) else result
-        if right:
-            self.limiter.succeeded(keys)
-            return True
+        PIN), counted per connection and per source address *before* it is evaluated,
+        so that parallel attempts cannot outrun the limit. While either key is locked
+        out the secret is not even looked at: Refused(rate_limited)."""
+        keys = self._secret_keys(conn, scope)
         # A gateway carries many callers from one address: a larger allowance.
-        self.limiter.failed(keys, scale=10 if conn.gateway else 1)
-        return False
+        stamp = self.limiter.begin(keys, scale=10 if conn.gateway else 1)
+        if stamp is None:
+            raise Refused("rate_limited", self.limiter.retry_after(keys))
+        try:
+            result = ok()
+            right = await result if inspect.isawaitable(result) else result
+        except Refused as refused:
+            if refused.code != "password_required":
+                raise
+            self.limiter.retract(keys, stamp)  # no password given: not an attempt
+            raise
+        if right:
+            self.limiter.succeeded(keys, stamp)
+        return bool(right)
+
+    def _secret_keys(self, conn: Connection, scope: str) -> list[tuple[str, str]]:
+        return [("conn", f"{scope}:{conn.id}"), ("ip", f"{scope}:{address_key(conn.address)}")]
 
     def new_pin(self) -> str:
         length = self.config.gateway.pin_length
@@ -138,50 +185,127 @@ class Hub:
     # -- entering
 
     async def join(
-        self, conn: Connection, slug: str, name: str, password: str | None, resume: str | None
+        self,
+        conn: Connection,
+        slug: str,
+        name: str,
+        password: str | None,
+        resume: str | None,
+        invite: str | None = None,
     ) -> None:
         room = self.store.get(slug)
-        if room is None:
-            conn.waiting = Waiting(slug, name, password)
+        if room is not None and resume is not None and self._resume(conn, room, resume):
+            return
+        if conn.kind == "console" and conn.group is None:
+            raise Refused("console_not_leader")
+        self._count_knock(conn)
+        group = self.invited_group(conn, slug, invite)
+        if room is None or (group is not None and group != room.group):
+            if group is None:
+                await self._closed(conn)
+            # An early knock waits for the group that invited it, and only for that one.
+            self._check_lobby_share(conn)
+            conn.waiting = Waiting(slug, name, password, group or "")
             self.waiting.setdefault(slug, set()).add(conn)
             conn.send(WaitingForLeader(slug))
             return
-        if resume is not None:
-            ticket = room.resume.pop(resume, None)
-            if ticket is not None and ticket.expires >= time.monotonic():
-                conn.id = ticket.member_id
-                member = Member(conn.id, ticket.name, ticket.kind, ticket.role, conn)
-                self._seat(conn, room, member)
-                self.admit(room, member)
-                return
-        await self.enter(conn, room, name, password)
+        await self.enter(conn, room, name, password, invited=group is not None)
+
+    def _resume(self, conn: Connection, room: Room, token: str) -> bool:
+        """Back in without the lobby, with a ticket from a dropped connection (a lock
+        keeps new people out, not admitted people coming back)."""
+        ticket = room.resume.pop(token, None)
+        if ticket is None or ticket.expires < time.monotonic():
+            return False
+        member = Member(ticket.member_id, ticket.name, ticket.kind, ticket.role, conn)
+        self._seat(conn, room, member)
+        self.admit(room, member)
+        return True
+
+    def _count_knock(self, conn: Connection) -> None:
+        """Knocks per source address; leaders and the gateway are not limited here."""
+        if conn.gateway or conn.group is not None:
+            return
+        wait = self.knocks.allow([("ip", address_key(conn.address))])
+        if wait:
+            raise Refused("rate_limited", wait)
+
+    def _check_lobby_share(self, conn: Connection) -> None:
+        """One address may hold only so many places in lobbies and early knocks, so a
+        flood from one address never fills a lobby for everyone else."""
+        if conn.gateway or conn.group is not None:
+            return
+        source = address_key(conn.address)
+        waiting = sum(
+            1
+            for other in self.connections
+            if (other.waiting is not None or other.in_lobby)
+            and other.group is None
+            and address_key(other.address) == source
+        )
+        if waiting >= self.config.limits.lobby_per_address:
+            raise Refused("rate_limited", self.config.limits.knock_window_seconds)
+
+    async def _closed(self, conn: Connection) -> None:
+        """The one answer a stranger gets for an unused, locked, password or barring
+        room: counted like a wrong secret, so probing is rate-limited."""
+        await self.check_secret(conn, "room", lambda: False)
+        raise Refused("room_closed")
 
     async def enter(
-        self, conn: Connection, room: Room, name: str, password: str | None, kind: str = ""
+        self,
+        conn: Connection,
+        room: Room,
+        name: str,
+        password: str | None,
+        kind: str = "",
+        invited: bool = True,
     ) -> None:
-        """Password first, then the lobby (or straight in for the room's own leaders)."""
+        """Password first, then the lobby (or straight in for the room's own leaders).
+
+        `invited`: the entrant holds the room's invitation (or is a phone caller who
+        gave its PIN) and may be told why a gate is shut; a stranger only learns
+        `room_closed`."""
+        if conn.kind == "console" and conn.group != room.group:
+            raise Refused("console_not_leader")
         if conn.group is not None and conn.group == room.group:
-            member = Member(conn.id, name, conn.kind, "leader", conn)
+            member = Member(new_id("p_"), name, conn.kind, "leader", conn)
             self._seat(conn, room, member)
             self.admit(room, member)
             return
-        if name.casefold() in room.barred:
-            raise Refused("barred")
-        if room.settings.locked:
-            raise Refused("room_locked")
-        if len(room.participants) + len(room.lobby) >= self.config.rooms.max_participants:
-            raise Refused("room_locked")
-        if room.has_password and kind != "phone":
+        full = len(room.participants) >= self.config.rooms.max_participants
+        lobby_full = len(room.lobby) >= self.config.rooms.max_lobby
+        if not invited:
 
-            def right_password() -> bool:
-                if password is None:  # not an attempt: nothing to count
-                    raise Refused("password_required")
-                return room.check_password(password)
+            def gates_open() -> bool:
+                right = not room.has_password or (
+                    password is not None and room.check_password(password)
+                )
+                shut = room.settings.locked or full or lobby_full
+                return right and not shut and name.casefold() not in room.barred
 
-            if not await self.check_secret(conn, "room", right_password):
-                raise Refused("bad_room_password")
+            if not await self.check_secret(conn, "room", gates_open):
+                raise Refused("room_closed")
+        else:
+            if room.settings.locked or full:
+                raise Refused("room_locked")
+            if lobby_full:
+                raise Refused("lobby_full")
+            if room.has_password and kind != "phone":
+
+                def right_password() -> bool:
+                    if password is None:  # not an attempt: nothing to count
+                        raise Refused("password_required")
+                    return room.check_password(password)
+
+                if not await self.check_secret(conn, "room", right_password):
+                    raise Refused("bad_room_password")
+            if name.casefold() in room.barred:
+                raise Refused("barred")
+        if kind != "phone":
+            self._check_lobby_share(conn)
         role = "phone" if kind == "phone" else "guest"
-        member = Member(conn.id, name, kind or conn.kind, role, conn)
+        member = Member(new_id("p_"), name, kind or conn.kind, role, conn)
         self._seat(conn, room, member)
         # Phone callers always wait in the lobby, even when a leader switched it off.
         if room.settings.lobby or kind == "phone":
@@ -251,9 +375,14 @@ class Hub:
             self.deny(room, member, "timeout")
 
     async def room_started(self, room: Room) -> None:
-        """Guests who came before the leader knock now, in the order they came."""
-        for conn in list(self.waiting.pop(room.slug, set())):
+        """Guests who came before the leader knock now, in the order they came: those
+        invited by the group that started the room. Others keep waiting for theirs."""
+        waiting_here = self.waiting.get(room.slug, set())
+        for conn in list(waiting_here):
             waiting = conn.waiting
+            if waiting is not None and waiting.group != room.group and not conn.closing:
+                continue
+            waiting_here.discard(conn)
             conn.waiting = None
             if waiting is None or conn.closing:
                 continue
@@ -261,6 +390,8 @@ class Hub:
                 await self.enter(conn, room, waiting.name, waiting.password)
             except Refused as refused:
                 conn.error(refused.code, "join", refused.retry_after)
+        if not waiting_here:
+            self.waiting.pop(room.slug, None)
 
     # -- leaving
 
@@ -280,6 +411,8 @@ class Hub:
             elif member.id in room.participants:
                 del room.participants[member.id]
                 if dropped and self.config.rooms.resume_grace_seconds > 0:
+                    # Listed as away until the ticket is used, expires, or a leader
+                    # removes them (which kills the ticket).
                     room.resume[member.resume] = ResumeTicket(
                         member.id,
                         member.name,
@@ -298,6 +431,14 @@ class Hub:
                     watched.watchers.pop(conn.id, None)
                     watched.touch()
             conn.watching.clear()
+
+    def remove_away(self, room: Room, ticket: ResumeTicket, bar: bool) -> None:
+        """Removes someone whose connection dropped: their resume ticket dies, so they
+        can only come back through the lobby (or not at all when barred)."""
+        room.resume = {k: t for k, t in room.resume.items() if t is not ticket}
+        if bar:
+            room.barred.add(ticket.name.casefold())
+        room.broadcast_participants()
 
     async def remove(self, room: Room, member: Member, bar: bool) -> None:
         if bar:

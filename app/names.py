@@ -7,7 +7,33 @@ import secrets
 import unicodedata
 
 MAX_NAME = 40
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]$")
+SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,62})[a-z0-9]")
+"""Matched with `fullmatch`: `$` would also accept a trailing newline."""
+MAX_CHAT = 2000
+MAX_LOBBY_CHAT = 500
+RESERVED_NAMES = frozenset(
+    {
+        "leitung", "leitung (konsole)", "leader", "leader (console)", "moderator",
+        "moderation", "kreis", "server", "system", "admin", "telefon", "phone",
+    }
+)  # fmt: skip
+"""Labels Kreis itself shows (the leader, a console, a phone caller, the server): a guest
+may not take them, or a stranger could pass as the leader in the list and chat."""
+_RESERVED_FIRST_WORDS = frozenset({"leitung", "leader", "moderator", "moderation", "admin"})
+_LOOKALIKES = str.maketrans(
+    {
+        "а": "a", "е": "e", "і": "i", "ї": "i", "о": "o", "р": "p", "с": "c", "у": "y",
+        "х": "x", "ѕ": "s", "ј": "j", "ԁ": "d", "ɡ": "g", "ⅼ": "l", "ӏ": "l", "ι": "i",
+        "ο": "o", "ν": "v", "τ": "t", "κ": "k", "ρ": "p", "α": "a", "ε": "e", "η": "n",
+        "ı": "i", "ɪ": "i", "ʟ": "l", "ɴ": "n", "ᴇ": "e", "ᴛ": "t", "ᴜ": "u", "ɢ": "g",
+        "0": "o", "1": "l", "3": "e",
+    }
+)  # fmt: skip
+"""Latin look-alikes, only for comparing a name against the reserved labels."""
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5")
+"""Characters that are letters or symbols by category but render as nothing."""
+_MAX_MARKS = 3
+"""Combining marks kept on one base character ("Zalgo" text is cut down to this)."""
 RESERVED_SLUGS = frozenset(
     {
         "ws", "static", "api", "healthz", "metrics", "admin", "login", "logout", "console",
@@ -33,28 +59,84 @@ _WORDS = (
 
 
 class NameError_(ValueError):
-    """The display name is empty or too long after cleaning."""
+    """The display name is empty, blank when shown, or too long after cleaning."""
+
+
+class ReservedName(NameError_):
+    """The name is one of the labels Kreis shows for the leader, consoles or phones."""
+
+
+def _visible_text(raw: str, keep_newlines: bool) -> str:
+    """NFC; control, format (bidi, zero-width), surrogate, private and unassigned
+    characters removed; blank-rendering letters removed; combining marks only on a
+    base character and at most `_MAX_MARKS` of them; whitespace to single spaces
+    (newlines kept, at most two in a row, when `keep_newlines`)."""
+    out: list[str] = []
+    marks = 0
+    for ch in unicodedata.normalize("NFC", raw):
+        category = unicodedata.category(ch)
+        if keep_newlines and ch == "\n":
+            out.append(ch)
+            marks = 0
+            continue
+        if ch.isspace():
+            out.append(" ")
+            marks = 0
+            continue
+        if category in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in _BLANK_LETTERS:
+            continue
+        if category.startswith("M"):
+            if not out or out[-1] in " \n" or marks >= _MAX_MARKS:
+                continue
+            marks += 1
+        else:
+            marks = 0
+        out.append(ch)
+    text = "".join(out)
+    if not keep_newlines:
+        return " ".join(text.split())
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _shows_something(text: str) -> bool:
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in text)
 
 
 def clean_name(raw: str) -> str:
-    """A display name as Kreis keeps it: NFC, no control/format characters, single
-    spaces, trimmed, at most 40 characters. Raises NameError_ when nothing usable is left
-    or it is longer than the limit."""
-    text = unicodedata.normalize("NFC", raw)
-    text = "".join(
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
-    )
-    text = " ".join(text.split())
-    if not text or len(text) > MAX_NAME:
+    """A display name as Kreis keeps it: see `_visible_text`, trimmed, at most 40
+    characters, with something visible in it. Raises NameError_ when nothing visible
+    is left or it is longer than the limit, ReservedName for the labels Kreis uses."""
+    text = _visible_text(raw, keep_newlines=False)
+    if not text or len(text) > MAX_NAME or not _shows_something(text):
         raise NameError_(text)
+    if _reserved(text):
+        raise ReservedName(text)
+    return text
+
+
+def _reserved(text: str) -> bool:
+    """The name is a reserved label, or starts with one as its own word ("Leitung
+    Anna"), also when spelt with look-alike letters or fullwidth/mathematical forms."""
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_LOOKALIKES)
+    if folded in RESERVED_NAMES:
+        return True
+    first = re.split(r"[^\w]", folded, maxsplit=1)[0]
+    return first in _RESERVED_FIRST_WORDS
+
+
+def clean_chat(raw: str, limit: int = MAX_CHAT) -> str | None:
+    """A chat line cleaned like a name (newlines kept), or None when nothing visible is
+    left or it is longer than `limit`."""
+    text = _visible_text(raw, keep_newlines=True)
+    if not text or len(text) > limit or not _shows_something(text):
+        return None
     return text
 
 
 def slug_problem(slug: str) -> str | None:
     """`bad_slug` or `reserved_slug` when the slug breaks the rules, else None."""
-    if not SLUG_RE.match(slug) or "--" in slug:
+    if not SLUG_RE.fullmatch(slug) or "--" in slug:
         return "bad_slug"
     if slug in RESERVED_SLUGS:
         return "reserved_slug"

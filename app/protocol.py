@@ -206,6 +206,8 @@ class Join(UpMessage):
     name: str = field(default="", metadata=_lim(200))
     password: str | None = field(default=None, metadata=_lim(128))
     resume: str | None = field(default=None, metadata=_lim(64))
+    invite: str | None = field(default=None, metadata=_lim(64))
+    """The `k` code of the room's invitation link, when the guest has it."""
 
 
 @dataclass
@@ -533,6 +535,8 @@ class RoomState(DownMessage):
     settings: dict[str, Any] = field(default_factory=dict)
     dial_in_pin: str | None = None
     dial_in_numbers: list[str] | None = None
+    invite_url: str | None = None
+    """Leaders only: the room's invitation link (with its `?k=` code)."""
 
 
 @dataclass

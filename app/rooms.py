@@ -70,6 +70,7 @@ class Member:
             "hand": self.hand,
             "e2ee": self.e2ee,
             "public_key": self.public_key,
+            "away": False,
         }
 
     def entrant(self) -> dict[str, Any]:
@@ -103,6 +104,22 @@ class ResumeTicket:
     kind: str
     expires: float
 
+    def public(self) -> dict[str, Any]:
+        """How the dropped participant is listed meanwhile: away, nothing on."""
+        return {
+            "id": self.member_id,
+            "name": self.name,
+            "role": self.role,
+            "kind": self.kind,
+            "mic": False,
+            "camera": False,
+            "screen": False,
+            "hand": False,
+            "e2ee": "off",
+            "public_key": None,
+            "away": True,
+        }
+
 
 class Room:
     """One live meeting."""
@@ -122,6 +139,8 @@ class Room:
         self.chat: deque[ChatDown] = deque(maxlen=CHAT_HISTORY)
         self.resume: dict[str, ResumeTicket] = {}
         self.dial_in_pin: str | None = None
+        self.invite_url = ""
+        """The invitation link leaders hand out (set by the hub when the room starts)."""
         self._password: tuple[bytes, bytes] | None = None
         self.empty_since: float | None = time.monotonic()
         self.ended = False
@@ -163,6 +182,10 @@ class Room:
             peers[m.peer.id] = m.peer
         return list(peers.values())
 
+    def away(self, member_id: str) -> ResumeTicket | None:
+        """The resume ticket of a participant whose connection dropped, by member id."""
+        return next((t for t in self.resume.values() if t.member_id == member_id), None)
+
     def phones(self) -> list[Member]:
         return [m for m in [*self.participants.values(), *self.lobby.values()] if m.kind == "phone"]
 
@@ -177,7 +200,8 @@ class Room:
     def participants_msg(self) -> DownMessage:
         from app.protocol import Participants
 
-        return Participants(self.slug, [m.public() for m in self.participants.values()])
+        present = [m.public() for m in self.participants.values()]
+        return Participants(self.slug, present + [t.public() for t in self.resume.values()])
 
     def lobby_msg(self, knock: bool = False) -> DownMessage:
         from app.protocol import LobbyQueue
@@ -192,6 +216,7 @@ class Room:
             self.settings.public(self.has_password),
             self.dial_in_pin if for_leader and self.settings.dial_in else None,
             list(numbers) if for_leader and self.settings.dial_in else None,
+            self.invite_url if for_leader and self.invite_url else None,
         )
 
     def send_chat_history(self, peer: Peer) -> None:

@@ -203,6 +203,16 @@ def client_address(request: web.BaseRequest, config: Any) -> str:
     return str(current)
 
 
+def address_key(address: str) -> str:
+    """The unit one source counts as for per-address limits: the address itself for
+    IPv4, its /64 network for IPv6 (one home or host usually gets a whole /64, so
+    counting single IPv6 addresses would let one attacker act as billions)."""
+    parsed = _parse_ip(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and not parsed.is_loopback:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
+
+
 def is_loopback_client(request: web.BaseRequest, config: Any) -> bool:
     """True when the real client (after trusted proxies) is on this machine."""
     address = _parse_ip(client_address(request, config))

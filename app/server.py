@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -24,7 +24,6 @@ from app.names import slug_problem
 from app.protocol import ServerRestart
 from app.rooms import stats as room_stats
 from app.security import client_address, setup_security
-from app.testhooks import setup_test_hooks
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,10 @@ RESTART_NOTICE_SECONDS = 5
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Up or not, for load balancers and monitoring. No counts: anyone may ask, and
+    how many rooms are live is for `/metrics`, which is restricted."""
     hub = request.app[HUB_KEY]
-    return web.json_response(
-        {"status": "ok", "rooms": len(hub.store.all()), "media": hub.media is not None}
-    )
+    return web.json_response({"status": "ok", "media": hub.media is not None})
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -112,7 +111,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     setup_metrics(app, config, lambda: snapshot(hub))
-    setup_test_hooks(app)  # only with KREIS_TEST_HOOKS=1
     app.router.add_get("/{slug}", room_page)
     return app
 
@@ -125,10 +123,15 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return ctx
 
 
-async def serve(config: Config, config_path: Path | None = None) -> None:
-    """Runs the server until SIGTERM or SIGINT."""
+async def serve(
+    config: Config,
+    config_path: Path | None = None,
+    build: Callable[[Config], web.Application] = create_app,
+) -> None:
+    """Runs the server until SIGTERM or SIGINT. `build` makes the application; only
+    the test harness passes another (tests/serve_with_hooks.py)."""
     configure_logging(config)
-    app = create_app(config)
+    app = build(config)
     runner = web.AppRunner(app, handle_signals=False, **access_log_options())
     await runner.setup()
     site = web.TCPSite(

@@ -73,6 +73,11 @@ max_rooms = 1000
 
 [limits]
 flood_messages_per_10s = 10000
+# Every benchmark client comes from 127.0.0.1: the per-address limits go up.
+connections_per_address = 100000
+lobby_per_address = 100000
+knocks_per_address = 100000
+lobby_chat_per_minute = 10000
 
 [media]
 advertised_address = "127.0.0.1"

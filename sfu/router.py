@@ -61,7 +61,7 @@ class Router:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         self.payload_tap: PayloadTap | None = None
-        """Tests only (the server sets it with KREIS_TEST_HOOKS=1): called with
+        """Tests only (the test harness sets it, tests/server_hooks.py): called with
         (participant, kind, payload) for every forwarded packet of tracks published
         after it is set. None (the default) costs one attribute check per packet."""
 

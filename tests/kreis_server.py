@@ -52,6 +52,15 @@ class KreisServer:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/ws"
 
+    def invite(self, slug: str, group: str = GROUP) -> str:
+        """The `k` code of the room's invitation link, as the server computes it."""
+        import tomllib
+
+        from app.hub import invite_code
+
+        groups = tomllib.loads(self.config_path.read_text())["groups"]
+        return invite_code(groups[group]["password_hash"], slug)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -62,8 +71,22 @@ class KreisServer:
                 self.process.wait(timeout=5)
 
 
+HARNESS_LIMITS = {
+    "connections_per_address": 1000,
+    "lobby_per_address": 1000,
+    "knocks_per_address": 10000,
+    "lobby_chat_per_minute": 1000,
+}
+"""Every test client comes from 127.0.0.1, so the per-address limits are raised for the
+harness; the security tests (tests/security) start servers with the defaults."""
+
+
 def write_config(
-    path: Path, port: int, extra: str = "", rooms: dict[str, int] | None = None
+    path: Path,
+    port: int,
+    extra: str = "",
+    rooms: dict[str, int] | None = None,
+    limits: dict[str, int] | None = None,
 ) -> None:
     from app.passwords import hash_password
 
@@ -75,6 +98,8 @@ def write_config(
         **(rooms or {}),
     }
     room_lines = "\n".join(f"{k} = {v}" for k, v in room_settings.items())
+    limit_settings = HARNESS_LIMITS if limits is None else limits
+    limit_lines = "\n".join(f"{k} = {v}" for k, v in limit_settings.items())
     path.write_text(
         f"""
 [server]
@@ -83,6 +108,9 @@ port = {port}
 
 [rooms]
 {room_lines}
+
+[limits]
+{limit_lines}
 
 [media]
 advertised_address = "127.0.0.1"
@@ -110,8 +138,14 @@ def start_server(
     extra_config: str = "",
     env: dict[str, str] | None = None,
     rooms: dict[str, int] | None = None,
+    hooks: bool = False,
+    limits: dict[str, int] | None = None,
 ) -> KreisServer:
-    """Starts `python -m app serve` on a free loopback port and waits for /healthz."""
+    """Starts `python -m app serve` on a free loopback port and waits for /healthz.
+
+    `hooks`: start tests/serve_with_hooks.py instead, which adds the test-only
+    `/_test/*` endpoints (tests/server_hooks.py) to the same app. `limits`: `[limits]`
+    settings over the harness's (see `write_config`)."""
     import urllib.request
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -122,7 +156,7 @@ def start_server(
         port = int(tomllib.loads(config_path.read_text())["server"]["port"])
     else:
         port = free_port()
-        write_config(config_path, port, extra_config, rooms)
+        write_config(config_path, port, extra_config, rooms, limits)
     log_dir = tmp / "logs"
     proc_env = dict(os.environ)
     proc_env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")
@@ -132,8 +166,11 @@ def start_server(
     proc_env["PYTHONUNBUFFERED"] = "1"
     if env:
         proc_env.update(env)
+    command = [sys.executable, "-m", "app", "serve"]
+    if hooks:
+        command = [sys.executable, str(ROOT / "tests" / "serve_with_hooks.py")]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--config", str(config_path)],
+        [*command, "--config", str(config_path)],
         cwd=ROOT,
         env=proc_env,
         stdout=open(tmp / "server.out", "wb"),  # noqa: SIM115 - the process owns it

@@ -1,10 +1,10 @@
-"""What the SFU forwards, read through the server's payload tap (app/testhooks.py).
+"""What the SFU forwards, read through the server's payload tap (tests/server_hooks.py).
 
-The server must run with `KREIS_TEST_HOOKS=1`. `arm_tap` starts recording the next
-forwarded video RTP payloads of every publisher (and asks for keyframes); `tapped`
-returns one publisher's payloads; `frames_of` depacketises VP8, and `decode` shows
-whether a real VP8 decoder gets pictures out of them. Used by the E2EE tests
-(tests/e2ee/test_e2ee_server_tap.py) and the Firefox tests.
+The server must run with the test hooks (`start_server(..., hooks=True)`). `arm_tap`
+starts recording the next forwarded video RTP payloads of every publisher (and asks for
+keyframes); `tapped` returns one publisher's payloads; `frames_of` depacketises VP8, and
+`decode` shows whether a real VP8 decoder gets pictures out of them. Used by the E2EE
+tests (tests/e2ee/test_e2ee_server_tap.py) and the Firefox tests.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import av
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
-HOOKS = {"KREIS_TEST_HOOKS": "1"}
+HOOKS: dict[str, Any] = {"hooks": True}
+"""start_server arguments for a server with the test hooks (tests/server_hooks.py)."""
 MAGIC = b"KRE\x01"
 """The last bytes of every frame the E2EE engine encrypted (app/static/e2ee/frame.js)."""
 TAP_PACKETS = 60

@@ -23,8 +23,9 @@ from protocol_steps import (
 async def test_guest_waits_for_leader_then_knocks(connect: Connect, kreis_server: Any) -> None:
     slug = "frueh-da-1234"
     early = await connect()
+    invite = kreis_server.invite(slug)
     reply = await early.request(
-        {"type": "join", "room": slug, "name": "Früh"}, "waiting_for_leader"
+        {"type": "join", "room": slug, "name": "Früh", "invite": invite}, "waiting_for_leader"
     )
     assert reply["room"] == slug
     leader = await leader_with_room(connect, kreis_server, slug)
@@ -121,12 +122,13 @@ async def test_room_password_checked_first_then_lobby(connect: Connect, kreis_se
     slug = "mit-passwort-1"
     leader = await leader_with_room(connect, kreis_server, slug, password="Kerze-und-Tee")
     guest = await connect()
-    await guest.send({"type": "join", "room": slug, "name": "Gast"})
+    join = {"type": "join", "room": slug, "name": "Gast", "invite": kreis_server.invite(slug)}
+    await guest.send(join)
     assert (await guest.expect("error"))["code"] == "password_required"
-    await guest.send({"type": "join", "room": slug, "name": "Gast", "password": "falsch"})
+    await guest.send({**join, "password": "falsch"})
     assert (await guest.expect("error"))["code"] == "bad_room_password"
     # The right password does not skip the lobby.
-    await guest.send({"type": "join", "room": slug, "name": "Gast", "password": "Kerze-und-Tee"})
+    await guest.send({**join, "password": "Kerze-und-Tee"})
     assert (await guest.expect("lobby_status"))["state"] == "waiting"
     gid = await entrant_id(leader, "Gast")
     await leader.send({"type": "admit", "room": slug, "id": gid})
@@ -146,7 +148,8 @@ async def test_room_password_guessing_is_limited(connect: Connect, kreis_server:
     for i in range(7):
         await guesser.send({"type": "join", "room": slug, "name": "G", "password": f"rate{i}"})
         codes.append((await guesser.expect("error"))["code"])
-    assert codes[:5] == ["bad_room_password"] * 5
+    # A stranger (no invitation) is not even told that the room exists.
+    assert codes[:5] == ["room_closed"] * 5
     assert codes[5:] == ["rate_limited"] * 2
     await guesser.send({"type": "join", "room": slug, "name": "G", "password": "richtig-geheim"})
     assert (await guesser.expect("error"))["code"] == "rate_limited"

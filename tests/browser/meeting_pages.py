@@ -15,10 +15,17 @@ from app.client import KreisClient
 
 
 async def open_room(
-    page: Page, slug: str, name: str, *, leader: tuple[str, str] | None = None
+    page: Page,
+    slug: str,
+    name: str,
+    *,
+    leader: tuple[str, str] | None = None,
+    invite: str | None = None,
 ) -> None:
-    """Opens /<slug>, fills the pre-join form and presses Join."""
-    await page.goto(f"/{slug}" + ("#leader" if leader else ""))
+    """Opens /<slug> (with `?k=<invite>`, the room's invitation link, when given), fills
+    the pre-join form and presses Join."""
+    query = f"?k={invite}" if invite else ""
+    await page.goto(f"/{slug}{query}" + ("#leader" if leader else ""))
     await page.fill("#name", name)
     await page.check("#rules")
     if leader:

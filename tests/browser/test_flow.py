@@ -176,7 +176,8 @@ async def test_room_password_prompt(shared_server: Any, people: Any, leaders: li
     await leader.send({"type": "set_password", "room": slug, "password": "sonnenblume"})
     await leader.expect("room_state")
     guest = await people.page()
-    await open_room(guest, slug, "Gast")
+    # with the invitation the page may say what is missing (a stranger hears room_closed)
+    await open_room(guest, slug, "Gast", invite=shared_server.invite(slug))
     await guest.locator("#room-password").wait_for(timeout=10000)
     assert "has a password" in (await guest.locator("#password-error").text_content() or "")
     await guest.fill("#room-password", "falsch")
@@ -198,7 +199,8 @@ async def test_waiting_for_the_leader_then_lobby(
 ) -> None:
     slug = "noch-niemand-da"
     guest = await people.page("de-DE")
-    await open_room(guest, slug, "Früh")
+    # only a guest with the room's invitation waits for a room that has not started
+    await open_room(guest, slug, "Früh", invite=shared_server.invite(slug))
     await wait_state(guest, "waiting_leader")
     assert await guest.locator("#wait-title").text_content() == "Warten auf die Leitung"
     leader = await start_room(shared_server, slug, lobby=True)

@@ -1,8 +1,9 @@
 """What the server actually forwards with E2EE on, seen from inside the real server.
 
-The server runs with `KREIS_TEST_HOOKS=1`, which installs a payload tap in the SFU
-(`Router.payload_tap`, app/testhooks.py): once armed through `POST /_test/tap` it keeps
-the first forwarded video RTP payloads of every publisher. The tests check that
+The server runs with the test harness's hooks (tests/serve_with_hooks.py), which install
+a payload tap in the SFU (`Router.payload_tap`, tests/server_hooks.py): once armed
+through `POST /_test/tap` it keeps the first forwarded video RTP payloads of every
+publisher. The tests check that
 
 - with E2EE on, every VP8 frame the SFU forwards carries the engine's trailer
   (`… | key id | counter | "KRE\\x01"`) and a VP8 decoder gets no picture out of it,
@@ -85,7 +86,7 @@ async def rising(page: Page, others: set[str], seconds: float = 2.0) -> None:
 
 
 async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
-    server = server_factory("tap", env=HOOKS)
+    server = server_factory("tap", **HOOKS)
     slug = "nur-chiffretext"
     leader = await start_room(server, slug)
     await leader.send({"type": "set_e2ee", "room": slug, "on": True})

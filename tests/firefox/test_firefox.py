@@ -189,7 +189,7 @@ async def test_firefox_and_chromium_see_and_hear_each_other(kreis_server: Any) -
 
 
 async def test_e2ee_between_firefox_and_chromium(server_factory: Any) -> None:
-    server = server_factory("tap", env=HOOKS)
+    server = server_factory("tap", **HOOKS)
     slug = "verschluesselt-fuchs-und-falke"
     leader = await start_room(server, slug, lobby=True)
     errors: list[str] = []

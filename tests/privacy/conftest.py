@@ -55,7 +55,7 @@ def audit_server(tmp_path: Path) -> Iterator[Any]:
     server = harness.start_server(
         tmp_path / "server",
         extra_config=f'\n[metrics]\ntoken = "{METRICS_TOKEN}"\nloopback_only = true\n',
-        env={"KREIS_TEST_HOOKS": "1"},
+        hooks=True,
     )
     server.metrics_token = METRICS_TOKEN
     try:

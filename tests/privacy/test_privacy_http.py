@@ -190,17 +190,16 @@ def test_ice_servers_coturn_rest_scheme() -> None:
     assert ice_servers(config, 0)[0]["urls"] == ["turn:a:3478?transport=udp", "turns:a:5349"]
 
 
-async def test_memory_hook_only_with_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.testhooks import setup_test_hooks
+async def test_memory_hook_is_added_by_the_harness_only() -> None:
+    """The product's app has no `/_test` route; the harness's hooks search memory."""
+    from server_hooks import add_test_hooks
 
-    monkeypatch.delenv("KREIS_TEST_HOOKS", raising=False)
-    app = web.Application()
-    setup_test_hooks(app)
-    assert not [r for r in app.router.routes() if "_test" in str(r.resource)]
+    from app.config import Config
+    from app.server import create_app
 
-    monkeypatch.setenv("KREIS_TEST_HOOKS", "1")
+    assert not [r for r in create_app(Config()).router.routes() if "_test" in str(r.resource)]
     app = web.Application()
-    setup_test_hooks(app)
+    add_test_hooks(app)
     # The server runs in this process, so the strings are built at run time and only
     # their base64 form is kept here: no constant or local names them in full.
     app["kept"] = {"holder": "".join(["Zwetschgen", "baum-Quux", " im Raum"])}

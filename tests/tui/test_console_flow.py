@@ -46,11 +46,13 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
 async def guest(
     server: Any, name: str, password: str | None = None
 ) -> tuple[KreisClient, dict[str, Any]]:
-    """A browser guest that knocks; returns it and the server's first answer."""
+    """A browser guest that knocks with the room's invitation link (so the server
+    tells it why a gate is shut); returns it and the server's first answer."""
     client = KreisClient(server.url, kind="browser", lang="de")
     await client.connect()
+    invite = server.invite(SLUG)
     answer = await client.request(
-        {"type": "join", "room": SLUG, "name": name, "password": password},
+        {"type": "join", "room": SLUG, "name": name, "password": password, "invite": invite},
         "lobby_status",
         "joined",
         "error",

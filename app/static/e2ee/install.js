@@ -109,9 +109,9 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     line.className = "e2ee-state";
     line.textContent = state === "unable" ? text(lang, "unable") : state === "on" ? text(lang, "on") : "";
     statusElement.append(line);
-    const clear = participants.filter(
-      (p) => p.id !== selfId && p.kind !== "console" && p.e2ee !== "on",
-    ).length;
+    // every other member who receives the room's media and does not encrypt end to
+    // end counts, consoles and phones included: a listener nobody counts is unseen
+    const clear = participants.filter((p) => p.id !== selfId && p.e2ee !== "on").length;
     if (clear > 0) {
       const warn = document.createElement("span");
       warn.className = "e2ee-clear";

@@ -20,6 +20,12 @@ import { installE2EE } from "../e2ee/install.js";
 
 const slug = decodeURIComponent(location.pathname.replace(/^\/+|\/+$/g, "")).toLowerCase();
 
+/** The invite code from the room link (`/<slug>?k=<code>`), or null without one. */
+function inviteCode() {
+  const code = new URLSearchParams(location.search).get("k");
+  return code ? code : null;
+}
+
 const session = {
   phase: "prejoin", // prejoin | joining | waiting_leader | lobby | room | ended
   name: "",
@@ -95,12 +101,30 @@ async function startRoom() {
   if (answer.type === "room_created" && (answer.warning === "short" || answer.warning === "guessable")) {
     notice(t(`slug_warning_${answer.warning}`), { seconds: 12 });
   }
+  if (answer.type === "room_created" && answer.url) showInvite(answer.url);
   return true;
+}
+
+/** The leader's own page becomes the invite link (so a reload keeps it), shown to copy. */
+function showInvite(url) {
+  try {
+    const link = new URL(String(url), location.href);
+    // only this room's path and the invite query: never another origin or page
+    if (link.pathname.replace(/^\/+|\/+$/g, "").toLowerCase() === slug) {
+      history.replaceState(history.state, "", link.pathname + link.search + location.hash);
+    }
+  } catch (_) {
+    /* no usable link: the address bar stays as it is */
+  }
+  room.leader.setInvite(url);
 }
 
 function sendJoin(resume) {
   performance.mark("kreis:join-sent");
-  sig.send({ type: "join", room: slug, name: session.name, password: session.password, resume: resume || null });
+  const join = { type: "join", room: slug, name: session.name, password: session.password, resume: resume || null };
+  const invite = inviteCode();
+  if (invite) join.invite = invite; // older servers refuse unknown fields: only when there is one
+  sig.send(join);
 }
 
 /** After a reconnect: sign in again if we lead, then join with the resume token. */
@@ -133,7 +157,8 @@ function end(reason, { closeSocket = true } = {}) {
 
 function renderEnded() {
   const texts = { denied: "ended_denied", timeout: "ended_timeout", ended: "ended_room", room: "ended_room", removed: "ended_removed", left: "ended_left", lost: "err_connection" };
-  $("ended-text").textContent = t(texts[session.endReason] || "ended_left");
+  const key = Object.hasOwn(texts, session.endReason) ? texts[session.endReason] : "ended_left";
+  $("ended-text").textContent = t(key);
   $("rejoin").hidden = session.endReason === "removed" || session.endReason === "room" || session.endReason === "ended";
 }
 
@@ -193,7 +218,12 @@ sig.on("error", (msg) => {
     setPhase("prejoin");
     prejoin.show();
     const aboutPassword = ["password_required", "bad_room_password"].includes(msg.code);
-    if (aboutPassword || (msg.code === "rate_limited" && !$("password-row").hidden)) {
+    if (msg.code === "room_closed") {
+      // one calm answer for "not started", "locked" and "password": offer both ways on
+      prejoin.offerRetry(errorText(msg));
+    } else if (msg.code === "reserved_name") {
+      prejoin.askName(errorText(msg));
+    } else if (aboutPassword || (msg.code === "rate_limited" && !$("password-row").hidden)) {
       prejoin.askPassword(errorText(msg));
     } else {
       prejoin.showError(errorText(msg));

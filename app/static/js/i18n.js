@@ -79,6 +79,23 @@ const TEXTS = {
     "No connection to the server. Please check your internet connection.",
     "Keine Verbindung zum Server. Bitte prüfe deine Internetverbindung.",
   ],
+  err_room_closed: [
+    "This room is not open to you right now. It may not have started yet, it may be locked, or it may need a password. Check your link and the password, or try again later.",
+    "Dieser Raum ist für dich gerade nicht offen. Vielleicht hat das Treffen noch nicht begonnen, der Raum ist abgeschlossen oder braucht ein Passwort. Prüfe deinen Link und das Passwort oder versuche es später noch einmal.",
+  ],
+  err_reserved_name: [
+    "This name is kept for the group's leader. Please choose another name.",
+    "Dieser Name ist der Leitung der Gruppe vorbehalten. Bitte wähle einen anderen Namen.",
+  ],
+  err_console_not_leader: [
+    "Only the group's leaders can join a room with the console.",
+    "Nur die Leitung der Gruppe kann mit der Konsole einem Raum beitreten.",
+  ],
+  err_lobby_full: [
+    "Too many people are waiting to come in right now. Please try again in a moment.",
+    "Gerade warten zu viele Menschen auf Einlass. Bitte versuche es gleich noch einmal.",
+  ],
+  retry: ["Try again", "Noch einmal versuchen"],
   err_generic: ["Something went wrong: {msg}", "Etwas ist schiefgegangen: {msg}"],
   // waiting
   waiting_leader_title: ["Waiting for the leader", "Warten auf die Leitung"],
@@ -126,6 +143,12 @@ const TEXTS = {
   role_leader: ["leader", "Leitung"],
   role_coleader: ["co-leader", "Co-Leitung"],
   role_phone: ["phone", "Telefon"],
+  // what kind of connection a person uses: everyone who can hear is seen, with its kind
+  kind_console_leader: ["Leader (console)", "Leitung (Konsole)"],
+  kind_console: ["Console", "Konsole"],
+  kind_browser: ["Browser", "Browser"],
+  kind_phone: ["Phone", "Telefon"],
+  away: ["reconnecting", "getrennt"],
   chat_title: ["Chat", "Chat"],
   chat_input: ["Write a message", "Nachricht schreiben"],
   chat_send: ["Send", "Senden"],
@@ -141,6 +164,14 @@ const TEXTS = {
   leader_title: ["Leading this room", "Diesen Raum leiten"],
   lobby_queue_title: ["Waiting in the lobby ({n})", "Wartet im Vorraum ({n})"],
   lobby_empty: ["Nobody is waiting.", "Niemand wartet."],
+  invite_title: ["Invite link", "Einladungslink"],
+  invite_hint: [
+    "Send this link to the people you invite; with it they can knock.",
+    "Schick diesen Link den Menschen, die du einlädst; damit können sie anklopfen.",
+  ],
+  invite_copy: ["Copy", "Kopieren"],
+  invite_copied: ["Invite link copied.", "Einladungslink kopiert."],
+  invite_copy_failed: ["Please select the link and copy it.", "Bitte markiere den Link und kopiere ihn."],
   knock_notice: ["{name} is waiting in the lobby.", "{name} wartet im Vorraum."],
   admit: ["Admit", "Hereinlassen"],
   admit_name: ["Admit {name}", "{name} hereinlassen"],
@@ -225,8 +256,9 @@ export function currentLang() {
 
 /** The sentence for `key` in the current language, with {name} placeholders filled. */
 export function t(key, vars = {}) {
-  const pair = TEXTS[key];
-  if (!pair) return key;
+  // own keys only: a code from the server ("constructor", "__proto__") is not a text
+  const pair = Object.hasOwn(TEXTS, key) ? TEXTS[key] : null;
+  if (!pair) return String(key);
   const text = pair[lang === "de" ? 1 : 0];
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
 }
@@ -271,6 +303,6 @@ export function bindLangButton(button) {
 export function errorText(err) {
   const code = err && err.code;
   if (code === "rate_limited") return t("err_rate_limited", { s: err.retry_after ?? 30 });
-  if (code && TEXTS["err_" + code]) return t("err_" + code);
+  if (code && Object.hasOwn(TEXTS, "err_" + code)) return t("err_" + code);
   return t("err_generic", { msg: (err && (err.message || err.code)) || "?" });
 }

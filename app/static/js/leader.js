@@ -4,6 +4,10 @@
  * lobby, lock, end-to-end encryption, phone dial-in (number and PIN, leaders only),
  * password set/clear, end the meeting.
  *
+ * Each entrant shows how they come (browser, phone, console): a phone caller cannot be
+ * seen, and a leader should know that before letting one in. The invite link from
+ * `room_created` is shown with a copy button.
+ *
  * Phone callers cannot be end-to-end encrypted: switching E2EE on while someone is on
  * the phone is refused (`phones_present`) until the leader confirms that they will be
  * disconnected; while E2EE is on, the dial-in switch is disabled.
@@ -11,6 +15,13 @@
 
 import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
 import { t, onLangChange, errorText } from "./i18n.js";
+
+/** The word for each entrant kind in `lobby_queue`. */
+const ENTRANT_KINDS = new Map([
+  ["browser", "kind_browser"],
+  ["phone", "kind_phone"],
+  ["console", "kind_console"],
+]);
 
 export class LeaderPanel {
   constructor(sig) {
@@ -39,6 +50,7 @@ export class LeaderPanel {
       input.value = "";
     });
     $("password-clear").addEventListener("click", () => this.send({ type: "set_password", password: null }));
+    $("invite-copy").addEventListener("click", () => this.copyInvite());
     $("end-room").addEventListener("click", async () => {
       if (await confirmDialog(t("end_confirm"), t("end_room"))) this.send({ type: "end_room" });
     });
@@ -53,6 +65,37 @@ export class LeaderPanel {
     this.room = room;
     this.entrants = [];
     this.render();
+  }
+
+  /** The invite link of a room this leader created (`room_created.url`), shown as text. */
+  setInvite(url) {
+    let link = null;
+    try {
+      link = new URL(String(url), location.href);
+    } catch (_) {
+      link = null;
+    }
+    const ok = !!link && (link.protocol === "https:" || link.protocol === "http:");
+    $("invite-url").textContent = ok ? link.href : "";
+    $("invite").hidden = !ok;
+  }
+
+  async copyInvite() {
+    const box = $("invite-url");
+    const text = box.textContent;
+    if (!text) return;
+    try {
+      await navigator.clipboard.writeText(text);
+      notice(t("invite_copied"));
+    } catch (_) {
+      // no clipboard (an insecure page, a refusing browser): select it for the person
+      const range = document.createRange();
+      range.selectNodeContents(box);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      notice(t("invite_copy_failed"));
+    }
   }
 
   gotLobbyQueue(msg) {
@@ -87,6 +130,8 @@ export class LeaderPanel {
     // `joined` carries settings only; the number and PIN come with room_state
     if (msg.type === "room_state") {
       this.dialIn = { pin: msg.dial_in_pin || null, numbers: msg.dial_in_numbers || [] };
+      // every leader of the room gets the link, also one who joined a running room
+      if (msg.invite_url) this.setInvite(msg.invite_url);
     }
     if (!this.settings.dial_in) this.dialIn = { pin: null, numbers: [] };
     this.render();
@@ -166,8 +211,12 @@ export class LeaderPanel {
         el("span", { cls: "chat-text", text: line.text }),
       ]),
     );
-    return el("li", { cls: "entrant", attrs: { "data-entrant": e.id } }, [
-      el("span", { cls: "person-name", text: e.name }),
+    const kind = ENTRANT_KINDS.get(e.kind);
+    return el("li", { cls: "entrant", attrs: { "data-entrant": e.id, "data-kind": kind ? e.kind : null } }, [
+      el("div", { cls: "person-line" }, [
+        el("span", { cls: "person-name", text: e.name }),
+        kind ? el("span", { cls: `mark kind ${e.kind}`, text: t(kind) }) : null,
+      ]),
       el("div", { cls: "row" }, [admit, deny]),
       lines.length ? el("ol", { cls: "chat-log" }, lines) : null,
       form,

@@ -1,7 +1,12 @@
 /**
- * The live participant list (from `participants`): names as text, role, microphone,
- * camera, screen and hand marks. For leaders each other participant has "mute",
- * "remove" (with confirmation) and, for guests, "make co-leader" (with confirmation).
+ * The live participant list (from `participants`): names as text, role, kind (console,
+ * phone), microphone, camera, screen and hand marks. For leaders each other participant
+ * has "mute", "remove" (with confirmation) and, for guests, "make co-leader" (with
+ * confirmation).
+ *
+ * Everyone who can hear is seen: every member the server lists is shown, whatever its
+ * kind, and one whose connection dropped (`away`) stays listed, marked, until it comes
+ * back or the server lets it go. A leader can still remove it.
  */
 
 import { $, el, confirmDialog } from "./dom.js";
@@ -22,7 +27,7 @@ export class PeopleList {
   }
 
   render() {
-    const people = this.list.filter((p) => p.kind !== "console" || p.id === this.myId);
+    const people = this.list;
     $("people-title").textContent = t("people_title", { n: people.length });
     const items = people.map((p) => this.item(p));
     $("people").replaceChildren(...items);
@@ -33,14 +38,17 @@ export class PeopleList {
     const name = el("span", { cls: "person-name", text: mine ? `${p.name} (${t("you")})` : p.name });
     const marks = el("span", { cls: "marks" });
     const add = (cls, text) => marks.append(el("span", { cls: `mark ${cls}`, text }));
-    if (p.role === "leader") add("role", t("role_leader"));
-    if (p.role === "coleader") add("role", t("role_coleader"));
-    if (p.kind === "phone" || p.role === "phone") add("role", t("role_phone"));
+    const kind = kindMark(p);
+    if (kind) add(kind[0], kind[1]);
+    else if (p.role === "leader") add("role", t("role_leader"));
+    else if (p.role === "coleader") add("role", t("role_coleader"));
+    if (p.away) add("away", t("away"));
     if (p.hand) add("hand", t("hand_icon"));
     if (p.mic === false) add("mic-off", t("mic_off_icon"));
-    if (p.camera === false && p.kind !== "phone") add("camera-off", t("camera_off_icon"));
+    if (p.camera === false && !audioOnly(p)) add("camera-off", t("camera_off_icon"));
     if (p.screen) add("screen", t("share_start"));
-    const row = el("li", { cls: "person", attrs: { "data-participant": p.id } }, [
+    const cls = p.away ? "person away" : "person";
+    const row = el("li", { cls, attrs: { "data-participant": p.id, "data-kind": kindOf(p) } }, [
       el("div", { cls: "person-line" }, [name, marks]),
     ]);
     if (this.isLeader && !mine) row.append(this.actions(p));
@@ -51,7 +59,7 @@ export class PeopleList {
     const mute = el("button", {
       cls: "small",
       text: t("ask_mute"),
-      attrs: { type: "button", "aria-label": t("ask_mute_name", { name: p.name }), disabled: p.mic === false },
+      attrs: { type: "button", "aria-label": t("ask_mute_name", { name: p.name }), disabled: p.mic === false || !!p.away },
     });
     mute.addEventListener("click", () => this.sig.send({ type: "mute_request", room: this.room, id: p.id }));
     const remove = el("button", {
@@ -79,4 +87,30 @@ export class PeopleList {
     }
     return el("div", { cls: "person-actions" }, [mute, promote, remove]);
   }
+}
+
+/** `browser`, `console` or `phone` (older servers marked phones by role only). */
+export function kindOf(p) {
+  if (p.kind === "console" || p.kind === "phone") return p.kind;
+  return p.role === "phone" ? "phone" : "browser";
+}
+
+/** Consoles and phones never send a camera: their tile is a voice only. */
+export function audioOnly(p) {
+  return kindOf(p) !== "browser";
+}
+
+/**
+ * The mark that says how someone is here, or null for a browser: a console is a
+ * leader's ear in the room ("Leader (console)"), a phone is a phone. Consoles carry the
+ * role in this label, so they get no second "leader" mark.
+ */
+export function kindMark(p) {
+  const kind = kindOf(p);
+  if (kind === "console") {
+    const leads = p.role === "leader" || p.role === "coleader";
+    return ["kind console", t(leads ? "kind_console_leader" : "kind_console")];
+  }
+  if (kind === "phone") return ["kind phone", t("role_phone")];
+  return null;
 }

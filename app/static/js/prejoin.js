@@ -31,6 +31,7 @@ export class Prejoin {
     this.micSelect = $("mic-select");
     this.cameraSelect = $("camera-select");
     this.busy = false;
+    this.retrying = false; // after room_closed the Join button reads "Try again"
     this.devicesReady = Promise.resolve();
     $("join-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -38,7 +39,10 @@ export class Prejoin {
     });
     this.micSelect.addEventListener("change", () => this.chooseMic());
     this.cameraSelect.addEventListener("change", () => this.chooseCamera());
-    onLangChange(() => this.fillDevices());
+    onLangChange(() => {
+      this.fillDevices();
+      this.setBusy(this.busy); // "Join" or "Try again" in the new language
+    });
     const leaderWanted = location.hash === "#leader";
     if (leaderWanted) $("leader-login").open = true;
   }
@@ -135,6 +139,27 @@ export class Prejoin {
     input.focus();
   }
 
+  /**
+   * The room is not open to us (`room_closed`): it may not have started, be locked or
+   * want a password, and the server does not say which. Say so calmly, offer the
+   * password field (empty is fine) and turn Join into "Try again".
+   */
+  offerRetry(message) {
+    $("password-row").hidden = false;
+    $("password-error").textContent = "";
+    this.showError(message);
+    this.retrying = true;
+    this.setBusy(false);
+  }
+
+  /** The name was refused (`reserved_name`): the name field gets the focus again. */
+  askName(message) {
+    this.showError(message);
+    const input = $("name");
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+
   showError(message) {
     $("join-error").textContent = message || "";
     this.setBusy(false);
@@ -144,7 +169,7 @@ export class Prejoin {
     this.busy = busy;
     const button = $("join");
     button.disabled = busy;
-    button.textContent = busy ? t("connecting") : t("join_button");
+    button.textContent = busy ? t("connecting") : t(this.retrying ? "retry" : "join_button");
   }
 
   async submit() {

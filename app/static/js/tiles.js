@@ -3,12 +3,17 @@
  * one more per shared screen, our own tile first. Remote audio plays through hidden
  * <audio> elements, one per remote audio track.
  *
- * Tiles show the name (as text), and small state marks: microphone off, camera off,
- * hand raised; the active speaker's tile gets a highlighted frame.
+ * Every member the server lists gets a tile, whatever its kind: whoever can hear the
+ * room is seen in it. Consoles and phones have no camera, so theirs is an audio-only
+ * tile that says what they are ("Leader (console)", "phone").
+ *
+ * Tiles show the name (as text), and small state marks: kind, reconnecting, microphone
+ * off, camera off, hand raised; the active speaker's tile gets a highlighted frame.
  */
 
 import { $, el } from "./dom.js";
 import { t } from "./i18n.js";
+import { audioOnly, kindMark, kindOf } from "./participants.js";
 
 export class Tiles {
   constructor() {
@@ -120,13 +125,10 @@ export class Tiles {
   /** The participant list changed: names, marks, tiles for newcomers, none for leavers. */
   update(participants) {
     this.people = new Map(participants.map((p) => [p.id, p]));
-    for (const p of participants) {
-      if (p.kind === "console") continue;
-      this.tile(p.id, "camera");
-    }
+    for (const p of participants) this.tile(p.id, "camera");
     for (const tile of [...this.tiles.values()]) {
       const p = this.people.get(tile.pid);
-      if (!p || p.kind === "console" || (tile.source === "screen" && !p.screen && !tile.hasVideo)) {
+      if (!p || (tile.source === "screen" && !p.screen && !tile.hasVideo)) {
         this.drop(tile.pid, tile.source);
         continue;
       }
@@ -140,17 +142,25 @@ export class Tiles {
     const mine = tile.pid === this.myId;
     const label = tile.source === "screen" ? t("screen_of", { name }) : mine ? `${name} (${t("you")})` : name;
     tile.name.textContent = label;
-    tile.root.setAttribute("aria-label", label);
+    // a screen reader hears the kind too: "Leitung, Leader (console), reconnecting"
+    const kind = p && tile.source === "camera" ? kindMark(p) : null;
+    const spoken = [label, kind && kind[1], p && p.away && t("away")].filter(Boolean).join(", ");
+    tile.root.setAttribute("aria-label", spoken);
     const cameraOn = p ? p.camera !== false : true;
     const showVideo = tile.hasVideo && (tile.source === "screen" || cameraOn);
     tile.video.hidden = !showVideo;
     tile.avatar.hidden = showVideo;
     tile.avatar.textContent = initial(name);
     tile.root.classList.toggle("speaking", tile.pid === this.speaker && tile.source === "camera");
+    tile.root.classList.toggle("audio-only", !!p && audioOnly(p) && tile.source === "camera");
+    tile.root.classList.toggle("away", !!p && !!p.away);
+    if (p) tile.root.dataset.kind = kindOf(p);
     const marks = [];
     if (p && tile.source === "camera") {
+      if (kind) marks.push(kind);
+      if (p.away) marks.push(["away", t("away")]);
       if (p.mic === false) marks.push(["mic-off", t("mic_off_icon")]);
-      if (p.camera === false) marks.push(["camera-off", t("camera_off_icon")]);
+      if (p.camera === false && !audioOnly(p)) marks.push(["camera-off", t("camera_off_icon")]);
       if (p.hand) marks.push(["hand", t("hand_icon")]);
       if (tile.pid === this.speaker) marks.push(["speaking", t("speaking")]);
     }

@@ -1,4 +1,8 @@
-"""Debug-only endpoints that let the privacy tests look inside a running server.
+"""Test-only endpoints that let the privacy and E2EE tests look inside a running server.
+
+They are part of the test harness, not of the product: `tests/serve_with_hooks.py`
+builds the app with `app.server.create_app` and then calls `add_test_hooks(app)`. No
+environment variable or setting switches them on in a production `kreis serve`.
 
 "No trace of a meeting once it ends" covers the process's memory as much as its disk.
 The trace-audit test (tests/privacy) ends a room and then asks the server, through
@@ -6,9 +10,7 @@ The trace-audit test (tests/privacy) ends a room and then asks the server, throu
 distinctive strings (a guest name, the slug, a chat line) and how many room-like objects
 (`Room`, `Participant`, `Lobby`, …) are still alive after a full garbage collection.
 
-The endpoint exists only when the environment says `KREIS_TEST_HOOKS=1` at start, and
-even then answers only loopback peers. A production server never has it: without the
-variable `setup_test_hooks()` adds nothing at all.
+Even in the harness the endpoints answer only loopback peers.
 
 The strings arrive base64-encoded, so the request itself does not put them into memory
 in plain form; the one decoded copy the search needs is skipped by identity.
@@ -20,15 +22,15 @@ keeps, per publisher participant id, the first `limit` forwarded video RTP paylo
 `keyframe` asks every publisher for a keyframe right after arming. `limit` 0 disarms.
 Nothing is recorded until a test arms it.
 
-Deutsch: Nur für Tests (Umgebungsvariable `KREIS_TEST_HOOKS=1`): prüft, ob nach dem Ende
-eines Raums noch etwas von ihm im Arbeitsspeicher des Servers erreichbar ist.
+Deutsch: Nur für Tests, vom Testaufbau hinzugefügt (nie über die Umgebung
+einschaltbar): prüft, ob nach dem Ende eines Raums noch etwas von ihm im
+Arbeitsspeicher des Servers erreichbar ist.
 """
 
 from __future__ import annotations
 
 import base64
 import gc
-import os
 import types
 from collections import Counter
 from typing import Any
@@ -36,8 +38,8 @@ from typing import Any
 from aiohttp import web
 
 from app.security import peer_address
+from app.server import HUB_KEY
 
-ENV_VAR = "KREIS_TEST_HOOKS"
 ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Chat", "Resume", "Waiting")
 """Class-name fragments that mark per-meeting objects in `app.*` and `sfu.*`."""
 PER_CONNECTION = ("Connection", "UpConnection", "DownConnection", "RtpUpTrack", "RtpDownTrack")
@@ -50,7 +52,7 @@ MAX_TAP_PACKETS = 1000
 
 class PayloadTap:
     """Records the first `limit` forwarded video payloads per publisher once armed;
-    installed as `Router.payload_tap` (sfu) when the hooks are enabled."""
+    installed as `Router.payload_tap` (sfu) by `add_test_hooks`."""
 
     def __init__(self) -> None:
         self.limit = 0
@@ -69,11 +71,6 @@ class PayloadTap:
 
 
 TAP = PayloadTap()
-
-
-def enabled() -> bool:
-    """True when this process was started with `KREIS_TEST_HOOKS=1`."""
-    return os.environ.get(ENV_VAR, "") == "1"
 
 
 def _reachable_text(skip: set[int]) -> list[tuple[str | bytes, Any]]:
@@ -177,8 +174,6 @@ async def tap_arm_handler(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"limit: 0..{MAX_TAP_PACKETS}")
     TAP.arm(limit)
     if limit and body.get("keyframe"):
-        from app.server import HUB_KEY  # late: app.server imports this module
-
         hub = request.app[HUB_KEY]
         if hub.media is not None:
             for room in hub.store.all():
@@ -194,9 +189,18 @@ async def tap_handler(request: web.Request) -> web.Response:
     return web.json_response({"video": [base64.b64encode(b).decode("ascii") for b in got]})
 
 
-def setup_test_hooks(app: web.Application) -> None:
-    """Adds `/_test/*` routes when `KREIS_TEST_HOOKS=1`; otherwise does nothing."""
-    if enabled():
-        app.router.add_post("/_test/memory", memory_handler)
-        app.router.add_post("/_test/tap", tap_arm_handler)
-        app.router.add_get("/_test/tap", tap_handler)
+def add_test_hooks(app: web.Application) -> web.Application:
+    """Adds the `/_test/*` routes and, once the SFU runs, the payload tap."""
+
+    async def install_tap(app: web.Application) -> None:
+        hub = app.get(HUB_KEY)
+        media = hub.media if hub is not None else None
+        router = getattr(media, "router", None)
+        if router is not None and hasattr(router, "payload_tap"):
+            router.payload_tap = TAP
+
+    app.router.add_post("/_test/memory", memory_handler)
+    app.router.add_post("/_test/tap", tap_arm_handler)
+    app.router.add_get("/_test/tap", tap_handler)
+    app.on_startup.append(install_tap)  # after create_app's cleanup_ctx started the SFU
+    return app
