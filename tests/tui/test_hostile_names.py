@@ -32,6 +32,7 @@ from app.client import KreisClient
 from tui.app import KreisConsole
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.room import RoomScreen
+from tui.screens.rooms import RoomsScreen
 from tui.session import RoomView
 
 pytestmark = [pytest.mark.tui, pytest.mark.security, pytest.mark.timeout(120)]
@@ -151,6 +152,7 @@ async def test_clicking_a_knock_only_dismisses_it(
             assert room is not None
             await wait_for(pilot, lambda: room.settings.get("lobby") is True)
             invite = invite_code(room.url)
+            assert invite, room.url  # the console holds the room's invitation link
             shown: dict[str, str] = {}
             for count, name in enumerate(MARKUP_CLICKS, start=1):
                 client, answer = await knock(kreis_server, name, invite)
@@ -178,6 +180,18 @@ async def test_clicking_a_knock_only_dismisses_it(
                 assert not [m for m in client.history if m.get("state") == "denied"]
             for name, text in shown.items():
                 assert name in text, (name, text)  # the toast showed the characters
+
+            # Watched again from the list, the room still has its invitation link
+            # (from room_state), so that `u` copies a link the guests can use.
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, RoomsScreen))
+            await wait_for(pilot, lambda: app.screen.selected_slug == SLUG)  # type: ignore[attr-defined]
+            app.screen.query_one("#rooms-table").focus()  # (the new-room field had it)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, RoomScreen))
+            watched = app.session.room
+            assert watched is not None and watched is not room
+            await wait_for(pilot, lambda: invite_code(watched.url) == invite)
     finally:
         for client in guests:
             await client.close()
@@ -224,7 +238,7 @@ async def test_no_name_crashes_the_console_or_shows_as_markup(
                     shown[toast] = toast.render().plain
                 app.clear_notifications()
             assert set(refused.values()) <= REFUSED_CODES, refused
-            assert len(waiting) >= 40, refused
+            assert len(waiting) >= 35, refused  # most reach the console (41 of 61 today)
             assert set(SPOKEN_LAST) <= {name for name, _ in waiting}
             await wait_for(pilot, lambda: len(room.entrants) == len(waiting))
             await pilot.pause()
