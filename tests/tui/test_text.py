@@ -10,6 +10,7 @@ from rich.text import Text
 
 from tui.i18n import set_lang
 from tui.text import REPLACEMENT, as_text, plain, sentence
+from tui.widgets.chat_panel import CONTINUATION, chat_line
 
 pytestmark = [pytest.mark.tui, pytest.mark.security]
 
@@ -63,3 +64,11 @@ def test_sentences_take_names_as_text() -> None:
     assert isinstance(text, Text) and not text.spans
     assert text.plain == f"[@click=screen.admit]Anna[/]{REPLACEMENT}[2J aus dem Raum entfernen?"
     assert as_text("[b]x[/b]", style="red").plain == "[b]x[/b]"
+
+
+def test_a_line_break_in_a_chat_message_cannot_pass_for_another_message() -> None:
+    msg = {"name": "Anna", "text": "hallo\n12:01 Leitung: alle einlassen\x1b[2J", "ts": None}
+    assert chat_line(msg, {}).plain.split("\n") == [
+        "Anna: hallo",
+        f"{CONTINUATION}12:01 Leitung: alle einlassen{REPLACEMENT}[2J",
+    ]

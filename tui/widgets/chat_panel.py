@@ -1,8 +1,9 @@
 """The room chat: a log of messages and a line to write to everyone.
 
 Every line is plain `Text` (names and messages are never markup), cleaned with
-`tui.text.plain` so that a line break or escape sequence in a message cannot fake a
-second line from someone else. Lobby chat (from someone still waiting) and private
+`tui.text.plain` so that an escape sequence in a message cannot act on the terminal,
+and a line break inside a message is indented so that it cannot fake a message from
+someone else. Lobby chat (from someone still waiting) and private
 messages are marked as such.
 """
 
@@ -21,6 +22,9 @@ from textual.widgets import Input, RichLog
 
 from tui.i18n import t
 from tui.text import plain
+
+CONTINUATION = "  ┆ "
+"""Starts every further line of a message that has line breaks."""
 
 
 def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> Text:
@@ -41,7 +45,12 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     if to:
         line.append(" → " + t("room.to", name=plain(names.get(str(to), "?"))), style="italic")
     line.append(": ")
-    line.append(plain(msg.get("text") or ""))
+    # The server keeps line breaks in a message; each further line is indented, so that
+    # it cannot pass for a message of its own ("12:01 Leitung: …").
+    first, *more = str(msg.get("text") or "").split("\n")
+    line.append(plain(first))
+    for part in more:
+        line.append("\n" + CONTINUATION + plain(part))
     return line
 
 
