@@ -99,6 +99,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "This name is reserved for the leaders. Please choose another.",
         "Dieser Name ist der Leitung vorbehalten. Bitte einen anderen wählen.",
     ),
+    "err.room_full": (
+        "The room is full. Someone has to leave before anyone else can come in.",
+        "Der Raum ist voll. Erst wenn jemand geht, kann noch jemand herein.",
+    ),
+    "err.lobby_full": (
+        "The lobby is full. Let people in or send some away first.",
+        "Der Warteraum ist voll. Erst Wartende einlassen oder abweisen.",
+    ),
     "err.other": ("The server says: {message}", "Der Server meldet: {message}"),
     # connection
     "conn.online": ("connected", "verbunden"),

@@ -66,7 +66,9 @@ def test_errors_are_sentences_in_the_current_language() -> None:
 
 
 @pytest.mark.parametrize("lang", ["de", "en"])
-@pytest.mark.parametrize("code", ["room_closed", "console_not_leader", "reserved_name"])
+@pytest.mark.parametrize(
+    "code", ["room_closed", "console_not_leader", "reserved_name", "room_full", "lobby_full"]
+)
 def test_new_server_error_codes_have_their_own_sentence(code: str, lang: str) -> None:
     """Issue 11's codes are explained, not passed on as "the server says: …"."""
     set_lang(lang)
