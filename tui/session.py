@@ -78,7 +78,8 @@ class RoomView:
 
     slug: str
     url: str = ""
-    """The address to share with the group."""
+    """The invitation link to share with the group (`room_created.url`, then
+    `room_state.invite_url`; only the bare address until the server sends one)."""
     settings: dict[str, bool] = field(default_factory=dict)
     """lobby, locked, has_password, e2ee, dial_in."""
     dial_in_pin: str | None = None
@@ -309,6 +310,8 @@ class ConsoleSession:
         room.settings = dict(msg.get("settings") or {})
         room.dial_in_pin = msg.get("dial_in_pin")
         room.dial_in_numbers = list(msg.get("dial_in_numbers") or [])
+        if msg.get("invite_url"):  # the invitation link, with its ?k= code
+            room.url = str(msg["invite_url"])
         self.post(RoomChanged(room.slug, "state"))
 
     def got_lobby_queue(self, msg: dict[str, Any]) -> None:
