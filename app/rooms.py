@@ -230,6 +230,7 @@ class Room:
             "participants": len(self.participants),
             "lobby": len(self.lobby),
             "settings": self.settings.public(self.has_password),
+            "invite_url": self.invite_url,
         }
 
     def broadcast_participants(self) -> None:

@@ -223,3 +223,32 @@ async def test_reconnect_keeps_room_and_queue(kreis_server: Any, tmp_path: Path)
     finally:
         for client in guests:
             await client.close()
+
+
+async def test_the_room_list_copies_the_invitation_link(kreis_server: Any, tmp_path: Path) -> None:
+    """A room another leader started: the list shows and copies its invitation link
+    (with the `?k=` code), not the bare address strangers get `room_closed` for."""
+    other = KreisClient(kreis_server.url, kind="console")
+    await other.connect()
+    try:
+        await other.request(
+            {"type": "login", "group": kreis_server.group, "password": kreis_server.password},
+            "login_ok",
+        )
+        await other.request({"type": "create_room", "slug": SLUG}, "room_created")
+        app = console(kreis_server, tmp_path)
+        link = f"{kreis_server.url}/{SLUG}?k={kreis_server.invite(SLUG)}"
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await type_text(pilot, kreis_server.password)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, RoomsScreen))
+            screen = app.screen
+            assert isinstance(screen, RoomsScreen)
+            await wait_for(pilot, lambda: screen.selected_slug == SLUG)
+            shown = screen.query_one("#rooms-url")
+            await wait_for(pilot, lambda: link in str(shown.render()))
+            await pilot.press("u")
+            await wait_for(pilot, lambda: app.clipboard == link)
+    finally:
+        await other.close()

@@ -133,9 +133,19 @@ class RoomsScreen(ConsoleScreen):
             return str(rooms[table.cursor_row].get("slug"))
         return None
 
-    def _show_url(self) -> None:
+    @property
+    def selected_url(self) -> str:
+        """The selected room's invitation link (with its `?k=` code), else ""."""
+        rooms = self.console.session.rooms
         slug = self.selected_slug
-        url = f"{self.console.session.server_url}/{slug}" if slug else ""
+        for room in rooms:
+            if room.get("slug") == slug:
+                link = room.get("invite_url")
+                return str(link) if link else f"{self.console.session.server_url}/{slug}"
+        return ""
+
+    def _show_url(self) -> None:
+        url = self.selected_url
         self.query_one("#rooms-url", Static).update(sentence("rooms.url", url=url) if url else "")
 
     @on(DataTable.RowHighlighted, "#rooms-table")
@@ -165,9 +175,8 @@ class RoomsScreen(ConsoleScreen):
         self.refresh_rooms()
 
     def action_copy_url(self) -> None:
-        slug = self.selected_slug
-        if slug:
-            url = f"{self.console.session.server_url}/{slug}"
+        url = self.selected_url
+        if url:
             self.app.copy_to_clipboard(url)
             self.notify(t("copied", url=url))
 
