@@ -410,7 +410,9 @@ class Hub:
                 room.broadcast_lobby()
             elif member.id in room.participants:
                 del room.participants[member.id]
-                if dropped and self.config.rooms.resume_grace_seconds > 0:
+                # A phone call cannot come back (the gateway never resumes): gone is gone.
+                resumable = member.kind != "phone"
+                if dropped and resumable and self.config.rooms.resume_grace_seconds > 0:
                     # Listed as away until the ticket is used, expires, or a leader
                     # removes them (which kills the ticket).
                     room.resume[member.resume] = ResumeTicket(

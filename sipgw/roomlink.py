@@ -183,6 +183,7 @@ class ServerLink(RoomLink):
             for source in self._resample.sources:
                 self.mix.remove(source)
         with contextlib.suppress(Exception):
+            await self.client.send({"type": "leave"})  # hung up: gone, not dropped
             await self.client.close()
         if self._watch is not None:
             self._watch.cancel()

@@ -213,7 +213,8 @@ async def launch_firefox(
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(url + "/session", timeout=aiohttp.ClientWSTimeout(10))
         firefox = Firefox(ws)
-        await firefox.command("session.new", {"capabilities": {}})
+        # A cold Firefox on a busy 2-core machine can take long to open its first session.
+        await firefox.command("session.new", {"capabilities": {}}, timeout=120)
         yield firefox
     finally:
         if firefox is not None:
