@@ -173,7 +173,11 @@ class KreisConsole(App[int]):
         try:
             await audio.start(room.slug)
         except Exception as exc:  # audio is optional: say so and carry on
-            self.notify(t("audio.failed", reason=type(exc).__name__), severity="warning")
+            from app.client import ServerError
+
+            code = exc.code if isinstance(exc, ServerError) else ""
+            reason = explain(code) if code == "e2ee_console_audio" else type(exc).__name__
+            self.notify(t("audio.failed", reason=reason), severity="warning", timeout=12)
             self.audio = None
             await audio.stop()
             return
