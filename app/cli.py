@@ -25,8 +25,8 @@ from typing import Any
 from app.config import (
     check_can_serve,
     check_group_id,
+    config_from_dict,
     default_config_path,
-    load_config,
     load_raw,
     save_raw,
     write_first_config,
@@ -69,7 +69,9 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
         prog="kreis", description=t("help.description", lang), parents=[common]
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser("serve", parents=[common], help=t("help.serve", lang))
+    serve = commands.add_parser("serve", parents=[common], help=t("help.serve", lang))
+    serve.add_argument("--host", metavar="ADDRESS", help=t("help.host", lang))
+    serve.add_argument("--port", type=int, metavar="PORT", help=t("help.port", lang))
     for name, key in (("console", "help.console"), ("dial-in", "help.dial_in")):
         handover = commands.add_parser(name, help=t(key, lang), add_help=False)
         handover.add_argument("args", nargs=argparse.REMAINDER)
@@ -149,7 +151,12 @@ def _serve(args: argparse.Namespace, lang: Lang) -> int:
     if not explicit and not path.exists():
         group_id, password = write_first_config(path)
         print(t("first_run", lang, path=path, group=group_id, password=password), flush=True)
-    config = load_config(path)
+    raw = load_raw(path)
+    # --host/--port stand in for `[server] host/port` and go through the same checks.
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    if overrides:
+        raw["server"] = {**raw.get("server", {}), **overrides}
+    config = config_from_dict(raw, base_dir=path.resolve().parent)
     check_can_serve(config)
     from app import server  # late: group commands need no aiohttp or aiortc
 

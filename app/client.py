@@ -5,7 +5,11 @@ no server code: it speaks docs/protocol.md over a WebSocket, exactly like a brow
 
 Incoming messages are kept in arrival order; `expect()` takes the first one of the
 wanted types (others stay queued for later `expect()` calls), and `on_message`
-callbacks see every message as it arrives.
+callbacks see every message as it arrives. Both the queue and `history` keep at most
+`kept` messages (the oldest go first), so a client that never calls `expect()` (the
+console, the gateway) holds a bounded amount however long the meeting runs. A callback
+that raises is logged and the reader carries on: one bad message must not end the
+connection.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import json
 import logging
 import ssl as ssl_module
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +28,9 @@ import aiohttp
 from app.protocol import UpMessage, encode
 
 log = logging.getLogger(__name__)
+
+KEPT = 500
+"""Default for how many received messages the queue and the history each keep."""
 
 
 class ClientError(Exception):
@@ -51,6 +59,12 @@ def ws_url(server_url: str) -> str:
     return url if url.endswith("/ws") else url + "/ws"
 
 
+def _kind(data: object) -> str:
+    """A message's type for a log line (bounded; never its content)."""
+    kind = data.get("type") if isinstance(data, dict) else None
+    return str(kind)[:32] if isinstance(kind, str) else "?"
+
+
 class KreisClient:
     """One signalling connection to a Kreis server."""
 
@@ -61,6 +75,7 @@ class KreisClient:
         lang: str = "en",
         ssl: ssl_module.SSLContext | bool | None = None,
         headers: dict[str, str] | None = None,
+        kept: int = KEPT,
     ) -> None:
         self.url = ws_url(server_url)
         self.kind = kind
@@ -70,14 +85,18 @@ class KreisClient:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: list[dict[str, Any]] = []
+        self._pending: deque[dict[str, Any]] = deque(maxlen=kept)
         self._arrived = asyncio.Condition()
-        self.history: list[dict[str, Any]] = []
-        """Every message received, in order (for tests and debugging)."""
+        self._history: deque[dict[str, Any]] = deque(maxlen=kept)
         self.hello: dict[str, Any] = {}
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.on_message: list[Callable[[dict[str, Any]], Any]] = []
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The last `kept` messages received, oldest first (tests and debugging)."""
+        return list(self._history)
 
     async def connect(self, timeout: float = 10) -> dict[str, Any]:
         """Opens the socket, sends `hello` and returns the server's `hello`."""
@@ -110,11 +129,9 @@ class KreisClient:
                 except ValueError:
                     log.warning("server sent a frame that is not JSON")
                     continue
-                self.history.append(data)
+                self._history.append(data)
                 for callback in list(self.on_message):
-                    result = callback(data)
-                    if asyncio.iscoroutine(result):
-                        await result
+                    await self._call(callback, data)
                 async with self._arrived:
                     self._pending.append(data)
                     self._arrived.notify_all()
@@ -123,6 +140,16 @@ class KreisClient:
             self.closed.set()
             async with self._arrived:
                 self._arrived.notify_all()
+
+    @staticmethod
+    async def _call(callback: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> None:
+        """Runs one `on_message` callback; its failure is logged, never ends the reader."""
+        try:
+            result = callback(data)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("an on_message callback failed on a %s message", _kind(data))
 
     async def send(self, msg: UpMessage | dict[str, Any]) -> None:
         """Sends one message (a protocol dataclass or a raw dict, for tests of bad input)."""
@@ -143,10 +170,11 @@ class KreisClient:
         wanted = set(types)
 
         def take() -> dict[str, Any] | None:
-            for i, msg in enumerate(self._pending):
+            for msg in self._pending:
                 kind = msg.get("type")
                 if kind in wanted or (kind == "error" and "error" not in wanted):
-                    return self._pending.pop(i)
+                    self._pending.remove(msg)
+                    return msg
             return None
 
         async def wait() -> dict[str, Any]:
@@ -173,13 +201,17 @@ class KreisClient:
 
     def drain(self, *types: str) -> list[dict[str, Any]]:
         """Removes and returns every queued message of `types` (all if none given)."""
-        taken = [m for m in self._pending if not types or m.get("type") in types]
-        self._pending = [m for m in self._pending if m not in taken]
+        taken: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        for msg in self._pending:
+            (taken if not types or msg.get("type") in types else kept).append(msg)
+        self._pending.clear()
+        self._pending.extend(kept)
         return taken
 
     def latest(self, kind: str) -> dict[str, Any] | None:
         """The newest message of a type seen so far (queued or not)."""
-        for msg in reversed(self.history):
+        for msg in reversed(self._history):
             if msg.get("type") == kind:
                 found: dict[str, Any] = msg
                 return found

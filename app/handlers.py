@@ -1,8 +1,9 @@
 """Handlers for incoming messages, one per type, named after the message (`got_join`).
 
-Each handler gets the hub, the connection and the validated message dataclass. Who may
-send what is decided in `app/signalling.py` (before admission) and here (roles).
-Leader-only room commands live in `app/moderation.py`.
+Each handler gets the hub, the connection and the validated message dataclass. Which
+handler answers which message, and who may send it at all, is one table in
+`app/routing.py`; the handlers check the finer rules (which room, which role).
+Leader-only room commands live in `app/moderation.py`, media in `app/media.py`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app import protocol as p
+from app.access import admitted_member, leader_room, require_leader
 from app.connection import Connection
 from app.hub import LEADER_NAME, Hub, Refused
 from app.logsetup import log_room_started
@@ -36,25 +37,13 @@ from app.turn import ice_servers as turn_servers
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Hub, Connection, Any], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {}
-
 _KDF_SLOTS = asyncio.Semaphore(2)
 _CALLER_RE = re.compile(r"^…?[0-9]{0,4}$")
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    def register(func: Handler) -> Handler:
-        HANDLERS[kind] = func
-        return func
-
-    return register
 
 
 # -- connection
 
 
-@handler("hello")
 async def got_hello(hub: Hub, conn: Connection, msg: p.Hello) -> None:
     if msg.version != p.VERSION:
         raise Refused("bad_version")
@@ -73,12 +62,10 @@ def ice_servers(hub: Hub) -> list[dict[str, Any]]:
     return turn_servers(hub.config, time.time())
 
 
-@handler("ping")
 async def got_ping(hub: Hub, conn: Connection, msg: p.Ping) -> None:
     conn.send(p.Pong())
 
 
-@handler("login")
 async def got_login(hub: Hub, conn: Connection, msg: p.Login) -> None:
     if conn.kind == "gateway":
         raise Refused("not_allowed")
@@ -98,7 +85,6 @@ async def got_login(hub: Hub, conn: Connection, msg: p.Login) -> None:
     conn.send(p.LoginOk(msg.group))
 
 
-@handler("gateway_auth")
 async def got_gateway_auth(hub: Hub, conn: Connection, msg: p.GatewayAuth) -> None:
     secret = hub.config.gateway.secret
     if conn.kind != "gateway":
@@ -116,13 +102,6 @@ async def got_gateway_auth(hub: Hub, conn: Connection, msg: p.GatewayAuth) -> No
 # -- rooms (leaders)
 
 
-def require_leader(conn: Connection) -> str:
-    if conn.group is None:
-        raise Refused("not_allowed")
-    return conn.group
-
-
-@handler("list_rooms")
 async def got_list_rooms(hub: Hub, conn: Connection, msg: p.ListRooms) -> None:
     group = require_leader(conn)
     conn.send(p.RoomList([r.summary() for r in hub.store.by_group(group)]))
@@ -143,7 +122,6 @@ def slug_taken(hub: Hub, conn: Connection, slug: str) -> bool:
     return True
 
 
-@handler("check_slug")
 async def got_check_slug(hub: Hub, conn: Connection, msg: p.CheckSlug) -> None:
     require_leader(conn)
     reason = slug_problem(msg.slug)
@@ -154,7 +132,6 @@ async def got_check_slug(hub: Hub, conn: Connection, msg: p.CheckSlug) -> None:
     conn.send(p.SlugCheck(msg.slug, reason is None, reason, warning, suggestion))
 
 
-@handler("create_room")
 async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None:
     group = require_leader(conn)
     problem = slug_problem(msg.slug)
@@ -196,19 +173,6 @@ def watch(hub: Hub, conn: Connection, room: Room) -> None:
     room.send_chat_history(conn)
 
 
-def leader_room(hub: Hub, conn: Connection, slug: str) -> Room:
-    """The room, if this connection may lead it. Everyone else gets an answer that
-    does not depend on whether the slug is live: `not_admitted` before admission,
-    `not_allowed` for participants, `no_such_room` for other groups' leaders."""
-    room = hub.store.get(slug)
-    if room is not None and hub.is_leader_of(conn, room):
-        return room
-    if conn.group is None and not conn.admitted:
-        raise Refused("not_admitted")
-    raise Refused("no_such_room" if conn.group is not None else "not_allowed")
-
-
-@handler("watch")
 async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
     require_leader(conn)
     room = hub.store.get(msg.room)
@@ -217,7 +181,6 @@ async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
     watch(hub, conn, room)
 
 
-@handler("unwatch")
 async def got_unwatch(hub: Hub, conn: Connection, msg: p.Unwatch) -> None:
     room = hub.store.get(msg.room)
     conn.watching.discard(msg.room)
@@ -242,7 +205,6 @@ def display_name(conn: Connection, raw: str) -> str:
         raise Refused("bad_name") from None
 
 
-@handler("join")
 async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
     if conn.gateway or conn.kind == "gateway":
         raise Refused("not_allowed")
@@ -256,7 +218,6 @@ async def got_join(hub: Hub, conn: Connection, msg: p.Join) -> None:
     await hub.join(conn, msg.room, name, msg.password, msg.resume, msg.invite)
 
 
-@handler("dial_in")
 async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
     if not conn.gateway:
         raise Refused("not_allowed")
@@ -280,7 +241,6 @@ async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
     await hub.enter(conn, found[0], name, None, kind="phone")
 
 
-@handler("leave")
 async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
     await hub.leave(conn, dropped=False)
 
@@ -288,7 +248,6 @@ async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
 # -- in the room
 
 
-@handler("chat")
 async def got_chat(hub: Hub, conn: Connection, msg: p.ChatUp) -> None:
     text = clean_chat(msg.text)
     if text is None:
@@ -349,20 +308,12 @@ def send_as_leader(
         peer.send(line)
 
 
-def admitted_member(conn: Connection) -> tuple[Room, Any]:
-    if not conn.admitted or conn.room is None or conn.member is None:
-        raise Refused("not_admitted")
-    return conn.room, conn.member
-
-
-@handler("hand")
 async def got_hand(hub: Hub, conn: Connection, msg: p.Hand) -> None:
     room, member = admitted_member(conn)
     member.hand = msg.raised
     room.broadcast_participants()
 
 
-@handler("media_state")
 async def got_media_state(hub: Hub, conn: Connection, msg: p.MediaState) -> None:
     room, member = admitted_member(conn)
     member.mic, member.camera, member.screen = msg.mic, msg.camera, msg.screen
@@ -371,7 +322,6 @@ async def got_media_state(hub: Hub, conn: Connection, msg: p.MediaState) -> None
     room.broadcast_participants()
 
 
-@handler("e2ee_state")
 async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
     room, member = admitted_member(conn)
     member.e2ee = msg.state
@@ -380,7 +330,6 @@ async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
     room.broadcast_participants()
 
 
-@handler("e2ee_key")
 async def got_e2ee_key(hub: Hub, conn: Connection, msg: p.E2eeKeyUp) -> None:
     room, member = admitted_member(conn)
     target = room.participants.get(msg.to)

@@ -173,6 +173,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "help.lang": ("language of messages", "Sprache der Meldungen"),
     "help.serve": ("start the server", "den Server starten"),
+    "help.host": (
+        "address to listen on (instead of server.host)",
+        "Adresse, auf der der Server lauscht (statt server.host)",
+    ),
+    "help.port": (
+        "TCP port to listen on (instead of server.port)",
+        "TCP-Port, auf dem der Server lauscht (statt server.port)",
+    ),
     "help.console": (
         "moderation console for leaders (a client of the server)",
         "Moderationskonsole für Leitende (ein Client des Servers)",

@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from app import protocol as p
-from app.handlers import admitted_member, handler
+from app.access import admitted_member
 from app.hub import Hub, Refused
 
 if TYPE_CHECKING:
@@ -24,28 +24,6 @@ if TYPE_CHECKING:
     from app.rooms import Member, Room
 
 log = logging.getLogger(__name__)
-
-
-class RoomPlacement:
-    """Which SFU worker each room's media lives on, keyed by the room's opaque id.
-
-    Part of the room state: a cluster of servers sharing a store (Redis) would keep
-    this table there, as a hash room id → "host:worker", so that any server can tell
-    where a room's media runs (and send a participant's signalling there). Today it
-    is a dict in the server process; it implements sfu.pool.Placement.
-    """
-
-    def __init__(self) -> None:
-        self.rooms: dict[str, int] = {}
-
-    def worker_for(self, room: str) -> int | None:
-        return self.rooms.get(room)
-
-    def place(self, room: str, worker: int) -> None:
-        self.rooms[room] = worker
-
-    def release(self, room: str) -> None:
-        self.rooms.pop(room, None)
 
 
 class Media:
@@ -62,14 +40,13 @@ class Media:
             port_min=m.port_min,
             port_max=m.port_max,
         )
-        self.placement = RoomPlacement()
         self.router: Any
         if m.workers > 1:
             from sfu.pool import WorkerPool
 
-            self.router = WorkerPool(
-                settings, m.workers, self.placement, use_uvloop=_uvloop_wanted()
-            )
+            # Rooms are placed on workers by the pool's own table (sfu.pool.Placement);
+            # a cluster would hand it a shared one.
+            self.router = WorkerPool(settings, m.workers, use_uvloop=_uvloop_wanted())
         else:
             self.router = Router(settings)
 
@@ -125,7 +102,6 @@ def media_of(hub: Hub) -> Media:
     return hub.media
 
 
-@handler("up_offer")
 async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
     from sfu import TrackInfo
     from sfu.errors import BadSdp
@@ -140,7 +116,6 @@ async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
     conn.send(p.UpAnswer(answer))
 
 
-@handler("down_answer")
 async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None:
     from sfu.errors import BadSdp
 
@@ -151,7 +126,6 @@ async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None
         raise Refused("bad_sdp") from None
 
 
-@handler("keyframe")
 async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
     room, _member = admitted_member(conn)
     if msg.participant not in room.participants:

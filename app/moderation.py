@@ -1,16 +1,16 @@
 """Leader-only room commands: admit, deny, password, lobby, lock, E2EE, dial-in, mute,
 remove, promote, end.
 
-Every handler first asks `leader_room()`, which refuses anyone who is not a leader of
-the room's group or a co-leader of that room. The room password is stored only as a
-salted hash and never sent to anyone.
+Every handler first asks `leader_room()` (`app/access.py`), which refuses anyone who
+is not a leader of the room's group or a co-leader of that room. The room password is
+stored only as a salted hash and never sent to anyone.
 """
 
 from __future__ import annotations
 
 from app import protocol as p
+from app.access import leader_room
 from app.connection import Connection
-from app.handlers import handler, leader_room
 from app.hub import Hub, Refused
 from app.rooms import Member, Room
 
@@ -38,7 +38,6 @@ def room_has_space(hub: Hub, room: Room) -> None:
         raise Refused("room_full")
 
 
-@handler("admit")
 async def got_admit(hub: Hub, conn: Connection, msg: p.Admit) -> None:
     room = leader_room(hub, conn, msg.room)
     entrant = lobby_entrant(room, msg.id)
@@ -46,13 +45,11 @@ async def got_admit(hub: Hub, conn: Connection, msg: p.Admit) -> None:
     hub.admit(room, entrant)
 
 
-@handler("deny")
 async def got_deny(hub: Hub, conn: Connection, msg: p.Deny) -> None:
     room = leader_room(hub, conn, msg.room)
     hub.deny(room, lobby_entrant(room, msg.id))
 
 
-@handler("admit_all")
 async def got_admit_all(hub: Hub, conn: Connection, msg: p.AdmitAll) -> None:
     room = leader_room(hub, conn, msg.room)
     for member in list(room.lobby.values()):
@@ -60,28 +57,24 @@ async def got_admit_all(hub: Hub, conn: Connection, msg: p.AdmitAll) -> None:
         hub.admit(room, member)
 
 
-@handler("set_password")
 async def got_set_password(hub: Hub, conn: Connection, msg: p.SetPassword) -> None:
     room = leader_room(hub, conn, msg.room)
     room.set_password(msg.password)
     settings_changed(hub, room)
 
 
-@handler("set_lobby")
 async def got_set_lobby(hub: Hub, conn: Connection, msg: p.SetLobby) -> None:
     room = leader_room(hub, conn, msg.room)
     room.settings.lobby = msg.on
     settings_changed(hub, room)
 
 
-@handler("set_lock")
 async def got_set_lock(hub: Hub, conn: Connection, msg: p.SetLock) -> None:
     room = leader_room(hub, conn, msg.room)
     room.settings.locked = msg.locked
     settings_changed(hub, room)
 
 
-@handler("set_e2ee")
 async def got_set_e2ee(hub: Hub, conn: Connection, msg: p.SetE2ee) -> None:
     """Phone callers cannot be end-to-end encrypted: switching on with callers present
     needs the leader's explicit `drop_phones`, and dial-in goes off."""
@@ -106,7 +99,6 @@ async def got_set_e2ee(hub: Hub, conn: Connection, msg: p.SetE2ee) -> None:
     settings_changed(hub, room)
 
 
-@handler("set_dial_in")
 async def got_set_dial_in(hub: Hub, conn: Connection, msg: p.SetDialIn) -> None:
     room = leader_room(hub, conn, msg.room)
     if msg.on and room.settings.e2ee:
@@ -119,14 +111,12 @@ async def got_set_dial_in(hub: Hub, conn: Connection, msg: p.SetDialIn) -> None:
     settings_changed(hub, room)
 
 
-@handler("mute_request")
 async def got_mute_request(hub: Hub, conn: Connection, msg: p.MuteRequest) -> None:
     room = leader_room(hub, conn, msg.room)
     target = participant(room, msg.id)
     target.peer.send(p.MuteRequestDown(room.slug, conn.id))
 
 
-@handler("remove")
 async def got_remove(hub: Hub, conn: Connection, msg: p.Remove) -> None:
     room = leader_room(hub, conn, msg.room)
     away = room.away(msg.id)
@@ -141,7 +131,6 @@ async def got_remove(hub: Hub, conn: Connection, msg: p.Remove) -> None:
     await hub.remove(room, target, msg.bar)
 
 
-@handler("promote")
 async def got_promote(hub: Hub, conn: Connection, msg: p.Promote) -> None:
     room = leader_room(hub, conn, msg.room)
     target = participant(room, msg.id)
@@ -154,7 +143,6 @@ async def got_promote(hub: Hub, conn: Connection, msg: p.Promote) -> None:
     room.broadcast_participants()
 
 
-@handler("end_room")
 async def got_end_room(hub: Hub, conn: Connection, msg: p.EndRoom) -> None:
     room = leader_room(hub, conn, msg.room)
     await hub.end_room(room)

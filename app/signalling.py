@@ -2,9 +2,9 @@
 
 Order of checks for every frame: size (aiohttp closes over-sized frames with 1009),
 flood (closed with 1008), JSON shape and depth, `hello` first, the message's fields
-(`app/protocol.py`), then the admission gate: before a connection is admitted it may
-send only the messages in `BEFORE_ADMISSION` (leaders also their room commands).
-A bad message gets an `error` with a stable code and the connection stays open.
+(`app/protocol.py`), then who may send it (`app/routing.py`, one table for every
+message), then its handler. A bad message gets an `error` with a stable code and the
+connection stays open.
 """
 
 from __future__ import annotations
@@ -13,26 +13,13 @@ import logging
 
 from aiohttp import WSMsgType, web
 
-import app.media
-import app.moderation  # noqa: F401 - registers the leader handlers
 from app import protocol as p
-from app.connection import Connection
-from app.handlers import HANDLERS
+from app.connection import Connection, error_text
 from app.hub import Hub, Refused
+from app.routing import ROUTES
 from app.security import address_key
 
 log = logging.getLogger(__name__)
-
-BEFORE_ADMISSION = frozenset(
-    {"hello", "ping", "login", "gateway_auth", "join", "dial_in", "leave", "chat"}
-)
-LEADER_COMMANDS = frozenset(
-    {
-        "list_rooms", "check_slug", "create_room", "watch", "unwatch", "admit", "deny",
-        "admit_all", "set_password", "set_lobby", "set_lock", "set_e2ee", "set_dial_in",
-        "mute_request", "remove", "promote", "end_room",
-    }
-)  # fmt: skip
 
 
 async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSocketResponse:
@@ -84,21 +71,20 @@ async def dispatch(hub: Hub, conn: Connection, text: str) -> None:
             raise Refused("not_ready")
         if conn.ready and msg.type == "hello":
             raise Refused("not_allowed")
-        leader_command = conn.group is not None and msg.type in LEADER_COMMANDS
-        if not conn.admitted and msg.type not in BEFORE_ADMISSION and not leader_command:
-            raise Refused("not_admitted")
-        await HANDLERS[msg.type](hub, conn, msg)
+        route = ROUTES[msg.type]
+        refusal = route.refusal(conn)
+        if refusal is not None:
+            raise Refused(refusal)
+        await route.handler(hub, conn, msg)
     except p.ProtocolViolation as exc:
         conn.send(p.Error(exc.code, _detail(conn, exc.code, exc.detail), exc.ref or ref, None))
     except Refused as refused:
         conn.error(refused.code, ref, refused.retry_after)
     except Exception:
-        log.exception("handler failed for a %s message", ref if ref in HANDLERS else "bad")
+        log.exception("handler failed for a %s message", ref if ref in ROUTES else "bad")
         conn.error("internal", ref)
 
 
 def _detail(conn: Connection, code: str, detail: str) -> str:
-    from app.connection import error_text
-
     text = error_text(code, conn.lang)
     return f"{text} ({detail})" if detail else text

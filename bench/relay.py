@@ -11,24 +11,20 @@ signalling is a multiprocessing pipe (no server, no lobby: this is only a baseli
 from __future__ import annotations
 
 import asyncio
-import fractions
-import math
 import multiprocessing as mp
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
-from av import AudioFrame, VideoFrame
 
+from app.participant import PatternTrack, tone_track
 from bench.measure import cpu_seconds
 from sfu import aiortc_private as private
 
 RELAY_PORTS = (43000, 43999)
 CLIENT_PORTS = (48000, 48999)
-SAMPLE_RATE = 48000
 
 
 class _Counter:
@@ -87,55 +83,6 @@ def relay_main(conn: Connection) -> None:
     asyncio.run(_relay(conn))
 
 
-class _Tone(MediaStreamTrack):
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._samples = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        n = SAMPLE_RATE // 50
-        if self._start is None:
-            self._start = time.time()
-        wait = self._start + self._samples / SAMPLE_RATE - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(n) + self._samples) / SAMPLE_RATE
-        pcm = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._samples += n
-        return frame
-
-
-class _Video(MediaStreamTrack):
-    kind = "video"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._n = 0
-        self._start: float | None = None
-
-    async def recv(self) -> VideoFrame:
-        if self._start is None:
-            self._start = time.time()
-        wait = self._start + self._n / 30 - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        img = np.zeros((240, 320, 3), np.uint8)
-        img[..., 0] = (np.arange(320, dtype=np.uint16) + self._n * 4) % 256
-        img[..., 1] = (np.arange(240, dtype=np.uint16)[:, None] + self._n * 2) % 256
-        frame = VideoFrame.from_ndarray(img, format="rgb24")
-        frame.pts = self._n * 3000
-        frame.time_base = fractions.Fraction(1, 90000)
-        self._n += 1
-        return frame
-
-
 async def _session(conn: Connection, rooms: int, size: int, seconds: float, pid: int) -> Any:
     from bench.sfu import Figures
 
@@ -152,8 +99,8 @@ async def _session(conn: Connection, rooms: int, size: int, seconds: float, pid:
         for who in room:
             pc = _pc()
             pcs.append(pc)
-            pc.addTrack(_Tone())
-            pc.addTrack(_Video())
+            pc.addTrack(tone_track(440, level=0.25))
+            pc.addTrack(PatternTrack())
             await _set_local(pc, await pc.createOffer(), CLIENT_PORTS)
             answer = await ask("up", who, pc.localDescription.sdp)
             await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))

@@ -3,6 +3,9 @@
 It owns the `ConsoleSession`, the language and the screen stack (login → rooms →
 room), forwards session events to the screens and makes sure a knock is never missed:
 the terminal bell rings and a notification shows, whatever screen is on top.
+
+Every notification is plain text (`notify` below): knocks carry a stranger's name, and
+errors may carry the server's own sentence.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import on
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 
+from app.client import ServerError
 from tui.config import ConsoleConfig
 from tui.errors import explain
 from tui.events import ConnectionChanged, Knock, RoomClosed, ServerNotice, SessionEvent
@@ -24,6 +29,7 @@ from tui.screens.login import LoginScreen
 from tui.screens.room import RoomScreen
 from tui.screens.rooms import RoomsScreen
 from tui.session import ConsoleSession
+from tui.text import plain
 
 if TYPE_CHECKING:
     from tui.audio import ConsoleAudio
@@ -84,13 +90,36 @@ class KreisConsole(App[int]):
         await self._stop_audio()
         await self.session.close()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Shows a notification, always as plain text, whatever `markup` says.
+
+        Screens and widgets call `self.notify()`, which lands here with `markup=True`
+        unless they say otherwise. Textual renders markup in a toast, so a knock from
+        `[@click=screen.admit]Anna[/]` would become a button that admits its author
+        (clicking a toast is how it is dismissed) and `[/]` would crash the console.
+        The console's own sentences hold no markup, so nothing is lost by never
+        parsing it, and no caller can forget to switch it off.
+        """
+        del markup
+        super().notify(
+            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
+        )
+
     # ------------------------------------------------------------------ navigation
 
     def logged_in(self, server_url: str, group: str) -> None:
         """Called by the login screen: remember address and group, show the rooms."""
         if self.config_path is not None:
             ConsoleConfig(server_url, group).save(self.config_path)
-        self.sub_title = f"{group} @ {self.session.server_url}"
+        self.sub_title = plain(f"{group} @ {self.session.server_url}")
         self.push_screen(RoomsScreen())
 
     def open_room(self) -> None:
@@ -116,6 +145,7 @@ class KreisConsole(App[int]):
                 screen.on_session(event)
         if isinstance(event, Knock):
             self.bell()
+            # The name is a stranger's: plain text (see `notify`), never markup.
             self.notify(t("room.knock", name=event.name or "?"), severity="warning", timeout=10)
         elif isinstance(event, ConnectionChanged):
             if event.status == "reconnecting":
@@ -126,7 +156,7 @@ class KreisConsole(App[int]):
                 else:
                     self.notify(t("conn.reconnecting"), severity="warning", timeout=4)
             else:
-                self.sub_title = f"{self.session.group} @ {self.session.server_url}"
+                self.sub_title = plain(f"{self.session.group} @ {self.session.server_url}")
                 self.notify(t("conn.back"), timeout=4)
         elif isinstance(event, RoomClosed):
             key = "room.ended" if event.reason == "ended" else "room.gone"
@@ -173,11 +203,11 @@ class KreisConsole(App[int]):
         try:
             await audio.start(room.slug)
         except Exception as exc:  # audio is optional: say so and carry on
-            from app.client import ServerError
-
-            code = exc.code if isinstance(exc, ServerError) else ""
-            reason = explain(code) if code == "e2ee_console_audio" else type(exc).__name__
-            self.notify(t("audio.failed", reason=reason), severity="warning", timeout=12)
+            if isinstance(exc, ServerError):  # e.g. console_not_leader, room_closed
+                reason = explain(exc.code, str(exc.message.get("message") or ""), exc.retry_after)
+            else:
+                reason = type(exc).__name__
+            self.notify(t("audio.failed", reason=reason), severity="warning")
             self.audio = None
             await audio.stop()
             return

@@ -1,40 +1,33 @@
 """Listening and talking from the terminal (`kreis console --audio`).
 
 The console joins the room as an audio-only participant with its own signalling
-connection (log in, `join` as leader → `joined`), publishes the microphone on an *up*
-peer connection (`up_offer` with one `mic` track) and answers the server's *down*
-offers, mixing whatever it receives into the speaker. Everything goes through the
-documented protocol, with aiortc for WebRTC.
+connection (log in, `join` as leader → `joined`) and `app.participant.RoomParticipant`
+does the media: the microphone published as one `mic` track, the server's down offers
+answered with every video m-line inactive (the console never receives video), every
+voice it hears mixed into the speaker. Everything goes through the documented protocol,
+with aiortc for WebRTC, and the ICE servers (TURN) the server names in its `hello`.
 
 The sound device is pluggable: `SoundDeviceBackend` uses PortAudio through
 `sounddevice`; `FileBackend` reads a WAV file as the "microphone" and writes what it
 hears to another WAV file (tests, and machines without a sound card). Without a sound
 device `open_backend` raises `AudioError` and the console carries on without audio.
-
-When the server is on this machine (loopback), ICE is told to gather on 127.0.0.1:
-aioice leaves loopback out of its host candidates, so without this a console next to
-its server could not connect at all, and tests would leave loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
 import wave
 from collections import deque
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import aioice.ice
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
 from app.client import KreisClient
+from app.participant import PcmTrack, RoomParticipant, mono
 from tui.errors import AudioError
 
 __all__ = ["AudioBackend", "AudioError", "ConsoleAudio", "FileBackend", "SoundDeviceBackend"]
@@ -215,28 +208,6 @@ def open_backend(spec: str | bool | None) -> AudioBackend:
 # ---------------------------------------------------------------------- media
 
 
-class MicTrack(MediaStreamTrack):
-    """The backend's microphone as an aiortc audio track."""
-
-    kind = "audio"
-
-    def __init__(self, backend: AudioBackend) -> None:
-        super().__init__()
-        self._backend = backend
-        self._samples = 0
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        pcm = await self._backend.read_frame()
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._samples += len(pcm)
-        return frame
-
-
 class Mixer:
     """Mixes the remote speakers into one 20 ms stream for the backend's speaker."""
 
@@ -276,39 +247,6 @@ class Mixer:
             self._backend.play(np.clip(mixed, -32768, 32767).astype(np.int16))
 
 
-def to_mono(frame: AudioFrame) -> np.ndarray:
-    """A decoded frame (aiortc gives interleaved s16, usually stereo) as mono int16."""
-    data = frame.to_ndarray().reshape(-1)
-    channels = len(frame.layout.channels)
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return data.astype(np.int16)
-
-
-def is_loopback(server_url: str) -> bool:
-    host = urlsplit(server_url if "//" in server_url else "//" + server_url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-class _LoopbackIce:
-    """While installed, aioice gathers host candidates on 127.0.0.1 only."""
-
-    installed = 0
-    original = aioice.ice.get_host_addresses
-
-    @classmethod
-    def install(cls) -> None:
-        if cls.installed == 0:
-            aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-        cls.installed += 1
-
-    @classmethod
-    def uninstall(cls) -> None:
-        cls.installed = max(0, cls.installed - 1)
-        if cls.installed == 0:
-            aioice.ice.get_host_addresses = cls.original
-
-
 class ConsoleAudio:
     """The console as an audio-only participant of one room."""
 
@@ -328,19 +266,13 @@ class ConsoleAudio:
         self.lang = lang
         self._ssl = ssl
         self.client: KreisClient | None = None
-        self.up: RTCPeerConnection | None = None
-        self.down: RTCPeerConnection | None = None
+        self.media: RoomParticipant | None = None
         self.mixer = Mixer(backend)
         self.participant_id = ""
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._down_lock = asyncio.Lock()
-        self._loopback = is_loopback(server_url)
         self._started = False
 
     async def start(self, room: str) -> None:
         """Joins `room` as leader, publishes the microphone and plays the room."""
-        if self._loopback:
-            _LoopbackIce.install()
         await self.backend.start()
         self.mixer.start()
         client = KreisClient(self.server_url, kind="console", lang=self.lang, ssl=self._ssl)
@@ -349,73 +281,22 @@ class ConsoleAudio:
         await client.request(
             {"type": "login", "group": self.group, "password": self._password}, "login_ok"
         )
+        self.media = RoomParticipant(client, audio_only=True, on_audio=self._heard)
+        self.media.start()
         joined = await client.request({"type": "join", "room": room, "name": ""}, "joined")
         self.participant_id = str(joined.get("id"))
-        self.down = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.down.on("track", self._got_track)
-        client.on_message.append(self._got)
-        for offer in client.drain("down_offer"):  # offers that came before the callback
-            self._spawn(self._answer(offer))
-        self.up = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        transceiver = self.up.addTransceiver(MicTrack(self.backend), direction="sendonly")
-        await self.up.setLocalDescription(await self.up.createOffer())
-        tracks = [{"mid": str(transceiver.mid or "0"), "kind": "audio", "source": "mic"}]
-        answer = await client.request(
-            {"type": "up_offer", "sdp": self.up.localDescription.sdp, "tracks": tracks},
-            "up_answer",
-        )
-        await self.up.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await self.media.publish([(PcmTrack(SAMPLE_RATE, self.backend.read_frame), "mic")])
         await client.send({"type": "media_state", "mic": True, "camera": False, "screen": False})
         self._started = True
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _got(self, msg: dict[str, Any]) -> None:
-        if msg.get("type") == "down_offer":
-            self._spawn(self._answer(msg))
-        if self._started and self.client is not None:
-            self.client.drain()  # nothing waits with expect() any more
-
-    async def _answer(self, offer: dict[str, Any]) -> None:
-        async with self._down_lock:  # one negotiation at a time, in arrival order
-            down, client = self.down, self.client
-            if down is None or client is None:
-                return
-            try:
-                await down.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-                await down.setLocalDescription(await down.createAnswer())
-                await client.send({"type": "down_answer", "sdp": down.localDescription.sdp})
-            except Exception:
-                log.exception("could not answer a down offer")
-
-    def _got_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            self._spawn(self._listen(track))
-
-    async def _listen(self, track: MediaStreamTrack) -> None:
-        source = track.id
-        try:
-            while True:
-                frame = await track.recv()
-                self.mixer.add(source, to_mono(frame))  # type: ignore[arg-type]
-        except MediaStreamError:
-            pass
-        finally:
-            self.mixer.drop(source)
+    def _heard(self, source: str, frame: AudioFrame) -> None:
+        self.mixer.add(source, mono(frame))
 
     async def stop(self) -> None:
         """Leaves the room's audio; safe to call twice."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for pc in (self.up, self.down):
-            if pc is not None:
-                with contextlib.suppress(Exception):
-                    await pc.close()
-        self.up = self.down = None
+        if self.media is not None:
+            await self.media.close()
+            self.media = None
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.send({"type": "leave"})
@@ -423,6 +304,3 @@ class ConsoleAudio:
             self.client = None
         await self.mixer.stop()
         await self.backend.stop()
-        if self._loopback:
-            self._loopback = False
-            _LoopbackIce.uninstall()

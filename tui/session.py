@@ -79,7 +79,8 @@ class RoomView:
 
     slug: str
     url: str = ""
-    """The address to share with the group."""
+    """The invitation link to share with the group (`room_created.url`, then
+    `room_state.invite_url`; only the bare address until the server sends one)."""
     settings: dict[str, bool] = field(default_factory=dict)
     """lobby, locked, has_password, e2ee, dial_in."""
     dial_in_pin: str | None = None
@@ -267,8 +268,6 @@ class ConsoleSession:
 
     def _handle(self, msg: dict[str, Any]) -> None:
         """Updates state, answers waiters, posts events."""
-        if self.client is not None:
-            self.client.drain()  # nothing here uses expect(); keep its queue empty
         kind = str(msg.get("type"))
         handler = getattr(self, f"got_{kind}", None)
         if handler is not None:
@@ -312,6 +311,8 @@ class ConsoleSession:
         room.settings = dict(msg.get("settings") or {})
         room.dial_in_pin = msg.get("dial_in_pin")
         room.dial_in_numbers = list(msg.get("dial_in_numbers") or [])
+        if msg.get("invite_url"):  # the invitation link, with its ?k= code
+            room.url = str(msg["invite_url"])
         self.post(RoomChanged(room.slug, "state"))
 
     def got_lobby_queue(self, msg: dict[str, Any]) -> None:

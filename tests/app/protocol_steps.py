@@ -51,3 +51,21 @@ async def admitted_guest(
     await leader.send({"type": "admit", "room": slug, "id": gid})
     joined = await guest.expect("joined")
     return guest, str(joined["id"])
+
+
+async def settled(*clients: KreisClient) -> list[list[dict[str, Any]]]:
+    """A ping/pong round trip per client, in the order given; returns, per client, what
+    it received before its `pong`.
+
+    The server handles one connection's messages in order and sends to one connection
+    in order, so a `pong` proves that everything sent earlier on that connection was
+    handled and that whatever the server sent to it before has arrived. Going through
+    the acting client first and the watching client second turns "nothing happened"
+    into a checked statement instead of a guess after a sleep.
+    """
+    received: list[list[dict[str, Any]]] = []
+    for client in clients:
+        before = len(client.history)
+        await client.request({"type": "ping"}, "pong")
+        received.append(client.history[before:])
+    return received

@@ -17,6 +17,7 @@ from protocol_steps import (
     knock,
     leader_with_room,
     login,
+    settled,
 )
 
 
@@ -32,7 +33,7 @@ async def test_guest_waits_for_leader_then_knocks(connect: Connect, kreis_server
     # The leader's arrival admits nobody: the early guest now knocks.
     assert (await early.expect("lobby_status"))["state"] == "waiting"
     assert await entrant_id(leader, "Früh")
-    await asyncio.sleep(0.3)
+    await settled(leader, early)
     assert early.latest("joined") is None
 
 
@@ -114,8 +115,9 @@ async def test_admit_from_non_leader_is_refused(connect: Connect, kreis_server: 
     ):
         await guest.send(msg)
         assert (await guest.expect("error"))["code"] == "not_allowed", msg
-    await asyncio.sleep(0.2)
+    await settled(guest, leader, waiting)
     assert waiting.latest("joined") is None
+    assert waiting.latest("lobby_status")["state"] == "waiting"  # type: ignore[index]
 
 
 async def test_room_password_checked_first_then_lobby(connect: Connect, kreis_server: Any) -> None:
@@ -135,7 +137,7 @@ async def test_room_password_checked_first_then_lobby(connect: Connect, kreis_se
     joined = await guest.expect("joined")
     assert joined["settings"]["has_password"] is True
     # The password is never sent to anyone.
-    await asyncio.sleep(0.2)
+    await settled(leader, guest)
     for client in (guest, leader):
         assert "Kerze-und-Tee" not in json.dumps(client.history)
 

@@ -7,7 +7,15 @@ import json
 import urllib.request
 from typing import Any
 
-from protocol_steps import Connect, admitted_guest, entrant_id, knock, leader_with_room, login
+from protocol_steps import (
+    Connect,
+    admitted_guest,
+    entrant_id,
+    knock,
+    leader_with_room,
+    login,
+    settled,
+)
 
 
 def live_rooms(server: Any) -> int:
@@ -88,7 +96,9 @@ async def test_set_and_clear_password(connect: Connect, kreis_server: Any) -> No
     await guest.send({"type": "join", "room": slug, "name": "Gast", "invite": invite})
     assert (await guest.expect("error"))["code"] == "password_required"
     await leader.send({"type": "set_password", "room": slug, "password": None})
-    await asyncio.sleep(0.2)
+    state = await leader.expect("room_state")
+    while state["settings"]["has_password"]:
+        state = await leader.expect("room_state")
     reply = await guest.request({"type": "join", "room": slug, "name": "Gast"}, "lobby_status")
     assert reply["state"] == "waiting"
     assert "Lindenblatt" not in json.dumps(leader.history + guest.history)
@@ -110,8 +120,8 @@ async def test_end_room_forgets_everything(connect: Connect, kreis_server: Any) 
     # The slug is free again, and nothing of the old room comes back.
     await leader.request({"type": "create_room", "slug": slug}, "room_created")
     newcomer, _ = await admitted_guest(connect, leader, slug, "Neu")
-    await asyncio.sleep(0.2)
-    assert newcomer.latest("chat") is None
+    [since_joined] = await settled(newcomer)
+    assert newcomer.latest("chat") is None, since_joined
 
 
 async def test_empty_room_ends_by_itself(server_factory: Any) -> None:

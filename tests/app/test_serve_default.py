@@ -44,6 +44,7 @@ def fresh_home(tmp_path: Path) -> dict[str, str]:
         env[var] = str(tmp_path / var.lower())
     env["PYTHONUNBUFFERED"] = "1"
     env["KREIS_LANG"] = "en"
+    env["PYTHONPATH"] = str(ROOT)  # the checkout under test, even from another cwd
     return env
 
 
@@ -111,3 +112,42 @@ def test_refuses_public_bind_without_tls(tmp_path: Path, fresh_home: dict[str, A
     )
     assert proc.returncode == 2
     assert "tls" in proc.stderr.lower() and "behind_proxy" in proc.stderr
+
+
+def test_port_and_host_from_the_command_line(tmp_path: Path, fresh_home: dict[str, str]) -> None:
+    """`kreis serve --port 9000` serves on 9000 (and room links say so)."""
+    from app.passwords import hash_password
+
+    config = tmp_path / "kreis.toml"
+    config.write_text(f'[groups.test]\npassword_hash = "{hash_password("long-enough-pw")}"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", "9000"],
+        cwd=tmp_path,
+        env=fresh_home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_healthy("http://127.0.0.1:9000", proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def test_host_from_the_command_line_is_checked_like_the_config(
+    tmp_path: Path, fresh_home: dict[str, str]
+) -> None:
+    from app.passwords import hash_password
+
+    config = tmp_path / "kreis.toml"
+    config.write_text(f'[groups.test]\npassword_hash = "{hash_password("long-enough-pw")}"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--config", str(config), "--host", "0.0.0.0"],
+        env=fresh_home,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "server.host" in proc.stderr and "behind_proxy" in proc.stderr

@@ -8,7 +8,6 @@ in a loopback-only network namespace (scripts/test does that).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -89,21 +88,30 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
         if link_factory is None and fake is None:
             fake = FakeServer()
         factory = link_factory or (fake.factory() if fake else None)
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(config, factory, stop))
+        stop, listening = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(config, factory, stop, ready=listening.set))
         gw = RunningGateway(config, port, stop, task, fake)
         running.append(gw)
-        await asyncio.sleep(0.6)
-        assert not task.done(), f"gateway did not start: {task.exception()}"
+        # Started means pjsip listens (serve's `ready`), not that some time went by.
+        ready = asyncio.create_task(listening.wait())
+        await asyncio.wait({ready, task}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if task.done():
+            raise AssertionError("the gateway stopped while starting") from task.exception()
+        assert listening.is_set(), "the gateway did not listen within 20 s"
         return gw
 
-    try:
-        yield start
-    finally:
-        for gw in running:
-            gw.stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(gw.task, 20)
+    yield start
+    # Every gateway is stopped before any failure is reported; a gateway that fails
+    # while stopping fails the test (a crash at shutdown is a bug, not noise).
+    for gw in running:
+        gw.stop.set()
+    results = await asyncio.gather(
+        *(asyncio.wait_for(gw.task, 20) for gw in running), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise AssertionError(f"{len(failures)} gateway(s) failed while stopping") from failures[0]
 
 
 @pytest.fixture

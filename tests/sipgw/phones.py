@@ -80,6 +80,20 @@ def tone_level(pcm: np.ndarray, hz: float, rate: int = RATE, width: float = 15.0
     return float(np.sqrt(np.sum(spectrum[band] ** 2) / 2))
 
 
+def prompt_match(heard: np.ndarray, prompt: np.ndarray) -> float:
+    """How closely some stretch of `heard` matches `prompt`: the peak of their
+    normalised cross-correlation (1.0 for the same samples; a codec round trip keeps a
+    recorded prompt well above 0.5, another prompt or speech stays far below)."""
+    x, t = heard.astype(np.float64), prompt.astype(np.float64)
+    if len(x) < len(t) or not np.any(t):
+        return 0.0
+    n = 1 << int(np.ceil(np.log2(len(x) + len(t))))
+    corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(t, n)), n)[: len(x) - len(t) + 1]
+    energy = np.concatenate([[0.0], np.cumsum(x**2)])
+    window = np.sqrt(np.maximum(energy[len(t) :] - energy[: -len(t)], 1e-9))
+    return float(np.max(corr / (window * np.linalg.norm(t))))
+
+
 def tone_ratio(pcm: np.ndarray, hz: float, rate: int = RATE) -> float:
     """How much `hz` stands out of its neighbourhood: >10 for a steady tone, ~1 for speech."""
     near = tone_level(pcm, hz, rate, 10)

@@ -33,7 +33,8 @@ ROOMS: list[dict[str, Any]] = [
 
 
 def sample_room() -> RoomView:
-    """A room with two people knocking, four participants and some chat."""
+    """A room with two people knocking, four participants (one of them away, i.e. their
+    connection dropped and they may come back) and some chat."""
     room = RoomView("dienstag-abend", url="https://kreis.example.org/dienstag-abend")
     room.settings = {
         "lobby": True, "locked": False, "has_password": True, "e2ee": False, "dial_in": True,
@@ -50,7 +51,8 @@ def sample_room() -> RoomView:
         {"id": "p_leader0000000001", "name": "Konsole", "role": "leader", "kind": "console",
          "mic": False, "camera": False, "screen": False, "hand": False, "e2ee": "off"},
         {"id": "p_guest00000000001", "name": "Wolke", "role": "guest", "kind": "browser",
-         "mic": True, "camera": True, "screen": False, "hand": True, "e2ee": "off"},
+         "mic": True, "camera": True, "screen": False, "hand": True, "e2ee": "off",
+         "away": True},
         {"id": "p_guest00000000002", "name": "[bold]Nicht fett[/bold]", "role": "coleader",
          "kind": "browser", "mic": False, "camera": True, "screen": True, "hand": False,
          "e2ee": "off"},

@@ -2,17 +2,16 @@
 
 The console runs with `--audio file:MIC.wav:SPEAKER.wav` (the file-backed stand-in for
 the sound card). A browser-like aiortc participant in the room sends a 1000 Hz tone
-and records what it receives. The console's 440 Hz "microphone" must reach the
-participant, and the participant's tone must reach the console's speaker file; both
-are measured at their frequency with an FFT.
+and a camera, and records what it receives; the console must take the tone and refuse
+the camera (it shows no video, so decoding it would only pile frames up). The
+console's 440 Hz "microphone" must reach the participant, and the participant's tone
+must reach the console's speaker file; both are measured at their frequency with an
+FFT.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fractions
 import math
-import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,10 @@ from typing import Any
 import aioice.ice
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
 from test_console_flow import SIZE, guest, log_in_and_start_room, wait_for
 
 from app.client import KreisClient
+from app.participant import PatternTrack, RoomParticipant, mono, tone_track
 from tui.app import KreisConsole
 from tui.audio import FileBackend, open_backend
 
@@ -56,94 +53,26 @@ def peak_hz(mono: np.ndarray) -> tuple[float, float]:
     return peak, float(band / max(spectrum.sum(), 1e-9))
 
 
-class Tone(MediaStreamTrack):
-    kind = "audio"
-
-    def __init__(self, hz: float) -> None:
-        super().__init__()
-        self.hz = hz
-        self.samples = 0
-        self.start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        n = RATE // 50
-        if self.start is None:
-            self.start = time.monotonic()
-        wait = self.start + self.samples / RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(n) + self.samples) / RATE
-        pcm = (np.sin(2 * math.pi * self.hz * t) * 9000).astype(np.int16)
-        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self.samples
-        frame.time_base = fractions.Fraction(1, RATE)
-        self.samples += n
-        return frame
-
-
-class Participant:
-    """A browser-like participant: up connection with a tone, down connection recorded."""
+class Guest:
+    """A browser-like participant: a tone as microphone, a test pattern as camera, and
+    a record of what it hears (the shared app.participant.RoomParticipant)."""
 
     def __init__(self, client: KreisClient) -> None:
         self.client = client
-        self.up = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.down = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.heard: list[np.ndarray] = []
-        self.tasks: list[asyncio.Task[Any]] = []
-        self.lock = asyncio.Lock()
-        self.down.on(
-            "track", lambda track: self.tasks.append(asyncio.create_task(self.record(track)))
+        self.media = RoomParticipant(
+            client, audio_only=True, on_audio=lambda _s, f: self.heard.append(mono(f))
         )
-        client.on_message.append(self.got)
-
-    def got(self, msg: dict[str, Any]) -> None:
-        if msg.get("type") == "down_offer":
-            self.tasks.append(asyncio.create_task(self.answer(msg["sdp"])))
-
-    async def answer(self, sdp: str) -> None:
-        async with self.lock:
-            await self.down.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            await self.down.setLocalDescription(await self.down.createAnswer())
-            await self.client.send({"type": "down_answer", "sdp": self.down.localDescription.sdp})
+        self.media.start()
 
     async def publish(self, hz: float) -> None:
-        transceiver = self.up.addTransceiver(Tone(hz), direction="sendonly")
-        await self.up.setLocalDescription(await self.up.createOffer())
-        answer = await self.client.request(
-            {
-                "type": "up_offer",
-                "sdp": self.up.localDescription.sdp,
-                "tracks": [{"mid": transceiver.mid or "0", "kind": "audio", "source": "mic"}],
-            },
-            "up_answer",
-        )
-        await self.up.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await self.media.publish([(tone_track(hz), "mic"), (PatternTrack(), "camera")])
         await self.client.send(
-            {"type": "media_state", "mic": True, "camera": False, "screen": False}
+            {"type": "media_state", "mic": True, "camera": True, "screen": False}
         )
-
-    async def record(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                data = frame.to_ndarray().reshape(-1)  # type: ignore[union-attr]
-                channels = len(frame.layout.channels)  # type: ignore[union-attr]
-                self.heard.append(data.reshape(-1, channels)[:, 0].copy())
-        except MediaStreamError:
-            pass
 
     def seconds_heard(self) -> float:
         return sum(len(c) for c in self.heard) / RATE
-
-    async def close(self) -> None:
-        if self.got in self.client.on_message:
-            self.client.on_message.remove(self.got)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.up.close()
-        await self.down.close()
 
 
 def test_file_backend_rejects_what_it_cannot_play(tmp_path: Path) -> None:
@@ -172,7 +101,7 @@ async def test_tone_goes_both_ways_through_the_server(
         cursor_blink=False,
         audio=f"file:{mic}:{speaker}",
     )
-    participant: Participant | None = None
+    participant: Guest | None = None
     emil: KreisClient | None = None
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -185,7 +114,7 @@ async def test_tone_goes_both_ways_through_the_server(
             emil, answer = await guest(kreis_server, "Emil")
             assert answer["state"] == "waiting"
             await wait_for(pilot, lambda: len(room.entrants) == 1)
-            participant = Participant(emil)
+            participant = Guest(emil)
             await pilot.press("1", "a")
             await emil.expect("joined")
             await participant.publish(GUEST_HZ)
@@ -196,9 +125,18 @@ async def test_tone_goes_both_ways_through_the_server(
             await wait_for(pilot, lambda: backend.frames_played > 75, 30)
             peak, share = peak_hz(np.concatenate(participant.heard))
             assert abs(peak - CONSOLE_HZ) < 15 and share > 0.5, (peak, share)
+            # The guest's camera was offered to the console too; the console, which
+            # shows no video, must have refused it rather than decode it unseen.
+            down = app.audio.media.down  # type: ignore[union-attr]
+            assert down is not None
+            video = [t for t in down.getTransceivers() if t.kind == "video"]
+            assert video, "the server offered no video: the check below would prove nothing"
+            assert all(t.currentDirection == "inactive" for t in video), [
+                t.currentDirection for t in video
+            ]
     finally:
         if participant is not None:
-            await participant.close()
+            await participant.media.close()
         if emil is not None:
             await emil.close()
     # The app has stopped: the speaker file is complete.

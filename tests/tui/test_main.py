@@ -65,6 +65,20 @@ def test_errors_are_sentences_in_the_current_language() -> None:
     assert t("err.bad_credentials").startswith("Group or password is wrong")
 
 
+@pytest.mark.parametrize("lang", ["de", "en"])
+@pytest.mark.parametrize(
+    "code", ["room_closed", "console_not_leader", "reserved_name", "room_full", "lobby_full"]
+)
+def test_new_server_error_codes_have_their_own_sentence(code: str, lang: str) -> None:
+    """Issue 11's codes are explained, not passed on as "the server says: …"."""
+    set_lang(lang)
+    try:
+        assert explain(code, "raw server text") == t(f"err.{code}")
+        assert "raw server text" not in explain(code, "raw server text")
+    finally:
+        set_lang("en")
+
+
 def test_server_address_forms() -> None:
     assert base_url("kreis.example.org") == "https://kreis.example.org"
     assert base_url("127.0.0.1:8080/") == "http://127.0.0.1:8080"

@@ -3,12 +3,16 @@
 `ConfirmScreen` is a `ModalScreen[bool]` (admit all, end the room, drop phone callers);
 `RemoveScreen` adds the choice to bar the person for the room's lifetime. Both work
 with the keyboard alone: y/j = yes, n/Escape = no, b = remove and bar.
+
+Questions are `Text` (build them with `tui.text.sentence`): they name people and rooms,
+and a name is never markup.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -16,6 +20,7 @@ from textual.widgets import Button, Static
 
 from tui.i18n import t
 from tui.screens.base import ConsoleModal, KeySpec
+from tui.text import sentence
 
 RemoveChoice = Literal["remove", "bar"]
 
@@ -53,7 +58,7 @@ class ConfirmScreen(ConsoleModal[bool]):
         ("n,escape", "answer(False)", "confirm.no", True),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: Text) -> None:
         super().__init__()
         self.question = question
 
@@ -97,10 +102,11 @@ class RemoveScreen(ConsoleModal[RemoveChoice | None]):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.person = name
+        """The name as the server sent it (data, shown as text)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(t("confirm.remove", name=self.person), classes="question", markup=False)
+            yield Static(sentence("confirm.remove", name=self.person), classes="question")
             yield Static(t("confirm.remove_hint"), classes="hint")
             with Horizontal():
                 yield Button(t("confirm.cancel"), id="cancel")

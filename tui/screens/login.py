@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Static
 from tui.errors import ConsoleError
 from tui.i18n import t
 from tui.screens.base import ConsoleScreen, KeySpec
+from tui.text import as_text
 from tui.widgets.key_bar import KeyBar
 
 
@@ -95,7 +96,8 @@ class LoginScreen(ConsoleScreen):
         self.query_one("#login", Button).label = t("login.submit")
 
     def show_error(self, text: str) -> None:
-        self.query_one("#login-error", Static).update(text)
+        """Shows `text` as text: it may hold the server's own sentence (`err.other`)."""
+        self.query_one("#login-error", Static).update(as_text(text))
 
     @on(Input.Submitted)
     def _next_field(self, event: Input.Submitted) -> None:

@@ -1,13 +1,15 @@
 """A one-line question: the room password, or a message to a waiting guest.
 
 `PromptScreen` is a `ModalScreen[str | None]`: Enter answers with the text (which may
-be empty: for the password that means "remove it"), Escape with None.
+be empty: for the password that means "remove it"), Escape with None. The question
+is `Text` (a message prompt names the person), never markup.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -47,7 +49,7 @@ class PromptScreen(ConsoleModal[str | None]):
 
     def __init__(
         self,
-        question: str,
+        question: Text,
         *,
         password: bool = False,
         max_length: int = 0,

@@ -24,6 +24,7 @@ from tui.screens.base import ConsoleScreen, KeySpec
 from tui.screens.confirm import ConfirmScreen, RemoveChoice, RemoveScreen
 from tui.screens.prompt import PromptScreen
 from tui.session import RoomView
+from tui.text import sentence
 from tui.widgets.chat_panel import ChatPanel
 from tui.widgets.key_bar import KeyBar
 from tui.widgets.lobby_queue import LobbyQueue
@@ -175,7 +176,7 @@ class RoomScreen(ConsoleScreen):
                 self._run(self.console.session.admit_all)
 
         self.app.push_screen(
-            ConfirmScreen(t("confirm.admit_all", count=len(room.entrants))), answered
+            ConfirmScreen(sentence("confirm.admit_all", count=len(room.entrants))), answered
         )
 
     def action_whisper(self) -> None:
@@ -189,7 +190,7 @@ class RoomScreen(ConsoleScreen):
                 message = text.strip()
                 self._run(lambda: self.console.session.whisper(pid, message))
 
-        question = t("prompt.whisper", name=str(entrant.get("name", "")))
+        question = sentence("prompt.whisper", name=entrant.get("name", ""))
         self.app.push_screen(PromptScreen(question, max_length=2000, allow_empty=False), answered)
 
     # ------------------------------------------------------------------ participants
@@ -249,7 +250,7 @@ class RoomScreen(ConsoleScreen):
             self._run(send)
 
         self.app.push_screen(
-            PromptScreen(t("prompt.password"), password=True, max_length=128), answered
+            PromptScreen(sentence("prompt.password"), password=True, max_length=128), answered
         )
 
     def action_e2ee(self) -> None:
@@ -263,7 +264,7 @@ class RoomScreen(ConsoleScreen):
             if exc.code != "phones_present":
                 self.notify(exc.explain(), severity="error")
                 return
-            if await self.app.push_screen_wait(ConfirmScreen(t("confirm.phones"))):
+            if await self.app.push_screen_wait(ConfirmScreen(sentence("confirm.phones"))):
                 try:
                     await self.console.session.set_e2ee(on, drop_phones=True)
                 except ConsoleError as again:
@@ -278,7 +279,7 @@ class RoomScreen(ConsoleScreen):
             if yes:
                 self._run(self.console.session.end_room)
 
-        self.app.push_screen(ConfirmScreen(t("confirm.end", slug=room.slug)), answered)
+        self.app.push_screen(ConfirmScreen(sentence("confirm.end", slug=room.slug)), answered)
 
     # ------------------------------------------------------------------ chat, focus, nav
 

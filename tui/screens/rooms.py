@@ -19,6 +19,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Static
 from tui.errors import ConsoleError, explain
 from tui.i18n import t
 from tui.screens.base import ConsoleScreen, KeySpec
+from tui.text import as_text, sentence
 from tui.widgets.key_bar import KeyBar
 
 REFRESH_SECONDS = 5.0
@@ -79,7 +80,7 @@ class RoomsScreen(ConsoleScreen):
 
     def relabel(self) -> None:
         session = self.console.session
-        self.query_one("#rooms-title", Static).update(t("rooms.title", group=session.group))
+        self.query_one("#rooms-title", Static).update(sentence("rooms.title", group=session.group))
         self.query_one("#new-title", Static).update(t("rooms.new"))
         self.query_one("#slug", Input).placeholder = t("rooms.slug")
         self.query_one("#new-password", Input).placeholder = t("rooms.password")
@@ -110,10 +111,11 @@ class RoomsScreen(ConsoleScreen):
         table.add_column(t("rooms.col.lobby"), key="lobby", width=9)
         table.add_column(t("rooms.col.settings"), key="settings", width=50)
         for room in rooms:
+            # Cells are Text: DataTable would parse a str as markup.
             table.add_row(
-                Text(str(room.get("slug"))),
-                Text(str(room.get("participants", 0))),
-                Text(str(room.get("lobby", 0)), style="bold" if room.get("lobby") else ""),
+                as_text(room.get("slug")),
+                as_text(room.get("participants", 0)),
+                as_text(room.get("lobby", 0), style="bold" if room.get("lobby") else ""),
                 Text(settings_summary(dict(room.get("settings") or {}))),
                 key=str(room.get("slug")),
             )
@@ -134,7 +136,7 @@ class RoomsScreen(ConsoleScreen):
     def _show_url(self) -> None:
         slug = self.selected_slug
         url = f"{self.console.session.server_url}/{slug}" if slug else ""
-        self.query_one("#rooms-url", Static).update(t("rooms.url", url=url) if url else "")
+        self.query_one("#rooms-url", Static).update(sentence("rooms.url", url=url) if url else "")
 
     @on(DataTable.RowHighlighted, "#rooms-table")
     def _highlighted(self) -> None:
@@ -188,16 +190,16 @@ class RoomsScreen(ConsoleScreen):
         try:
             answer = await self.console.session.check_slug(slug)
         except ConsoleError as exc:
-            out.update(Text(exc.explain(), style="red"))
+            out.update(as_text(exc.explain(), style="red"))
             return
         suggestion = str(answer.get("suggestion") or "")
         if not answer.get("ok"):
             reason = str(answer.get("reason") or "bad_slug")
             out.update(
-                Text(t("slug.bad", reason=explain(reason), suggestion=suggestion), style="red")
+                sentence("slug.bad", style="red", reason=explain(reason), suggestion=suggestion)
             )
         elif answer.get("warning") in ("short", "guessable"):
-            out.update(Text(t(f"slug.{answer['warning']}", suggestion=suggestion), style="yellow"))
+            out.update(sentence(f"slug.{answer['warning']}", style="yellow", suggestion=suggestion))
         else:
             out.update(Text(t("slug.ok"), style="green"))
 
@@ -227,7 +229,7 @@ class RoomsScreen(ConsoleScreen):
         try:
             await self.console.session.create_room(slug, lobby, password, dial_in)
         except ConsoleError as exc:
-            self.query_one("#slug-check", Static).update(Text(exc.explain(), style="red"))
+            self.query_one("#slug-check", Static).update(as_text(exc.explain(), style="red"))
             return
         self.query_one("#slug", Input).value = ""
         self.query_one("#new-password", Input).value = ""

@@ -1,7 +1,10 @@
 """The room chat: a log of messages and a line to write to everyone.
 
-Every line is plain `Text` (names and messages are never markup). Lobby chat (from
-someone still waiting) and private messages are marked as such.
+Every line is plain `Text` (names and messages are never markup), cleaned with
+`tui.text.plain` so that an escape sequence in a message cannot act on the terminal,
+and a line break inside a message is indented so that it cannot fake a message from
+someone else. Lobby chat (from someone still waiting) and private
+messages are marked as such.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from textual.message import Message
 from textual.widgets import Input, RichLog
 
 from tui.i18n import t
+from tui.session import CHAT_KEPT
+from tui.text import plain
+
+CONTINUATION = "  ┆ "
+"""Starts every further line of a message that has line breaks."""
 
 
 def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> Text:
@@ -26,7 +34,7 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     stamp = ""
     if isinstance(ts, int | float):
         stamp = time.strftime("%H:%M", time.gmtime(ts) if utc else time.localtime(ts))
-    name = str(msg.get("name") or "")
+    name = plain(msg.get("name") or "")
     # lobby=True with `to` set is a leader's message to someone waiting, not from them
     from_lobby = bool(msg.get("lobby")) and not msg.get("to")
     who = t("room.from_lobby", name=name) if from_lobby else name
@@ -36,9 +44,14 @@ def chat_line(msg: dict[str, Any], names: dict[str, str], utc: bool = False) -> 
     line.append(who, style="bold")
     to = msg.get("to")
     if to:
-        line.append(" → " + t("room.to", name=names.get(str(to), "?")), style="italic")
+        line.append(" → " + t("room.to", name=plain(names.get(str(to), "?"))), style="italic")
     line.append(": ")
-    line.append(str(msg.get("text") or ""))
+    # The server keeps line breaks in a message; each further line is indented, so that
+    # it cannot pass for a message of its own ("12:01 Leitung: …").
+    first, *more = str(msg.get("text") or "").split("\n")
+    line.append(plain(first))
+    for part in more:
+        line.append("\n" + CONTINUATION + plain(part))
     return line
 
 
@@ -74,7 +87,7 @@ class ChatPanel(Vertical):
         """Show times in UTC (snapshots)."""
 
     def compose(self) -> ComposeResult:
-        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False)
+        yield RichLog(id="chat-log", wrap=True, markup=False, highlight=False, max_lines=CHAT_KEPT)
         yield Input(id="chat-input")
 
     def on_mount(self) -> None:

@@ -1,6 +1,8 @@
 """The lobby queue: who is waiting to be let in, oldest first.
 
-Names are data from strangers: they are shown as plain `Text`, never as markup.
+Names are data from strangers: they are shown as plain `Text`, never as markup (a
+`DataTable` would parse a `str` cell as markup). Each entrant's kind (browser, phone,
+console) is shown next to the name, so that nobody is let in as something else.
 The highlighted row stays on the same person when the queue changes.
 """
 
@@ -14,7 +16,14 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from tui.i18n import t
+from tui.i18n import TEXTS, t
+from tui.text import as_text, plain
+
+
+def kind_label(kind: object) -> str:
+    """`Browser`, `Telefon`/`Phone` or `Konsole`/`Console` (an unknown kind as it is)."""
+    key = f"kind.{kind}"
+    return t(key) if key in TEXTS else plain(kind)
 
 
 def waited(since: Any, now: float | None = None) -> str:
@@ -87,10 +96,9 @@ class LobbyQueue(Vertical):
         table = self.table
         table.clear()
         for entrant in self.entrants:
-            kind = str(entrant.get("kind", "browser"))
             table.add_row(
-                Text(str(entrant.get("name", ""))),
-                Text(t(f"kind.{kind}") if f"kind.{kind}" in _KINDS else kind),
+                as_text(entrant.get("name", "")),
+                Text(kind_label(entrant.get("kind", "browser"))),
                 Text(waited(entrant.get("since"), self.clock)),
                 key=str(entrant.get("id")),
             )
@@ -113,6 +121,3 @@ class LobbyQueue(Vertical):
     def selected(self) -> dict[str, Any] | None:
         pid = self.selected_id
         return next((e for e in self.entrants if e.get("id") == pid), None)
-
-
-_KINDS = {"kind.browser", "kind.phone", "kind.console"}

@@ -1,7 +1,14 @@
 """The participants table: who is in the room and what they are sending.
 
-One row per admitted participant: name, role, mic, camera, screen, raised hand,
-browser or phone, and the E2EE state. Names are rendered as plain text.
+One row per admitted participant: name, role, mic, camera, screen, raised hand and the
+E2EE state. Names are rendered as plain text (`tui.text`), never as markup.
+
+Everyone who can hear is seen, whatever its kind: the role column says how someone
+takes part when it is not a browser, e.g. "Leitung (Konsole)" for a leader listening
+through `kreis console --audio`, "Telefon" for a caller. Role and kind come from the
+server (authenticated), not from the name, so a guest named "Leitung (Konsole)" still
+shows as "Gast". A participant whose connection dropped and who may still come back
+(`away`) gets a second line "getrennt" and can be removed like anyone else.
 """
 
 from __future__ import annotations
@@ -14,11 +21,29 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from tui.i18n import TEXTS, t
+from tui.text import as_text, plain
 
 
 def _label(prefix: str, value: object) -> str:
     key = f"{prefix}.{value}"
-    return t(key) if key in TEXTS else str(value)
+    return t(key) if key in TEXTS else plain(value)
+
+
+def role_label(role: object, kind: object) -> str:
+    """The role, and the kind too unless it is a browser or the role already says it:
+    "Gast", "Co-Leitung", "Telefon", "Leitung (Konsole)"."""
+    label = _label("role", role)
+    if kind in ("browser", "", None) or kind == role:
+        return label
+    return t("role.with_kind", role=label, kind=_label("via", kind))
+
+
+def name_cell(person: dict[str, Any]) -> Text:
+    """The name as text; for someone `away`, a second line that says so."""
+    name = as_text(person.get("name", ""))
+    if person.get("away"):
+        name.append("\n" + t("away"), style="bold italic yellow")
+    return name
 
 
 def _flag(value: object) -> Text:
@@ -64,13 +89,12 @@ class ParticipantsTable(Vertical):
         table = self.table
         table.clear(columns=True)
         for key, width in (
-            ("name", 16),
-            ("role", 10),
+            ("name", 17),
+            ("role", 18),
             ("mic", 5),
             ("camera", 6),
             ("screen", 6),
             ("hand", 4),
-            ("kind", 7),
             ("e2ee", 10),
         ):
             table.add_column(t(f"col.{key}"), key=key, width=width)
@@ -87,15 +111,15 @@ class ParticipantsTable(Vertical):
         table.clear()
         for p in self.participants:
             table.add_row(
-                Text(str(p.get("name", ""))),
-                Text(_label("role", p.get("role", ""))),
+                name_cell(p),
+                Text(role_label(p.get("role", ""), p.get("kind", "browser"))),
                 _flag(p.get("mic")),
                 _flag(p.get("camera")),
                 _flag(p.get("screen")),
                 _flag(p.get("hand")),
-                Text(_label("kind", p.get("kind", ""))),
                 Text(_label("e2ee", p.get("e2ee", "off"))),
                 key=str(p.get("id")),
+                height=2 if p.get("away") else 1,
             )
         if keep is not None:
             for row, p in enumerate(self.participants):

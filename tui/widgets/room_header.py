@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.i18n import t
+from tui.text import plain
 
 
 class RoomHeader(Static):
@@ -33,14 +34,15 @@ class RoomHeader(Static):
             self.update(text)
             return
         text.append(f"{t('hdr.room')}: ", style="bold")
-        text.append(room.slug, style="bold")
+        # Slug and address come from the server: appended as text, never markup.
+        text.append(plain(room.slug), style="bold")
         text.append("   ")
-        text.append(room.url, style="underline")
+        text.append(plain(room.url), style="underline")
         text.append("   ")
         if status == "reconnecting":
             text.append(t("conn.reconnecting"), style="bold reverse red")
         else:
-            text.append(t(f"conn.{status}") if status == "online" else status, style="green")
+            text.append(t("conn.online") if status == "online" else plain(status), style="green")
         text.append("\n")
         settings: dict[str, bool] = room.settings
         for key, label in (
@@ -55,9 +57,10 @@ class RoomHeader(Static):
             text.append(t("on") if on else t("off"), style="green" if on else "dim")
             text.append("   ")
         if settings.get("dial_in") and room.dial_in_pin:
-            numbers = ", ".join(room.dial_in_numbers) or "?"
+            numbers = ", ".join(plain(n) for n in room.dial_in_numbers) or "?"
             text.append("\n")
             text.append(
-                t("hdr.dial_in_detail", numbers=numbers, pin=room.dial_in_pin), style="bold"
+                t("hdr.dial_in_detail", numbers=numbers, pin=plain(room.dial_in_pin)),
+                style="bold",
             )
         self.update(text)

@@ -375,6 +375,9 @@ class E2EE {
           await this.authenticateSelf(entry);
           continue;
         }
+        // Someone away (dropped, may resume) is gone for the keys: they held our key, so
+        // we renew it; when they come back they are a newcomer and get the new one.
+        if (entry.away) continue;
         seen.add(entry.id);
         let peer = this.peers.get(entry.id);
         if (!peer) {
