@@ -28,9 +28,9 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from page_checks import start_room
+from page_checks import media, start_room, wait_for
 from playwright.async_api import Browser, Page, async_playwright
-from test_e2ee_meeting import confirm_clear, e2ee, media, open_room, same_sas, until, wait_for
+from test_e2ee_meeting import confirm_clear, e2ee, open_room, same_sas, until
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
 from app.client import KreisClient
