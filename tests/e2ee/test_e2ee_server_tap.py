@@ -224,7 +224,7 @@ async def inbound_video(page: Page, participant: str) -> dict[str, Any] | None:
 
 
 async def test_unencrypted_injection_is_dropped(server_factory: Any) -> None:
-    server = server_factory("inject", env=HOOKS)
+    server = server_factory("inject", **HOOKS)
     slug = "kein-klartext"
     leader = await start_room(server, slug)
     await leader.send({"type": "set_e2ee", "room": slug, "on": True})
