@@ -134,6 +134,13 @@ ERROR_TEXTS: dict[str, tuple[str, str]] = {
         "Phone dial-in is not possible while end-to-end encryption is on.",
         "Telefon-Einwahl ist nicht möglich, solange die Ende-zu-Ende-Verschlüsselung an ist.",
     ),
+    "e2ee_console_audio": (
+        "The console's audio is not end-to-end encrypted, so it cannot join while end-to-end "
+        "encryption is on. Follow the room without audio, or switch encryption off.",
+        "Der Ton der Konsole ist nicht Ende-zu-Ende-verschlüsselt und deshalb nicht möglich, "
+        "solange die Ende-zu-Ende-Verschlüsselung an ist. Verfolgen Sie den Raum ohne Ton, "
+        "oder schalten Sie die Verschlüsselung aus.",
+    ),
     "phones_present": (
         "Phone callers are in the room. Turning on end-to-end encryption would disconnect them.",
         "Es sind Anrufer per Telefon im Raum. Die Ende-zu-Ende-Verschlüsselung würde sie trennen.",

@@ -326,6 +326,7 @@ async def got_e2ee_state(hub: Hub, conn: Connection, msg: p.E2eeState) -> None:
     room, member = admitted_member(conn)
     member.e2ee = msg.state
     member.public_key = msg.public_key
+    member.e2ee_auth, member.e2ee_commit, member.e2ee_reveal = msg.auth, msg.commit, msg.reveal
     room.broadcast_participants()
 
 

@@ -268,6 +268,9 @@ class Hub:
         `room_closed`."""
         if conn.kind == "console" and conn.group != room.group:
             raise Refused("console_not_leader")
+        if conn.kind == "console" and room.settings.e2ee:
+            # The console's audio is not end-to-end encrypted: like dial-in, refused.
+            raise Refused("e2ee_console_audio")
         if conn.group is not None and conn.group == room.group:
             member = Member(new_id("p_"), name, conn.kind, "leader", conn)
             self._seat(conn, room, member)

@@ -90,6 +90,11 @@ async def got_set_e2ee(hub: Hub, conn: Connection, msg: p.SetE2ee) -> None:
                 await hub.remove(room, member, bar=False)
         room.settings.dial_in = False
         room.dial_in_pin = None
+        # Console audio is clear too: it leaves the room's media (the console says why).
+        for member in [m for m in room.participants.values() if m.kind == "console"]:
+            if isinstance(member.peer, Connection):
+                member.peer.error("e2ee_console_audio", "set_e2ee")
+            await hub.remove(room, member, bar=False)
     room.settings.e2ee = msg.on
     settings_changed(hub, room)
 

@@ -279,6 +279,12 @@ class E2eeState(UpMessage):
     type: ClassVar[str] = "e2ee_state"
     state: Literal["on", "off", "unable"]
     public_key: str | None = field(default=None, metadata=_lim(256))
+    auth: str | None = field(default=None, metadata=_lim(128))
+    """The client's MAC of its own entry under the room secret; opaque to the server."""
+    commit: str | None = field(default=None, metadata=_lim(128))
+    """Safety-number commitment; opaque to the server."""
+    reveal: str | None = field(default=None, metadata=_lim(128))
+    """Safety-number nonce, revealed after everyone committed; opaque to the server."""
 
 
 @dataclass

@@ -56,6 +56,10 @@ class Member:
     hand: bool = False
     e2ee: str = "off"
     public_key: str | None = None
+    e2ee_auth: str | None = None
+    """`auth`, `commit`, `reveal` from the last `e2ee_state`: relayed, never interpreted."""
+    e2ee_commit: str | None = None
+    e2ee_reveal: str | None = None
     resume: str = ""
 
     def public(self) -> dict[str, Any]:
@@ -70,6 +74,9 @@ class Member:
             "hand": self.hand,
             "e2ee": self.e2ee,
             "public_key": self.public_key,
+            "auth": self.e2ee_auth,
+            "commit": self.e2ee_commit,
+            "reveal": self.e2ee_reveal,
             "away": False,
         }
 

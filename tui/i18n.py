@@ -82,6 +82,13 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Dial-in is not possible while end-to-end encryption is on.",
         "Telefoneinwahl geht nicht, solange die Ende-zu-Ende-Verschlüsselung an ist.",
     ),
+    "err.e2ee_console_audio": (
+        "The console's audio is not end-to-end encrypted, so it is off while the room is "
+        "encrypted. You can still lead the room; switch encryption off to talk and listen here.",
+        "Der Ton der Konsole ist nicht Ende-zu-Ende-verschlüsselt und bleibt deshalb aus, "
+        "solange der Raum verschlüsselt ist. Sie können den Raum weiter leiten; zum Hören und "
+        "Sprechen hier die Verschlüsselung ausschalten.",
+    ),
     "err.no_such_participant": (
         "This person is no longer there.",
         "Diese Person ist nicht mehr da.",

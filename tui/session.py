@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Callable
@@ -376,7 +377,10 @@ class ConsoleSession:
         except ConsoleError:
             self.room = None
             raise
-        self.room.url = str(answer.get("url") or f"{self.server_url}/{slug}")
+        # The room secret for E2EE goes in the link's fragment, which browsers never send to
+        # the server (docs/security.md): whoever opens this full link can verify the others.
+        secret = secrets.token_urlsafe(32)
+        self.room.url = str(answer.get("url") or f"{self.server_url}/{slug}") + f"#s={secret}"
         return self.room
 
     async def watch(self, slug: str) -> RoomView:

@@ -134,15 +134,28 @@ def test_new_key_after_leave_and_video_keeps_flowing(bench: Any) -> None:
     assert not [m for m in log if m["to"] == "carol" and m["from"] == "alice"][1:]
 
 
+def poll(bench: Any, expression: str, timeout: float = 5.0) -> None:
+    """Polls a function expression in the bench page until it returns true (no eval: CSP)."""
+    deadline = time.monotonic() + timeout
+    while not bench.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out: {expression}"
+        bench.wait_for_timeout(100)
+
+
 def test_sas_identical_everywhere_and_changes_on_join(bench: Any) -> None:
     setup(bench, ["alice", "bob"])
-    bench.wait_for_timeout(300)
+    poll(bench, "() => Boolean(kreisTest.sas('alice') && kreisTest.sas('bob'))")
     sas_a = bench.evaluate("() => kreisTest.sas('alice')")
     sas_b = bench.evaluate("() => kreisTest.sas('bob')")
     assert sas_a is not None and sas_a == sas_b
-    assert len(sas_a["en"]) == len(sas_a["de"]) == 5
+    # digits read the same in German and English: 5 groups of 3
+    assert len(sas_a["groups"]) == 5 and all(len(g) == 3 and g.isdigit() for g in sas_a["groups"])
     bench.evaluate("() => kreisTest.addPerson('carol', {})")
-    bench.wait_for_timeout(300)
+    three = "['alice', 'bob', 'carol'].map((p) => kreisTest.sas(p)?.digits)"
+    poll(
+        bench,
+        f"() => {{ const s = {three}; return Boolean(s[0] && s[0] === s[1] && s[1] === s[2]); }}",
+    )
     sas3 = [bench.evaluate(f"() => kreisTest.sas('{p}')") for p in ("alice", "bob", "carol")]
     assert sas3[0] == sas3[1] == sas3[2]
     assert sas3[0] != sas_a
@@ -170,7 +183,11 @@ def test_switching_on_off_on_keeps_video_flowing(bench: Any) -> None:
     wait_frames_rising(bench, "alice", "bob", more=20)
     d0 = stats(bench, "bob")["decrypted"]
     bench.evaluate("() => kreisTest.disable('alice')")
+    # bob was encrypted: alice's clear frames stay blocked until bob confirms himself
     bench.wait_for_timeout(800)
+    assert stats(bench, "bob")["passedClear"] == 0
+    bench.evaluate("() => kreisTest.confirmClear('bob')")
+    bench.wait_for_timeout(300)
     clear0 = stats(bench, "bob")["passedClear"]
     wait_frames_rising(bench, "alice", "bob", more=30)
     s = stats(bench, "bob")
@@ -230,9 +247,24 @@ def test_frame_format_and_key_wrapping_units(bench: Any) -> None:
       const wcb = await k.deriveWrapKey(c.privateKey, a.publicKey, 'pa', 'pb');
       try { await k.unwrapMediaKey(wcb, 'pa', 'pb', payload); out.otherPeer = 'accepted'; }
       catch { out.otherPeer = 'rejected'; }
-      const s = await import('/static/e2ee/sas.js');
-      out.words = [s.WORDS_EN.length, new Set(s.WORDS_EN).size, s.WORDS_DE.length,
-                   new Set(s.WORDS_DE.map((w) => w.toLowerCase())).size];
+      // The room secret: a MAC over id, kind, name and public key; a salted wrap key.
+      const t = await import('/static/e2ee/trust.js');
+      const room = await t.roomKeys(t.newRoomSecret());
+      const other = await t.roomKeys(t.newRoomSecret());
+      const entry = { id: 'pa', kind: 'browser', name: 'Ahorn', public_key: a.publicKey };
+      entry.auth = await t.memberTag(room.authKey, entry);
+      out.mac = [
+        await t.verifyMember(room.authKey, entry),
+        await t.verifyMember(room.authKey, { ...entry, name: 'Birke' }),
+        await t.verifyMember(room.authKey, { ...entry, public_key: c.publicKey }),
+        await t.verifyMember(other.authKey, entry),
+      ];
+      const salted = await k.deriveWrapKey(a.privateKey, b.publicKey, 'pa', 'pb', room.wrapSalt);
+      const p2 = await k.wrapMediaKey(salted, 'pa', 'pb', 9, raw);
+      try { await k.unwrapMediaKey(wba, 'pa', 'pb', p2); out.unsalted = 'accepted'; }
+      catch { out.unsalted = 'rejected'; }
+      const fr = t.readFragment('#s=' + t.newRoomSecret() + '&e2ee=1');
+      out.fragment = [fr.secret !== null, fr.required, t.readFragment('#s=short').secret];
       return out;
     }"""
     )
@@ -247,8 +279,10 @@ def test_frame_format_and_key_wrapping_units(bench: Any) -> None:
     assert result["tamperPrefix"] == result["tamperBody"] == "rejected"
     assert result["ratchetStable"]
     assert result["unwrap"]
+    assert result["mac"] == [True, False, False, False]
+    assert result["unsalted"] == "rejected"
+    assert result["fragment"] == [True, True, None]
     assert result["wrongDir"] == result["otherPeer"] == "rejected"
-    assert result["words"] == [256, 256, 256, 256]
 
 
 def test_legacy_encoded_streams_path(bench: Any) -> None:
@@ -336,3 +370,68 @@ def test_room_end_forgets_every_key(bench: Any) -> None:
     bench.wait_for_timeout(1000)
     assert frames(bench, "alice", "bob") == before  # alice still encrypts; bob has no key
     assert stats(bench, "bob")["droppedBy"]["noKey"] > 0
+
+
+def test_a_replayed_frame_is_dropped_and_counted(bench: Any) -> None:
+    """A hostile hop between alice and bob replays frames it forwarded a second ago,
+    byte for byte: bob's worker drops each one (counted as `replay`) and keeps
+    decrypting the fresh ones. RFC 9605, section 9.3."""
+    for p in ("alice", "bob"):
+        bench.evaluate("(id) => kreisTest.addPerson(id, {})", p)
+    bench.evaluate("() => Promise.all([kreisTest.enable('alice'), kreisTest.enable('bob')])")
+    bench.evaluate("() => kreisTest.connectViaReplayer('alice', 'bob')")
+
+    def decrypted() -> int:
+        return int(stats(bench, "bob")["perParticipant"].get("alice", {}).get("decrypted", 0))
+
+    deadline = time.monotonic() + 15
+    while decrypted() < 100:
+        assert time.monotonic() < deadline, stats(bench, "bob")
+        bench.wait_for_timeout(200)
+    before = stats(bench, "bob")
+    assert before["droppedBy"]["replay"] == 0, before
+    bench.evaluate("() => kreisTest.replay('alice', 'bob', 20)")
+    bench.wait_for_timeout(2000)
+    after = stats(bench, "bob")
+    assert after["droppedBy"]["replay"] >= 15, after["droppedBy"]
+    assert after["droppedBy"]["badTag"] == before["droppedBy"]["badTag"], after["droppedBy"]
+    assert decrypted() > before["perParticipant"]["alice"]["decrypted"] + 30
+
+
+def test_worker_starts_closed_and_refuses_an_old_send_key(bench: Any) -> None:
+    """The worker itself, not the page, keeps the rules: an engine that follows the room
+    sends nothing before it knows the room's state, and a send key id the worker used
+    once is never taken again (its IVs are spent), whatever the page asks."""
+    result = bench.evaluate(
+        """async () => {
+      const { createE2EE } = await import('/static/e2ee/index.js');
+      const engine = createE2EE({ selfId: 'solo', sendSignal: () => {} }); // follows the room
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const pc1 = new RTCPeerConnection(), pc2 = new RTCPeerConnection();
+      pc1.onicecandidate = (e) => e.candidate && pc2.addIceCandidate(e.candidate);
+      pc2.onicecandidate = (e) => e.candidate && pc1.addIceCandidate(e.candidate);
+      const tr = pc1.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
+      engine.attachSender(tr.sender, 'audio');
+      await pc1.setLocalDescription(); await pc2.setRemoteDescription(pc1.localDescription);
+      await pc2.setLocalDescription(); await pc1.setRemoteDescription(pc2.localDescription);
+      await new Promise((r) => setTimeout(r, 1500));
+      const closed = await engine.stats();
+      const raw = crypto.getRandomValues(new Uint8Array(32));
+      engine.post({ type: 'setSendKey', keyId: 7, raw });
+      await new Promise((r) => setTimeout(r, 500));
+      const keyed = await engine.stats();
+      const other = crypto.getRandomValues(new Uint8Array(32));
+      engine.post({ type: 'setSendKey', keyId: 8, raw });
+      engine.post({ type: 'setSendKey', keyId: 7, raw: other });
+      await new Promise((r) => setTimeout(r, 500));
+      const reused = await engine.stats();
+      await new Promise((r) => setTimeout(r, 500));
+      const after = await engine.stats();
+      return { closed, keyed, reused, after };
+    }"""
+    )
+    closed, keyed, reused, after = (result[k] for k in ("closed", "keyed", "reused", "after"))
+    assert closed["sentClear"] == 0 and closed["droppedBy"]["noSendKey"] > 20, closed
+    assert keyed["encrypted"] > 0 and keyed["sentClear"] == 0, keyed
+    assert reused["droppedBy"]["oldSendKey"] == 1, reused
+    assert after["encrypted"] == reused["encrypted"] and after["sentClear"] == 0, (reused, after)

@@ -28,9 +28,9 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from page_checks import start_room
+from page_checks import media, start_room, wait_for
 from playwright.async_api import Browser, Page, async_playwright
-from test_e2ee_meeting import e2ee, media, open_room, until, wait_for
+from test_e2ee_meeting import confirm_clear, e2ee, open_room, same_sas, until
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
 from app.client import KreisClient
@@ -114,14 +114,13 @@ async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
                 assert pictures == 0, (pid, pictures, errs, len(frames))
 
             # The safety words: the same on every browser, and new when someone joins.
-            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
-            assert sas[0] is not None and sas[0] == sas[1] == sas[2], sas
+            sas = await same_sas(pages)
             fourth, _ = await browsers(chromium, server, slug, ["Dattel"], errors)
             everyone = [*pages, *fourth]
 
             async def new_sas() -> bool:
                 now = [await p.evaluate("window.kreisE2ee.sas") for p in everyone]
-                return now[0] is not None and now[0] != sas[0] and all(s == now[0] for s in now)
+                return now[0] is not None and now[0] != sas and all(s == now[0] for s in now)
 
             await wait_for(new_sas, 20, "one new SAS on all four browsers")
             await wait_for(
@@ -130,6 +129,7 @@ async def test_forwarded_payloads_are_ciphertext(server_factory: Any) -> None:
 
             # E2EE off, same senders: the same tap and decoder see real VP8 pictures.
             await leader.send({"type": "set_e2ee", "room": slug, "on": False})
+            await confirm_clear(everyone)
             for page in pages:
                 await until(page, "window.kreisE2ee.state === 'off'", 10, "off")
 
@@ -224,7 +224,7 @@ async def inbound_video(page: Page, participant: str) -> dict[str, Any] | None:
 
 
 async def test_unencrypted_injection_is_dropped(server_factory: Any) -> None:
-    server = server_factory("inject", env=HOOKS)
+    server = server_factory("inject", **HOOKS)
     slug = "kein-klartext"
     leader = await start_room(server, slug)
     await leader.send({"type": "set_e2ee", "room": slug, "on": True})

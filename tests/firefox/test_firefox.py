@@ -13,8 +13,10 @@ E2EE engine's counters from window.kreisE2ee: measured, never assumed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -48,8 +50,8 @@ async def chromium_page(base_url: str, errors: list[str]) -> AsyncIterator[Page]
             await chromium.close()
 
 
-async def chromium_knocks(page: Page, slug: str, name: str) -> None:
-    await page.goto(f"/{slug}")
+async def chromium_knocks(page: Page, slug: str, name: str, fragment: str = "") -> None:
+    await page.goto(f"/{slug}{fragment}")
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
@@ -65,9 +67,9 @@ FILL_AND_JOIN = """((name) => {
 })(%s)"""
 
 
-async def firefox_knocks(tab: Tab, url: str, slug: str, name: str) -> None:
+async def firefox_knocks(tab: Tab, url: str, slug: str, name: str, fragment: str = "") -> None:
     """The same pre-join steps as in Chromium, done in the page (BiDi has no `fill`)."""
-    await tab.goto(f"{url}/{slug}")
+    await tab.goto(f"{url}/{slug}{fragment}")
 
     async def ready() -> bool:
         return bool(await tab.evaluate("typeof window.kreis === 'object'"))
@@ -135,10 +137,10 @@ async def e2ee(page: Evaluating) -> dict[str, Any]:
 
 
 async def both_in_room(
-    server: Any, slug: str, leader: KreisClient, fox: Tab, chrome: Page
+    server: Any, slug: str, leader: KreisClient, fox: Tab, chrome: Page, fragment: str = ""
 ) -> tuple[str, str]:
-    await firefox_knocks(fox, server.url, slug, "Fuchs")
-    await chromium_knocks(chrome, slug, "Falke")
+    await firefox_knocks(fox, server.url, slug, "Fuchs", fragment)
+    await chromium_knocks(chrome, slug, "Falke", fragment)
     await admit_knocks(leader, slug, 2)
     pages: tuple[Evaluating, ...] = (fox, chrome)
     for page in pages:
@@ -197,7 +199,15 @@ async def test_e2ee_between_firefox_and_chromium(server_factory: Any) -> None:
         async with launch_firefox() as firefox, chromium_page(server.url, errors) as chrome:
             await firefox.command("session.subscribe", {"events": ["log.entryAdded"]})
             fox = await firefox.new_tab()
-            fox_id, chrome_id = await both_in_room(server, slug, leader, fox, chrome)
+            # Both open the full link: the room secret authenticates them to each other.
+            fox_id, chrome_id = await both_in_room(
+                server,
+                slug,
+                leader,
+                fox,
+                chrome,
+                "#s=" + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode(),
+            )
             pairs: list[tuple[Evaluating, str]] = [(fox, chrome_id), (chrome, fox_id)]
             for page, _ in pairs:
                 assert (await e2ee(page))["state"] == "off"
@@ -228,9 +238,15 @@ async def test_e2ee_between_firefox_and_chromium(server_factory: Any) -> None:
                 assert s["encrypted"] > 0 and s["decrypted"] > 0, s
                 assert s["perParticipant"][other]["lastFrame"] == "encrypted", s
 
-            # The room shows encrypted on both, with the same safety words.
-            sas = [await page.evaluate("window.kreisE2ee.sas") for page, _ in pairs]
-            assert sas[0] is not None and sas[0] == sas[1], sas
+            # The room shows encrypted on both, verified, with the same safety number.
+            async def one_number() -> Any:
+                sas = [await page.evaluate("window.kreisE2ee.sas") for page, _ in pairs]
+                return sas if sas[0] is not None and sas[0] == sas[1] else None
+
+            sas = await wait_for(one_number, 20, "one safety number in both browsers")
+            for page, other in pairs:
+                trust = await page.evaluate("window.kreisE2ee.trust")
+                assert {m["id"]: m["verified"] for m in trust["members"]}[other] is True, trust
             for page, _ in pairs:
                 status = await page.evaluate(
                     "(e => ({state: e.dataset.state, hidden: e.hidden, text: e.textContent}))"
@@ -238,7 +254,7 @@ async def test_e2ee_between_firefox_and_chromium(server_factory: Any) -> None:
                 )
                 assert status["state"] == "on" and not status["hidden"], status
                 assert "End-to-end encrypted" in status["text"], status
-                assert all(w in status["text"] for w in sas[0]["en"]), status
+                assert sas[0]["digits"] in status["text"], status
 
             # What the SFU forwards from each sender is the engine's format, not VP8.
             await arm_tap(server)

@@ -11,6 +11,12 @@
  * The engine follows the room setting (`settings.e2ee` in `joined`/`room_state`) unless
  * created with `followRoom: false`; `enable()`/`disable()` switch it by hand. Switching is
  * live: no renegotiation and no rejoin. See README.md for the design and frame format.
+ *
+ * Against the server (docs/security.md): with `roomSecret` (the invite link's fragment)
+ * every membership entry must carry a valid MAC before it gets a key; "encrypted" is
+ * sticky (a switch-off holds until `confirmClear()`, never with `required`); a public-key
+ * change is a leave plus a join; a resume re-sends a fresh key; the safety number is a
+ * commit-then-reveal round (round.js).
  */
 
 import {
@@ -20,7 +26,8 @@ import {
   unwrapMediaKey,
   wrapMediaKey,
 } from "./keys.js";
-import { computeSas } from "./sas.js";
+import { SafetyRound } from "./round.js";
+import { memberTag, roomKeys, verifyMember } from "./trust.js";
 import { hasEncodedStreams, hasScriptTransform, preferE2eeCodecs, supported } from "./support.js";
 
 export { preferE2eeCodecs, supported };
@@ -39,6 +46,21 @@ class E2EE {
     this.onStateChange = options.onStateChange ?? (() => {});
     this.onSasChange = options.onSasChange ?? (() => {});
     this.onReset = options.onReset ?? (() => {});
+    /** Called when who is verified, the held state or a safety-check problem changes. */
+    this.onTrustChange = options.onTrustChange ?? (() => {});
+    /** The room secret from the link's fragment (base64url), or null: nobody can be verified. */
+    this.secret = options.roomSecret ?? null;
+    this.roomKeys = null;
+    /** The link says "E2EE required": this page never sends or accepts clear media. */
+    this.required = Boolean(options.required);
+    /** Set once we were encrypted: a switch-off then waits for `confirmClear()`. */
+    this.wasOn = false;
+    this.clearConfirmed = false;
+    /** The room says "off" but we stay encrypted until the person confirms. */
+    this.held = false;
+    this.roomOn = null;
+    this.auth = null;
+    this.safety = new SafetyRound();
     this.requestKeyframe = options.requestKeyframe ?? (() => {});
     this.followRoom = options.followRoom ?? true;
     /** Between `e2ee_state: off` and the first clear frame, and before a new key is used. */
@@ -53,7 +75,7 @@ class E2EE {
     this.wanted = false;
     this.identity = null;
     this.ownKey = new OwnMediaKey();
-    /** id → {publicKey, mode, wrapOut, wrapIn, sentKeyId, hadKey} for listed participants */
+    /** id → {publicKey, mode, verified, wrapOut, wrapIn, sentKeyId, hadKey} for listed participants */
     this.peers = new Map();
     /** id → [payload]: keys that overtook the list entry carrying the sender's public key */
     this.pendingKeys = new Map();
@@ -78,6 +100,8 @@ class E2EE {
       });
       this.worker.onmessage = (event) => this.gotWorkerMessage(event.data);
       this.post({ type: "config", graceMs: options.graceMs ?? 5000, defaultMode: "on" });
+      // The worker starts closed (drops every frame we send); by hand the engine starts clear.
+      if (!this.followRoom && !this.required) this.post({ type: "setEncrypt", on: false });
     }
   }
 
@@ -127,15 +151,33 @@ class E2EE {
     }
   }
 
+  /** The room secret can arrive late: the page that starts a room makes it then. */
+  setRoomSecret(secret, required = false) {
+    return this.run(async () => {
+      this.secret = secret;
+      this.roomKeys = null;
+      this.required = this.required || Boolean(required);
+      for (const peer of this.peers.values()) {
+        peer.checked = null;
+        peer.verified = null;
+      }
+      await this.ensureRoomKeys();
+    });
+  }
+
   // --- switching -----------------------------------------------------------------------
 
   /** Creates our ECDH key pair (once) and announces our state and public key. */
   async start() {
     await this.run(async () => {
       await this.ensureIdentity();
-      this.announce();
+      await this.ensureRoomKeys();
+      const mine = this.lastList.find((e) => e && e.id === this.selfId);
+      if (mine) await this.authenticateSelf(mine);
+      await this.announce();
       for (const [id, payloads] of [...this.pendingKeys]) {
-        if (!this.peers.get(id)?.publicKey) continue;
+        const peer = this.peers.get(id);
+        if (!peer || !this.trusted(peer)) continue;
         this.pendingKeys.delete(id);
         for (const payload of payloads) await this.gotKey(id, payload);
       }
@@ -154,7 +196,7 @@ class E2EE {
     this.wanted = true;
     if (!this.isSupported) {
       this.setState("unable");
-      this.announce();
+      await this.announce();
       return false;
     }
     const token = ++this.modeToken;
@@ -170,20 +212,54 @@ class E2EE {
       // the frame (bad tag). Meanwhile the worker drops our frames: never sent in clear.
       await this.distribute();
       this.switchSendKeyLater(key);
+      this.wasOn = true;
+      this.clearConfirmed = false;
+      this.held = false;
+      this.postModes();
       this.setState("on");
-      this.announce();
+      await this.announce();
+      this.onTrustChange();
       return true;
     });
   }
 
-  /** Switches our sending to clear: announce first, stop encrypting after the delay. */
+  /** Whether clear media may be sent and rendered: never once encrypted, until confirmed. */
+  clearAllowed() {
+    return !this.required && (!this.wasOn || this.clearConfirmed);
+  }
+
+  /** The person confirmed on their own screen that the meeting may go on unencrypted. */
+  async confirmClear() {
+    if (this.required) return false;
+    this.clearConfirmed = true;
+    this.held = false;
+    await this.run(async () => this.postModes());
+    if (this.roomOn === false) await this.switchOff();
+    this.onTrustChange();
+    return true;
+  }
+
+  /**
+   * Switches our sending to clear by hand: the person's own decision, so it also counts as
+   * their confirmation (`confirmClear`). Refused when the link requires E2EE.
+   */
   async disable() {
+    if (this.required) return;
+    this.clearConfirmed = true;
+    this.held = false;
+    await this.run(async () => this.postModes());
+    await this.switchOff();
+  }
+
+  /** Announce "off" first, stop encrypting after the delay (only when clear is allowed). */
+  async switchOff() {
+    if (!this.clearAllowed()) return;
     this.wanted = false;
     const token = ++this.modeToken;
     const was = await this.run(async () => {
       if (this.state !== "on") return false;
       this.setState("off");
-      this.announce();
+      await this.announce();
       return true;
     });
     if (!was) {
@@ -212,6 +288,14 @@ class E2EE {
         this.selfId = msg.id;
         if (this.lastList.length) await this.setParticipants(this.lastList);
         if (this.followRoom && msg.settings) await this.followSetting(msg.settings.e2ee);
+        // A resume: the others forgot our key while we were away. A fresh one, to all.
+        await this.run(async () => {
+          if (this.ownKey.raw === null) return;
+          const key = this.ownKey.renew();
+          for (const peer of this.peers.values()) peer.sentKeyId = null;
+          await this.distribute();
+          this.switchSendKeyLater(key);
+        });
         break;
       case "room_state":
         if (this.followRoom && msg.settings) await this.followSetting(msg.settings.e2ee);
@@ -232,10 +316,47 @@ class E2EE {
   }
 
   async followSetting(on) {
+    this.roomOn = Boolean(on);
     // `wanted`, not `state`: room_state repeats on every settings change, and a switch
     // already under way (keys out, frames not yet encrypted) must not start over.
-    if (on && !this.wanted) await this.enable();
-    else if (!on && this.wanted) await this.disable();
+    if (on || this.required) {
+      const wasHeld = this.held;
+      this.held = false;
+      if (!this.wanted) await this.enable();
+      if (wasHeld) this.onTrustChange();
+    } else if (this.clearAllowed()) {
+      if (this.wanted) await this.switchOff();
+      else this.post({ type: "setEncrypt", on: false }); // the room is clear: open the worker
+    } else if (!this.held) {
+      // Switched off (by a leader, or forged by the server) after we were encrypted: we
+      // keep encrypting and keep dropping clear frames until the person confirms.
+      this.held = true;
+      this.onTrustChange();
+    }
+  }
+
+  /** The mode the worker applies to a publisher: "off" (clear passes) only when allowed. */
+  effectiveMode(peer) {
+    return peer.mode === "off" && this.clearAllowed() ? "off" : "on";
+  }
+
+  postModes() {
+    for (const [id, peer] of this.peers) {
+      this.post({ type: "setMode", participantId: id, mode: this.effectiveMode(peer) });
+    }
+  }
+
+  /** Whether a peer may get our key and may give us theirs. */
+  trusted(peer) {
+    return Boolean(peer.publicKey) && (this.secret === null || peer.verified === true);
+  }
+
+  wrapSalt(peer) {
+    return this.secret !== null && peer.verified === true ? this.roomKeys.wrapSalt : null;
+  }
+
+  async ensureRoomKeys() {
+    if (this.secret !== null && this.roomKeys === null) this.roomKeys = await roomKeys(this.secret);
   }
 
   /** The room's participant list (`participants` message): public keys, modes, joins, leaves. */
@@ -243,28 +364,35 @@ class E2EE {
     await this.run(async () => {
       this.lastList = list;
       if (this.selfId === null) return; // `joined` says who we are; it replays the list
+      await this.ensureRoomKeys();
       const seen = new Set();
       let joined = false;
+      let left = false;
+      let trustChanged = false;
       for (const entry of list) {
+        if (!entry) continue;
+        if (entry.id === this.selfId) {
+          await this.authenticateSelf(entry);
+          continue;
+        }
         // Someone away (dropped, may resume) is gone for the keys: they held our key, so
         // we renew it; when they come back they are a newcomer and get the new one.
-        if (!entry || entry.id === this.selfId || entry.away) continue;
+        if (entry.away) continue;
         seen.add(entry.id);
         let peer = this.peers.get(entry.id);
         if (!peer) {
-          peer = { publicKey: null, mode: null, sentKeyId: null, hadKey: false };
+          peer = { publicKey: null, mode: null, verified: null, checked: null, sentKeyId: null, hadKey: false };
           this.peers.set(entry.id, peer);
-          joined = true;
-        }
-        const mode = entry.e2ee === "on" ? "on" : "off";
-        if (mode !== peer.mode) {
-          peer.mode = mode;
-          this.post({ type: "setMode", participantId: entry.id, mode });
+          trustChanged = true;
         }
         const publicKey = typeof entry.public_key === "string" ? entry.public_key : null;
+        const wasTrusted = this.trusted(peer);
         if (publicKey !== peer.publicKey) {
           if (peer.publicKey !== null) {
+            // A new public key for someone listed: a leave plus a join. Whoever holds the
+            // new key must not read what our current key protects (and the old one expires).
             this.post({ type: "removeParticipant", participantId: entry.id });
+            if (wasTrusted) left = true;
           }
           peer.publicKey = publicKey;
           peer.wrapOut = null;
@@ -272,18 +400,41 @@ class E2EE {
           peer.sentKeyId = null;
           peer.hadKey = false;
         }
+        if (this.roomKeys !== null) {
+          const checked = `${entry.auth}|${entry.kind}|${entry.name}|${publicKey}`;
+          if (checked !== peer.checked) {
+            peer.checked = checked;
+            const verified = publicKey !== null && (await verifyMember(this.roomKeys.authKey, entry));
+            if (verified !== peer.verified) {
+              if (peer.verified === true) left = true; // it lost its proof: as if it left
+              peer.verified = verified;
+              peer.wrapOut = null;
+              peer.wrapIn = null;
+              peer.sentKeyId = null;
+              trustChanged = true;
+            }
+          }
+        }
+        // Someone gets our key for the first time (new, back, or now verified): a newcomer
+        // must not read what was said before, so ratchet first.
+        if (!wasTrusted && this.trusted(peer)) joined = true;
+        const mode = entry.e2ee === "on" ? "on" : "off";
+        if (mode !== peer.mode) {
+          peer.mode = mode;
+          this.post({ type: "setMode", participantId: entry.id, mode: this.effectiveMode(peer) });
+        }
         const pending = this.pendingKeys.get(entry.id);
-        if (pending && peer.publicKey) {
+        if (pending && this.trusted(peer)) {
           this.pendingKeys.delete(entry.id);
           for (const payload of pending) await this.gotKey(entry.id, payload);
         }
       }
-      let left = false;
-      for (const id of [...this.peers.keys()]) {
+      for (const [id, peer] of [...this.peers]) {
         if (!seen.has(id)) {
           this.peers.delete(id);
           this.post({ type: "removeParticipant", participantId: id });
-          left = true;
+          if (this.trusted(peer)) left = true;
+          trustChanged = true;
         }
       }
       if (this.ownKey.raw !== null) {
@@ -304,7 +455,23 @@ class E2EE {
         }
       }
       await this.updateSas();
+      if (trustChanged) this.onTrustChange();
     });
+  }
+
+  /** Our own entry as the server lists it: the MAC covers exactly what the others see. */
+  async authenticateSelf(entry) {
+    if (this.roomKeys === null || this.identity === null) return;
+    const tag = await memberTag(this.roomKeys.authKey, {
+      id: this.selfId,
+      kind: entry.kind,
+      name: entry.name,
+      public_key: this.identity.publicKey,
+    });
+    if (tag !== this.auth) {
+      this.auth = tag;
+      await this.announce();
+    }
   }
 
   switchSendKeyLater(key) {
@@ -323,7 +490,7 @@ class E2EE {
     if (this.ownKey.raw === null || this.selfId === null || this.identity === null) return;
     const { keyId, raw } = this.ownKey;
     for (const [id, peer] of this.peers) {
-      if (!peer.publicKey) continue;
+      if (!this.trusted(peer)) continue; // unverified: no key, ever
       const behind = peer.sentKeyId === null ? Infinity : (keyId - peer.sentKeyId) >>> 0;
       if (behind < RESEND_AFTER_RATCHETS) continue;
       try {
@@ -332,6 +499,7 @@ class E2EE {
           peer.publicKey,
           this.selfId,
           id,
+          this.wrapSalt(peer),
         );
         const payload = await wrapMediaKey(peer.wrapOut, this.selfId, id, keyId, raw);
         peer.sentKeyId = keyId;
@@ -345,7 +513,7 @@ class E2EE {
   async gotKey(from, payload) {
     if (typeof from !== "string" || typeof payload !== "string") return;
     const peer = this.peers.get(from);
-    if (!peer || !peer.publicKey || this.identity === null || this.selfId === null) {
+    if (!peer || !this.trusted(peer) || this.identity === null || this.selfId === null) {
       // The key can overtake the participant list that carries the sender's public key.
       const pending = this.pendingKeys.get(from) ?? [];
       if (pending.length < MAX_PENDING_KEYS) pending.push(payload);
@@ -353,7 +521,13 @@ class E2EE {
       return;
     }
     try {
-      peer.wrapIn ??= await deriveWrapKey(this.identity.privateKey, peer.publicKey, from, this.selfId);
+      peer.wrapIn ??= await deriveWrapKey(
+        this.identity.privateKey,
+        peer.publicKey,
+        from,
+        this.selfId,
+        this.wrapSalt(peer),
+      );
       const { keyId, raw } = await unwrapMediaKey(peer.wrapIn, from, this.selfId, payload);
       this.post({ type: "setKey", participantId: from, keyId, raw });
       // Frames from this publisher may have been dropped while the key was on its way;
@@ -367,21 +541,37 @@ class E2EE {
 
   // --- what the page shows -------------------------------------------------------------
 
-  /** The short authentication string: {en: [5 words], de: [5 words], indexes} or null. */
+  /** The safety number {digits, groups} once every member's reveal checks out, else null. */
   sas() {
     return this.currentSas;
   }
 
+  /** What the page shows about trust: verified members, problems, held, required. */
+  trust() {
+    const members = [];
+    for (const [id, peer] of this.peers) {
+      if (!peer.publicKey) continue;
+      members.push({ id, verified: this.secret === null ? null : peer.verified === true });
+    }
+    return {
+      hasSecret: this.secret !== null,
+      required: this.required,
+      held: this.held,
+      members,
+      problems: [...this.safety.problems],
+    };
+  }
+
   async updateSas() {
     if (!this.identity || !this.selfId) return;
-    const entries = [{ id: this.selfId, public_key: this.identity.publicKey }];
-    for (const e of this.lastList) {
-      if (e && e.id !== this.selfId && typeof e.public_key === "string") entries.push(e);
-    }
-    const next = await computeSas(entries);
+    const others = this.lastList.filter((e) => e && e.id !== this.selfId);
+    const problemsBefore = this.safety.problems.join();
+    if (await this.safety.update(this.selfId, this.identity.publicKey, others)) await this.announce();
+    const next = this.safety.sas;
     const changed = JSON.stringify(next) !== JSON.stringify(this.currentSas);
     this.currentSas = next;
     if (changed) this.onSasChange(next);
+    if (problemsBefore !== this.safety.problems.join()) this.onTrustChange();
   }
 
   /** Frame counters from the worker: {encrypted, decrypted, dropped, keyIds, ...}. */
@@ -396,7 +586,7 @@ class E2EE {
     });
     const keyIds = { self: raw.sendKeyId };
     for (const [id, s] of Object.entries(raw.perParticipant)) keyIds[id] = s.keyId;
-    return { ...raw, keyIds, state: this.state, keyErrors: this.keyErrors };
+    return { ...raw, keyIds, state: this.state, keyErrors: this.keyErrors, trust: this.trust() };
   }
 
   /** Forgets every key, peer and the SAS (the meeting ended for us); the identity stays. */
@@ -410,6 +600,10 @@ class E2EE {
       this.peers.clear();
       this.pendingKeys.clear();
       this.lastList = [];
+      this.held = false;
+      this.roomOn = null;
+      this.auth = null;
+      this.safety = new SafetyRound();
       if (this.state === "on") this.setState("off");
       if (this.currentSas !== null) {
         this.currentSas = null;
@@ -448,9 +642,16 @@ class E2EE {
     this.identity ??= await createIdentity();
   }
 
-  announce() {
+  /** Our `e2ee_state`: state, public key, the MAC of our entry, the safety round's fields. */
+  async announce() {
     const msg = { type: "e2ee_state", state: this.state };
-    if (this.identity && this.state !== "unable") msg.public_key = this.identity.publicKey;
+    if (this.identity && this.state !== "unable") {
+      msg.public_key = this.identity.publicKey;
+      if (this.auth) msg.auth = this.auth;
+      const { commit, reveal } = this.safety.fields();
+      if (commit) msg.commit = commit;
+      if (reveal) msg.reveal = reveal;
+    }
     this.sendSignal(msg);
   }
 

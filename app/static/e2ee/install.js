@@ -4,7 +4,14 @@
  *
  *   import { installE2EE } from "/static/e2ee/install.js";
  *   const e2ee = installE2EE({ sig, mediaHooks, statusElement: $("e2ee-status"),
+ *                              bannerElement: $("e2ee-banner"), fragment: location.hash,
  *                              lang: currentLang, onLangChange });
+ *
+ * The status line shows the state, who is not encrypted or not verified, the safety
+ * number (with what to do if it differs, and a prompt when it changed) and that chat and
+ * names are not end-to-end encrypted. The banner appears when encryption was switched
+ * off after this page was encrypted; nothing clear is sent or played until the person
+ * confirms there (never, when the link's fragment says `e2ee=1`).
  *
  * Call it once, before the first `joined`. The engine follows the room's `settings.e2ee`;
  * the leader switches it with `set_e2ee` and every browser follows live. When the person
@@ -12,6 +19,7 @@
  */
 
 import { createE2EE, preferE2eeCodecs } from "./index.js";
+import { readFragment } from "./trust.js";
 
 const KIND_OF_SOURCE = { mic: "audio", camera: "video", screen: "video" };
 
@@ -21,30 +29,96 @@ const TEXTS = {
     "This browser cannot encrypt end-to-end. Please use a current browser.",
     "Dieser Browser kann nicht Ende-zu-Ende verschlüsseln. Bitte nutze einen aktuellen Browser.",
   ],
-  words: ["Safety words, compare them out loud:", "Sicherheitswörter, vergleicht sie laut:"],
+  words: ["Safety number, compare it out loud:", "Sicherheitsnummer, vergleicht sie laut:"],
+  differ: [
+    "If it differs on any screen, someone may be listening in: leave and tell the leader another way (by phone).",
+    "Weicht sie auf einem Bildschirm ab, hört vielleicht jemand mit: verlasst den Raum und sagt es der Leitung auf anderem Weg (Telefon).",
+  ],
+  pending: [
+    "Safety number: waiting for everyone's check …",
+    "Sicherheitsnummer: warte auf die Prüfung aller …",
+  ],
+  again: [
+    "The safety number changed (someone came or left): compare it again.",
+    "Die Sicherheitsnummer hat sich geändert (jemand kam oder ging): vergleicht sie neu.",
+  ],
+  compared: ["Compared", "Verglichen"],
   clear: [
     "Not encrypted: {n} participant(s)",
     "Nicht verschlüsselt: {n} Teilnehmende",
   ],
+  unverified: [
+    "Not verified, they get no keys: {names}",
+    "Nicht bestätigt, bekommen keine Schlüssel: {names}",
+  ],
+  problem: [
+    "Safety check failed for: {names}. Someone may be tampering: leave and tell the leader another way.",
+    "Sicherheitsprüfung fehlgeschlagen für: {names}. Vielleicht greift jemand ein: verlasst den Raum und sagt es der Leitung auf anderem Weg.",
+  ],
+  noSecret: [
+    "Your link is incomplete (the part after # is missing): the others cannot verify you. Ask the leader for the full link.",
+    "Dein Link ist unvollständig (der Teil nach # fehlt): die anderen können dich nicht bestätigen. Bitte die Leitung um den vollständigen Link.",
+  ],
+  notCovered: [
+    "Chat and names are not end-to-end encrypted.",
+    "Chat und Namen sind nicht Ende-zu-Ende-verschlüsselt.",
+  ],
+  held: [
+    "Encryption was switched off, by the leader or by the server. Your camera and microphone stay encrypted, and unencrypted video and sound are blocked, until you decide.",
+    "Die Verschlüsselung wurde ausgeschaltet, von der Leitung oder vom Server. Deine Kamera und dein Mikrofon bleiben verschlüsselt, und Unverschlüsseltes wird nicht abgespielt, bis du entscheidest.",
+  ],
+  heldRequired: [
+    "Encryption was switched off, but your link requires it: nothing unencrypted is sent or played.",
+    "Die Verschlüsselung wurde ausgeschaltet, aber dein Link verlangt sie: Unverschlüsseltes wird weder gesendet noch abgespielt.",
+  ],
+  confirmClear: ["Continue without encryption", "Ohne Verschlüsselung weitermachen"],
 };
 
-function text(lang, key, n = 0) {
-  return TEXTS[key][lang() === "de" ? 1 : 0].replace("{n}", String(n));
+function text(lang, key, values = {}) {
+  let out = TEXTS[key][lang() === "de" ? 1 : 0];
+  for (const [k, v] of Object.entries(values)) out = out.replace(`{${k}}`, String(v));
+  return out;
 }
 
-export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () => "en", onLangChange = null }) {
+/**
+ * `fragment`: the page's location hash; its room secret (`#s=…`) authenticates members
+ * and its `e2ee=1` makes the page refuse clear media for good. `setRoomSecret` on the
+ * returned engine sets it later (the leader's page makes one when it starts a room).
+ */
+export function installE2EE({
+  sig,
+  mediaHooks,
+  statusElement = null,
+  bannerElement = null,
+  lang = () => "en",
+  onLangChange = null,
+  fragment = "",
+}) {
   let roomOn = false;
   let participants = [];
   let selfId = null;
+  let lastSas = null;
+  let compareAgain = false;
+  const { secret, required } = readFragment(fragment);
 
   const e2ee = createE2EE({
+    roomSecret: secret,
+    required,
     sendSignal: (msg) => sig.send(msg),
     requestKeyframe: (participant) => sig.send({ type: "keyframe", participant }),
     onStateChange: () => render(),
-    onSasChange: () => render(),
+    onSasChange: (sas) => {
+      // a changed number after one was shown: everyone must compare again
+      if (sas && lastSas && sas.digits !== lastSas.digits) compareAgain = true;
+      if (sas) lastSas = sas;
+      render();
+    },
+    onTrustChange: () => render(),
     onReset: () => {
       roomOn = false;
       participants = [];
+      lastSas = null;
+      compareAgain = false;
       render();
     },
   });
@@ -53,7 +127,7 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
   let downTracks = new Map();
 
   mediaHooks.configure = (config) => e2ee.rtcConfiguration(config);
-  mediaHooks.transceiver = (transceiver, kind) => {
+  mediaHooks.transceiver = (transceiver, kind, direction = null) => {
     if (!e2ee.supported()) return;
     // Live switching means no renegotiation: codecs must suit E2EE from the start.
     try {
@@ -61,9 +135,10 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     } catch (err) {
       console.warn("kreis: e2ee codecs", err);
     }
-    if (transceiver.direction === "recvonly") {
-      // Chromium (156) applies a receiver transform only if it is set before the answer;
-      // an unmapped receiver drops every frame until `receiver` below names its publisher.
+    if (direction === "down" || transceiver.direction === "recvonly") {
+      // Every down receiver, used or not, gets its transform before its first answer:
+      // Chromium (156) ignores one set later, and a server could then play clear media
+      // into it. Unmapped, it drops every frame until `receiver` below names its publisher.
       const info = downTracks.get(transceiver.mid);
       e2ee.attachReceiver(transceiver.receiver, info?.participant ?? null, kind);
     }
@@ -98,33 +173,81 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
     render();
   });
 
+  function nameOf(id) {
+    const p = participants.find((x) => x.id === id);
+    return p && typeof p.name === "string" ? p.name : "?";
+  }
+
+  function span(cls, content) {
+    const el = document.createElement("span");
+    el.className = cls;
+    el.textContent = content; // names are text, never markup
+    return el;
+  }
+
+  function renderBanner() {
+    if (!bannerElement) return;
+    const trust = e2ee.trust();
+    bannerElement.replaceChildren();
+    bannerElement.hidden = !trust.held;
+    if (!trust.held) return;
+    bannerElement.append(span("e2ee-held", text(lang, trust.required ? "heldRequired" : "held")));
+    if (!trust.required) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "e2ee-confirm-clear";
+      button.textContent = text(lang, "confirmClear");
+      button.addEventListener("click", () => e2ee.confirmClear());
+      bannerElement.append(button);
+    }
+  }
+
   function render() {
+    renderBanner();
     if (!statusElement) return;
     const state = e2ee.state;
+    const trust = e2ee.trust();
     statusElement.replaceChildren();
-    statusElement.hidden = !(roomOn || state === "on");
+    statusElement.hidden = !(roomOn || state === "on" || trust.held);
     statusElement.dataset.state = state;
     if (statusElement.hidden) return;
-    const line = document.createElement("span");
-    line.className = "e2ee-state";
-    line.textContent = state === "unable" ? text(lang, "unable") : state === "on" ? text(lang, "on") : "";
-    statusElement.append(line);
+    statusElement.append(span("e2ee-state", state === "unable" ? text(lang, "unable") : state === "on" ? text(lang, "on") : ""));
     // every other member who receives the room's media and does not encrypt end to
     // end counts, consoles and phones included: a listener nobody counts is unseen
     const clear = participants.filter((p) => p.id !== selfId && p.e2ee !== "on").length;
-    if (clear > 0) {
-      const warn = document.createElement("span");
-      warn.className = "e2ee-clear";
-      warn.textContent = text(lang, "clear", clear);
-      statusElement.append(" ", warn);
+    if (clear > 0) statusElement.append(" ", span("e2ee-clear", text(lang, "clear", { n: clear })));
+    if (state !== "on") return;
+    if (!trust.hasSecret) statusElement.append(" ", span("e2ee-unverified e2ee-no-secret", text(lang, "noSecret")));
+    const unverified = trust.members.filter((m) => m.verified === false).map((m) => nameOf(m.id));
+    if (unverified.length) {
+      statusElement.append(" ", span("e2ee-unverified", text(lang, "unverified", { names: unverified.join(", ") })));
+    }
+    if (trust.problems.length) {
+      const names = trust.problems.map(nameOf).join(", ");
+      statusElement.append(" ", span("e2ee-problem", text(lang, "problem", { names })));
     }
     const sas = e2ee.sas();
-    if (state === "on" && sas) {
-      const words = document.createElement("span");
-      words.className = "e2ee-sas";
-      words.textContent = `${text(lang, "words")} ${(lang() === "de" ? sas.de : sas.en).join(" · ")}`;
+    if (sas) {
+      const words = span("e2ee-sas", `${text(lang, "words")} `);
+      words.append(span("digits", sas.digits), " ", span("e2ee-differ", text(lang, "differ")));
       statusElement.append(" ", words);
+      if (compareAgain) {
+        const again = span("e2ee-again", `${text(lang, "again")} `);
+        const done = document.createElement("button");
+        done.type = "button";
+        done.className = "quiet e2ee-compared";
+        done.textContent = text(lang, "compared");
+        done.addEventListener("click", () => {
+          compareAgain = false;
+          render();
+        });
+        again.append(done);
+        statusElement.append(" ", again);
+      }
+    } else if (trust.members.length) {
+      statusElement.append(" ", span("e2ee-sas-pending", text(lang, "pending")));
     }
+    statusElement.append(" ", span("e2ee-note", text(lang, "notCovered")));
   }
 
   if (onLangChange) onLangChange(() => render());
@@ -139,6 +262,9 @@ export function installE2EE({ sig, mediaHooks, statusElement = null, lang = () =
         },
         get sas() {
           return e2ee.sas();
+        },
+        get trust() {
+          return e2ee.trust();
         },
         stats: () => e2ee.stats(),
       }),

@@ -6,7 +6,9 @@
  * participant wrapped with AES-GCM under a key derived per ordered pair:
  *   ECDH(ours, theirs) → HKDF-SHA256(info = "kreis-e2ee-v1 wrap" | from | to)
  * so the server, which relays the `e2ee_key` payload, only ever sees ciphertext, and a
- * payload cannot be replayed to another participant or in the other direction.
+ * payload cannot be replayed to another participant or in the other direction. When both
+ * ends hold the room secret (trust.js), the HKDF salt is derived from it: a public key the
+ * server swapped in gets nothing it could open even if the MAC check were skipped.
  */
 
 import { MEDIA_KEY_BYTES, nextKeyId, ratchetMediaKey } from "./frame.js";
@@ -44,7 +46,7 @@ export async function createIdentity() {
  * The AES-GCM key that protects media keys sent from `fromId` to `toId`. Both ends derive
  * the same key: the sender from (its private, receiver's public), the receiver the other way.
  */
-export async function deriveWrapKey(privateKey, peerPublicKeyB64, fromId, toId) {
+export async function deriveWrapKey(privateKey, peerPublicKeyB64, fromId, toId, salt = null) {
   const peerKey = await crypto.subtle.importKey(
     "raw",
     fromBase64(peerPublicKeyB64),
@@ -55,7 +57,7 @@ export async function deriveWrapKey(privateKey, peerPublicKeyB64, fromId, toId) 
   const shared = await crypto.subtle.deriveBits({ name: "ECDH", public: peerKey }, privateKey, 256);
   const hkdf = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
   return crypto.subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: wrapInfo(fromId, toId) },
+    { name: "HKDF", hash: "SHA-256", salt: salt ?? new Uint8Array(0), info: wrapInfo(fromId, toId) },
     hkdf,
     { name: "AES-GCM", length: 256 },
     false,

@@ -9,7 +9,11 @@
  *
  * Fail closed: a frame that claims encryption but does not decrypt, a clear frame from a
  * participant whose mode is "on", and our own frame while we encrypt but lack a key are
- * dropped and counted, never handed on.
+ * dropped and counted, never handed on. The worker does not rely on the page for that:
+ * it starts closed (encrypting, no key: every frame we send is dropped) until the page
+ * says otherwise; it never takes a send key id twice (an IV is never reused, whatever the
+ * page does); it drops a replayed frame (per publisher and key id, a window of
+ * REPLAY_WINDOW counters); and it drops a frame whose codec it cannot name as VP8 or Opus.
  */
 
 import {
@@ -24,8 +28,12 @@ import {
   readTrailer,
 } from "./frame.js";
 
-/** Our sending side: null key means "encrypting but no key yet" → drop. */
-const send = { encrypt: false, keyId: null, frameKey: null, counter: 0 };
+/** Our sending side: null key means "encrypting but no key yet" → drop. Starts closed. */
+const send = { encrypt: true, keyId: null, frameKey: null, counter: 0 };
+/** Every send key id this worker ever used: a key id is never taken twice (IV uniqueness). */
+const usedSendKeyIds = new Set();
+/** Frames per publisher and key id that a replay check remembers (~20 s of audio+video). */
+const REPLAY_WINDOW = 1024;
 
 /**
  * Receiving side, per publishing participant:
@@ -44,7 +52,16 @@ const stats = {
   dropped: 0,
   passedClear: 0,
   sentClear: 0,
-  droppedBy: { noKey: 0, badTag: 0, clear: 0, codec: 0, noSendKey: 0, unknownReceiver: 0 },
+  droppedBy: {
+    noKey: 0,
+    badTag: 0,
+    clear: 0,
+    codec: 0,
+    noSendKey: 0,
+    unknownReceiver: 0,
+    replay: 0,
+    oldSendKey: 0,
+  },
   perParticipant: {},
 };
 
@@ -126,6 +143,26 @@ async function keyFor(p, keyId) {
   return p.keys.get(keyId) ?? null;
 }
 
+/**
+ * Whether a frame's counter is new for its key (and remembers it). Called only after the
+ * tag verified, so nobody without the key can burn counters. Synchronous: check and mark
+ * cannot interleave with another transform.
+ */
+function freshCounter(entry, counter) {
+  const r = (entry.replay ??= { top: -1, seen: new Uint8Array(REPLAY_WINDOW) });
+  if (counter > r.top) {
+    const steps = r.top < 0 ? REPLAY_WINDOW : Math.min(counter - r.top, REPLAY_WINDOW);
+    for (let i = 1; i <= steps; i++) r.seen[(counter - steps + i + REPLAY_WINDOW) % REPLAY_WINDOW] = 0;
+    r.top = counter;
+    r.seen[counter % REPLAY_WINDOW] = 1;
+    return true;
+  }
+  if (r.top - counter >= REPLAY_WINDOW) return false; // older than the window: cannot tell
+  if (r.seen[counter % REPLAY_WINDOW]) return false;
+  r.seen[counter % REPLAY_WINDOW] = 1;
+  return true;
+}
+
 function mimeTypeOf(frame) {
   try {
     return frame.getMetadata?.().mimeType ?? null;
@@ -149,7 +186,9 @@ async function encodeFrame(frame, controller, options) {
     drop("noSendKey");
     return;
   }
-  const prefixLen = clearPrefixLength(options.kind, data, mimeTypeOf(frame));
+  // The codec must be named: an unnamed one is dropped, never guessed from the kind.
+  const mimeType = mimeTypeOf(frame);
+  const prefixLen = mimeType ? clearPrefixLength(options.kind, data, mimeType) : -1;
   if (prefixLen < 0) {
     drop("codec");
     return;
@@ -197,12 +236,21 @@ async function decodeFrame(frame, controller, options) {
     drop("noKey", participantId);
     return;
   }
-  const prefixLen = clearPrefixLength(options.kind, data, null);
+  // A receiver names the codec too; one we do not know is dropped (not decrypted as VP8).
+  const prefixLen = clearPrefixLength(options.kind, data, mimeTypeOf(frame));
+  if (prefixLen < 0) {
+    drop("codec", participantId);
+    return;
+  }
   let plain;
   try {
     plain = await decryptFrame(entry.frameKey, data, prefixLen);
   } catch {
     drop("badTag", participantId);
+    return;
+  }
+  if (!freshCounter(entry, readTrailer(data).counter)) {
+    drop("replay", participantId);
     return;
   }
   const ahead = p.latest === null ? 0 : (keyId - p.latest) >>> 0;
@@ -267,10 +315,21 @@ async function handle(msg) {
       } else {
         // Set both at once: a frame must never pair one key id with another key.
         // The counter restarts only with a new key id (every new key id is a new key).
+        const keyId = msg.keyId >>> 0;
+        if (keyId === send.keyId) break; // the same key again: keep its counter going
+        if (usedSendKeyIds.has(keyId)) {
+          // A key id we used before (with whatever key): its counters are spent. Stay
+          // closed rather than risk an IV twice.
+          stats.droppedBy.oldSendKey++;
+          send.frameKey = null;
+          send.keyId = null;
+          break;
+        }
         const frameKey = await frameKeyFromMediaKey(msg.raw);
-        if (send.keyId !== msg.keyId >>> 0) send.counter = 0;
+        usedSendKeyIds.add(keyId);
+        send.counter = 0;
         send.frameKey = frameKey;
-        send.keyId = msg.keyId >>> 0;
+        send.keyId = keyId;
       }
       break;
     case "setKey":
@@ -292,7 +351,7 @@ async function handle(msg) {
       // The meeting is over for us: no key outlives it.
       peers.clear();
       receiverOwner.clear();
-      send.encrypt = false;
+      send.encrypt = true; // closed again until the page knows the next room's state
       send.frameKey = null;
       send.keyId = null;
       break;

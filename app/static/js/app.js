@@ -17,6 +17,7 @@ import { $, showScreen, notice, clearNotice } from "./dom.js";
 import { t, applyTexts, bindLangButton, errorText, onLangChange, currentLang } from "./i18n.js";
 import { mediaHooks } from "./peers.js";
 import { installE2EE } from "../e2ee/install.js";
+import { fragmentFor, newRoomSecret, readFragment } from "../e2ee/trust.js";
 
 const slug = decodeURIComponent(location.pathname.replace(/^\/+|\/+$/g, "")).toLowerCase();
 
@@ -40,11 +41,22 @@ const session = {
 const sig = new Signalling();
 // End-to-end encryption: frame transforms on every sender and receiver (via mediaHooks),
 // following the room's setting live; state and safety words in #e2ee-status.
-const e2ee = installE2EE({ sig, mediaHooks, statusElement: $("e2ee-status"), lang: currentLang, onLangChange });
+// The room secret lives in the link's fragment (`#s=…`), which browsers never send.
+const fragment = readFragment(location.hash);
+const e2ee = installE2EE({
+  sig,
+  mediaHooks,
+  statusElement: $("e2ee-status"),
+  bannerElement: $("e2ee-banner"),
+  fragment: location.hash,
+  lang: currentLang,
+  onLangChange,
+});
 const media = new LocalMedia();
 const prejoin = new Prejoin(media);
 const lobby = new LobbyView(sig);
 const room = new RoomView(sig, media);
+room.leader.secret = fragment.secret; // a second leader opened the full link
 
 function setPhase(phase) {
   session.phase = phase;
@@ -101,6 +113,13 @@ async function startRoom() {
   if (answer.type === "room_created" && (answer.warning === "short" || answer.warning === "guessable")) {
     notice(t(`slug_warning_${answer.warning}`), { seconds: 12 });
   }
+  if (answer.type === "room_created" && !fragment.secret) {
+    // We started the room: we make its secret. Other leaders open the full link.
+    fragment.secret = newRoomSecret();
+    history.replaceState(history.state, "", location.pathname + location.search + fragmentFor(fragment.secret, fragment.required));
+    await e2ee.setRoomSecret(fragment.secret);
+  }
+  room.leader.secret = fragment.secret;
   if (answer.type === "room_created" && answer.url) showInvite(answer.url);
   return true;
 }

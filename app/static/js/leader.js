@@ -15,6 +15,7 @@
 
 import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
 import { t, onLangChange, errorText } from "./i18n.js";
+import { fragmentFor } from "../e2ee/trust.js";
 
 /** The word for each entrant kind in `lobby_queue`. */
 const ENTRANT_KINDS = new Map([
@@ -32,6 +33,8 @@ export class LeaderPanel {
     this.dialIn = { pin: null, numbers: [] }; // from room_state, leaders only
     this.lobbyChat = new Map(); // entrant id -> last few lobby messages, either way
     this.onKnock = null; // opens the panel
+    this.secret = null; // the room secret for the link's fragment, when this page has it
+    this.inviteBase = null; // the server's link, without a fragment
     $("admit-all").addEventListener("click", () => this.send({ type: "admit_all" }));
     $("set-lobby").addEventListener("change", (ev) => this.send({ type: "set_lobby", on: ev.target.checked }));
     $("set-lock").addEventListener("change", (ev) => this.send({ type: "set_lock", locked: ev.target.checked }));
@@ -76,8 +79,16 @@ export class LeaderPanel {
       link = null;
     }
     const ok = !!link && (link.protocol === "https:" || link.protocol === "http:");
-    $("invite-url").textContent = ok ? link.href : "";
-    $("invite").hidden = !ok;
+    if (ok) link.hash = "";
+    this.inviteBase = ok ? link.href : null;
+    this.renderInvite();
+  }
+
+  /** The full link: the server's, plus the room secret in the fragment (never sent to it). */
+  renderInvite() {
+    const base = this.inviteBase;
+    $("invite-url").textContent = base ? base + (this.secret ? fragmentFor(this.secret, !!this.settings.e2ee) : "") : "";
+    $("invite").hidden = !base;
   }
 
   async copyInvite() {
@@ -163,6 +174,7 @@ export class LeaderPanel {
     $("set-lobby").checked = this.settings.lobby !== false;
     $("set-lock").checked = !!this.settings.locked;
     this.renderSecurity();
+    this.renderInvite();
     $("password-state").textContent = this.settings.has_password ? t("password_is_set") : t("password_not_set");
     $("password-clear").hidden = !this.settings.has_password;
   }

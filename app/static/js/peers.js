@@ -18,9 +18,9 @@ const ANSWER_TIMEOUT_MS = 15000;
 export const mediaHooks = {
   /** Returns the RTCConfiguration to use for a new connection ("up" or "down"). */
   configure: (config, _direction) => config,
-  /** A transceiver was created (up) or appeared in an offer (down), before negotiation:
-   * the place for setCodecPreferences. */
-  transceiver: (_transceiver, _kind) => {},
+  /** A transceiver was created (up) or appeared in an offer (down, every one, used or
+   * not), before negotiation: the place for setCodecPreferences and receiver transforms. */
+  transceiver: (_transceiver, _kind, _direction) => {},
   /** A sender for one of our sources ("mic", "camera", "screen") was created. */
   sender: (_sender, _source, _kind) => {},
   /** A receiver for {participant, kind, source, mid} appeared. */
@@ -137,7 +137,7 @@ export class UpConnection {
       streams: [],
     });
     if (KIND_OF[source] === "video") preferVp8(transceiver);
-    mediaHooks.transceiver(transceiver, KIND_OF[source]);
+    mediaHooks.transceiver(transceiver, KIND_OF[source], "up");
     this.transceivers.set(source, transceiver);
     this.active.add(source);
     mediaHooks.sender(transceiver.sender, source, KIND_OF[source]);
@@ -257,12 +257,15 @@ export class DownConnection {
     const wanted = new Map();
     for (const info of msg.tracks || []) wanted.set(String(info.mid), info);
     for (const transceiver of this.pc.getTransceivers()) {
-      const info = transceiver.mid !== null ? wanted.get(transceiver.mid) : null;
-      if (!info) continue;
-      transceiver.direction = "recvonly";
+      if (transceiver.mid === null || transceiver.stopped) continue;
+      const info = wanted.get(transceiver.mid);
+      // A section the server did not name carries nothing for us: inactive, so nothing
+      // can play through it. Every receiver, named or not, is handed to the hooks the
+      // first time it appears, before the answer (E2EE's transform must be set by then).
+      transceiver.direction = info ? "recvonly" : "inactive";
       if (!this.seen.has(transceiver)) {
         this.seen.add(transceiver);
-        mediaHooks.transceiver(transceiver, info.kind);
+        mediaHooks.transceiver(transceiver, info ? info.kind : transceiver.receiver.track.kind, "down");
       }
     }
     const answer = await this.pc.createAnswer();

@@ -19,7 +19,14 @@ class Relay {
   }
 
   list() {
-    return [...this.members].map(([id, m]) => ({ id, e2ee: m.e2ee, public_key: m.public_key }));
+    return [...this.members].map(([id, m]) => ({
+      id,
+      e2ee: m.e2ee,
+      public_key: m.public_key,
+      auth: m.auth ?? null,
+      commit: m.commit ?? null,
+      reveal: m.reveal ?? null,
+    }));
   }
 
   broadcast() {
@@ -59,6 +66,9 @@ class Relay {
     if (msg.type === "e2ee_state") {
       me.e2ee = msg.state;
       if (msg.public_key) me.public_key = msg.public_key;
+      me.auth = msg.auth ?? null;
+      me.commit = msg.commit ?? null;
+      me.reveal = msg.reveal ?? null;
       this.broadcast();
     } else if (msg.type === "e2ee_key") {
       const to = this.members.get(msg.to);
@@ -140,6 +150,52 @@ async function connect(fromId, toId, { tap = false, videoCodec = null, attachAt 
   return link;
 }
 
+/**
+ * from → relay → to, audio only, where the relay is a hostile SFU hop (replay-worker.js)
+ * that forwards the encrypted frames and can replay old ones on command.
+ */
+async function connectViaReplayer(fromId, toId) {
+  const from = people.get(fromId);
+  const to = people.get(toId);
+  const worker = new Worker("/test/replay-worker.js", { type: "module" });
+  const pair = async (pcA, pcB) => {
+    pcA.onicecandidate = (e) => e.candidate && pcB.addIceCandidate(e.candidate);
+    pcB.onicecandidate = (e) => e.candidate && pcA.addIceCandidate(e.candidate);
+    await pcA.setLocalDescription();
+    await pcB.setRemoteDescription(pcA.localDescription);
+    await pcB.setLocalDescription();
+    await pcA.setRemoteDescription(pcB.localDescription);
+  };
+  // hop 1: the publisher's engine encrypts; the relay records
+  const up = new RTCPeerConnection(from.engine.rtcConfiguration({}));
+  const relayIn = new RTCPeerConnection({});
+  const tr = up.addTransceiver(from.stream.getAudioTracks()[0], { direction: "sendonly" });
+  preferE2eeCodecs(tr, "audio");
+  from.engine.attachSender(tr.sender, "audio");
+  relayIn.ontrack = (e) => {
+    e.receiver.transform = new RTCRtpScriptTransform(worker, { role: "record" });
+  };
+  await pair(up, relayIn);
+  // hop 2: the relay sends what it recorded (or replays); the subscriber's engine decrypts
+  const relayStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const relayOut = new RTCPeerConnection({});
+  const down = new RTCPeerConnection(to.engine.rtcConfiguration({}));
+  const tr2 = relayOut.addTransceiver(relayStream.getAudioTracks()[0], { direction: "sendonly" });
+  preferE2eeCodecs(tr2, "audio");
+  tr2.sender.transform = new RTCRtpScriptTransform(worker, { role: "send" });
+  down.ontrack = (e) => {
+    to.engine.attachReceiver(e.receiver, fromId, "audio");
+    const audio = document.createElement("audio");
+    audio.autoplay = true;
+    audio.srcObject = new MediaStream([e.track]);
+    document.body.append(audio);
+  };
+  await pair(relayOut, down);
+  replayers.set(`${fromId}>${toId}`, worker);
+  return true;
+}
+const replayers = new Map();
+
 let tapWorkerInstance = null;
 const tapSamples = [];
 function tapWorker() {
@@ -203,6 +259,13 @@ window.kreisTest = {
   },
   async enable(id) {
     return people.get(id).engine.enable();
+  },
+  connectViaReplayer,
+  replay(fromId, toId, n) {
+    replayers.get(`${fromId}>${toId}`).postMessage({ type: "replay", n });
+  },
+  async confirmClear(id) {
+    return people.get(id).engine.confirmClear();
   },
   async disable(id) {
     return people.get(id).engine.disable();
