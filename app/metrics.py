@@ -16,7 +16,8 @@ group, a name or an address:
 | `kreis_forwarded_bytes_total` | counter | RTP bytes the SFU forwarded |
 
 The numbers come from a `snapshot()` callable read at scrape time (no copy of room
-state is kept here). Access: with `metrics.token` set, a request needs
+state is kept here); when it fails, `/metrics` answers 503 and the failure is logged,
+never made-up zeros. Access: with `metrics.token` set, a request needs
 `Authorization: Bearer <token>` (compared in constant time, 401 otherwise); with
 `metrics.loopback_only` (the default) the client must be on this machine, after
 trusted proxies are taken into account (403 otherwise). Both may be combined.
@@ -62,11 +63,9 @@ class KreisCollector(Collector):
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            stats: Mapping[str, Any] = self._snapshot() or {}
-        except Exception:
-            log.exception("metrics snapshot failed")
-            stats = {}
+        # A failing snapshot propagates: the handler answers 503 rather than zeros that
+        # would tell monitoring "no rooms" when the truth is "unknown".
+        stats: Mapping[str, Any] = self._snapshot()
 
         yield GaugeMetricFamily("kreis_rooms", "Live rooms.", value=_count(stats.get("rooms")))
 
@@ -134,7 +133,12 @@ def metrics_handler(config: Any, snapshot: Snapshot) -> Callable[[web.Request], 
             return web.Response(
                 status=401, text="unauthorized\n", headers={"WWW-Authenticate": "Bearer"}
             )
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+        try:
+            body = generate_latest(registry)
+        except Exception:
+            log.exception("metrics snapshot failed; answering 503")
+            return web.Response(status=503, text="metrics unavailable\n")
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return get_metrics
 

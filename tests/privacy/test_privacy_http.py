@@ -155,6 +155,24 @@ def test_metrics_render_aggregates_only() -> None:
     assert render_metrics(lambda: {}).decode().count("kreis_rooms 0.0") == 1
 
 
+async def test_metrics_fail_visibly_when_the_snapshot_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken snapshot is 503 and a log line, never `kreis_rooms 0` (which would
+    tell monitoring the server is idle when nobody knows)."""
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("hub gone")
+
+    app = web.Application()
+    setup_metrics(app, _config(), broken)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answer = await client.get("/metrics")
+        assert answer.status == 503
+        assert "kreis_rooms" not in await answer.text()
+    assert "metrics snapshot failed" in caplog.text
+
+
 async def test_metrics_token_and_loopback(tmp_path: Path) -> None:
     config = _config(token="s3cret-token", loopback_only=True, trusted_proxies=["127.0.0.1"])
     async with TestClient(TestServer(_app(config, tmp_path), host="127.0.0.1")) as client:
