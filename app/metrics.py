@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.config import Config
 from app.security import is_loopback_client
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,10 @@ def _token_matches(request: web.BaseRequest, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def metrics_handler(config: Any, snapshot: Snapshot) -> Callable[[web.Request], Any]:
+def metrics_handler(config: Config, snapshot: Snapshot) -> Callable[[web.Request], Any]:
     """The `GET /metrics` handler with the configured access rules."""
-    section = getattr(config, "metrics", None)
-    token = str(getattr(section, "token", "") or "")
-    loopback_only = bool(getattr(section, "loopback_only", True))
+    token = config.metrics.token
+    loopback_only = config.metrics.loopback_only
     registry = build_registry(snapshot)
     if not token and not loopback_only:
         log.warning("metrics are readable by anyone who can reach the server")
@@ -143,7 +143,7 @@ def metrics_handler(config: Any, snapshot: Snapshot) -> Callable[[web.Request], 
     return get_metrics
 
 
-def setup_metrics(app: web.Application, config: Any, snapshot: Snapshot) -> None:
+def setup_metrics(app: web.Application, config: Config, snapshot: Snapshot) -> None:
     """Adds `GET /metrics` to `app`. `snapshot()` returns the aggregate counts:
     `{"rooms", "participants": {kind: n}, "mic_on", "camera_on", "screen_on",
     "lobby_waiting", "forwarded_packets", "forwarded_bytes"}`; missing keys count 0.

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.config import Config, config_from_dict
 from app.metrics import render_metrics, setup_metrics
 from app.security import CONTENT_SECURITY_POLICY, client_address, setup_security
 from app.turn import ice_servers
@@ -31,22 +32,29 @@ SNAPSHOT: dict[str, Any] = {
 }
 
 
-def _config(**server: Any) -> SimpleNamespace:
-    return SimpleNamespace(
-        server=SimpleNamespace(
-            tls_cert=server.get("tls_cert", ""),
-            tls_key="",
-            behind_proxy=server.get("behind_proxy", False),
-            trusted_proxies=server.get("trusted_proxies", []),
-        ),
-        metrics=SimpleNamespace(
-            token=server.get("token", ""), loopback_only=server.get("loopback_only", True)
-        ),
-        turn=SimpleNamespace(url="", secret="", ttl_seconds=3600),
+def _config(**server: Any) -> Config:
+    """A real, validated Config: a renamed field fails here instead of being skipped."""
+    tls = (
+        {"tls_cert": server["tls_cert"], "tls_key": server["tls_cert"]}
+        if server.get("tls_cert")
+        else {}
+    )
+    return config_from_dict(
+        {
+            "server": {
+                **tls,
+                "behind_proxy": server.get("behind_proxy", False),
+                "trusted_proxies": server.get("trusted_proxies", []),
+            },
+            "metrics": {
+                "token": server.get("token", ""),
+                "loopback_only": server.get("loopback_only", True),
+            },
+        }
     )
 
 
-def _app(config: SimpleNamespace, static_dir: Path) -> web.Application:
+def _app(config: Config, static_dir: Path) -> web.Application:
     app = web.Application()
     setup_security(app, config)
     setup_metrics(app, config, lambda: SNAPSHOT)
@@ -198,7 +206,8 @@ async def test_metrics_token_and_loopback(tmp_path: Path) -> None:
 def test_ice_servers_coturn_rest_scheme() -> None:
     config = _config()
     assert ice_servers(config, 1000) == []
-    config.turn = SimpleNamespace(url="turn:turn.example.org:3478", secret="geheim", ttl_seconds=60)
+    turn = SimpleNamespace(url="turn:turn.example.org:3478", secret="geheim", ttl_seconds=60)
+    config = SimpleNamespace(turn=turn)  # ice_servers also takes a list of URLs (below)
     [server] = ice_servers(config, 1_700_000_000)
     assert server["urls"] == ["turn:turn.example.org:3478"]
     assert server["username"] == "1700000060:kreis"
