@@ -335,10 +335,6 @@ def _sum_stats(snapshots: list[dict[str, int]]) -> Stats:
     total = Stats()
     for snap in snapshots:
         for key, value in snap.items():
-            if key == "decoders_created":
-                total.codecs.decoders += value
-            elif key == "encoders_created":
-                total.codecs.encoders += value
-            elif isinstance(getattr(total, key, None), int):
+            if isinstance(getattr(total, key, None), int):
                 setattr(total, key, getattr(total, key) + value)
     return total
