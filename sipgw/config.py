@@ -71,12 +71,13 @@ class SipConfig:
     wheel's call slots, a compile-time limit; larger values are clamped with a warning).
     Further INVITEs get 486 Busy Here."""
     processes: int = 1
-    """Gateway worker processes. 1: one pjsip process listens itself. More: a SIP front
+    """Gateway backend processes. 1: one pjsip process listens itself. More: a SIP front
     (`sipgw.front`) listens on the public ports and spreads calls over that many
-    workers; capacity is `processes * max_calls`."""
+    backends; capacity is `processes * max_calls`."""
     worker_base_port: int = 0
-    """First internal SIP port (UDP on 127.0.0.1) of the workers, one port each; 0 lets
-    the supervisor pick free ports."""
+    """First internal SIP port (UDP on 127.0.0.1) of the backends, one port each; 0 lets
+    the supervisor pick free ports. (The key keeps the name operators already use from
+    when the backends were called workers; "worker" now means an SFU process only.)"""
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -88,22 +89,22 @@ class SipConfig:
 
 
 @dataclass(frozen=True)
-class WorkerRole:
-    """How a worker process behind the SIP front differs from a lone gateway.
+class BackendRole:
+    """How a backend process behind the SIP front differs from a lone gateway.
 
-    Not read from TOML: the supervisor hands it to each worker on its command line.
+    Not read from TOML: the supervisor hands it to each backend on its command line.
     """
 
     index: int
-    """The worker's number, 0 to `processes - 1`."""
+    """The backend's number, 0 to `processes - 1`."""
     sip_port: int
     """Internal SIP port (UDP only, on `FRONT_ADDRESS`)."""
     rtp_port: int
-    """First RTP port of this worker (its own range, on the public `listen_address`)."""
+    """First RTP port of this backend (its own range, on the public `listen_address`)."""
 
 
 FRONT_ADDRESS = "127.0.0.1"
-"""Where the SIP front and its workers talk to each other; a worker trusts the
+"""Where the SIP front and its backends talk to each other; a backend trusts the
 front's `X-Kreis-Source` header only in messages from this address."""
 
 
@@ -112,9 +113,9 @@ def rtp_stride(sip: SipConfig) -> int:
     return 2 * sip.max_calls + 16
 
 
-def worker_role(sip: SipConfig, index: int, sip_port: int) -> WorkerRole:
-    """The role of worker `index`: its internal SIP port and its own RTP range."""
-    return WorkerRole(index, sip_port, sip.rtp_port + index * rtp_stride(sip))
+def backend_role(sip: SipConfig, index: int, sip_port: int) -> BackendRole:
+    """The role of backend `index`: its internal SIP port and its own RTP range."""
+    return BackendRole(index, sip_port, sip.rtp_port + index * rtp_stride(sip))
 
 
 @dataclass(frozen=True)
