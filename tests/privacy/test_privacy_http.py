@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -142,6 +143,26 @@ def test_client_address_trusts_only_configured_proxies() -> None:
     assert client_address(_request("10.1.1.1", "garbage"), proxied) == "10.1.1.1"
     loop_default = _config(behind_proxy=True)
     assert client_address(_request("127.0.0.1", "203.0.113.77"), loop_default) == "203.0.113.77"
+
+
+STATIC = Path(__file__).resolve().parents[2] / "app" / "static"
+_OTHER_ORIGIN = re.compile(r"""["'(=]\s*(?:https?:|wss?:)?//[\w.-]+\.[a-z]{2,}|["']stuns?:""", re.I)
+
+
+def test_pages_load_nothing_from_third_parties() -> None:
+    """docs/privacy.md: no fonts, CDNs, analytics or public STUN servers. The CSP allows
+    our own origin only, and no page, style or script names another origin."""
+    for directive in CONTENT_SECURITY_POLICY.split("; "):
+        _, *sources = directive.split()
+        assert set(sources) <= {"'self'", "'none'", "data:", "blob:"}, directive
+    files = [p for p in STATIC.rglob("*") if p.suffix in (".html", ".css", ".js", ".mjs")]
+    assert len(files) > 5
+    found = [
+        f"{path.relative_to(STATIC)}: {match.group(0)}"
+        for path in files
+        for match in _OTHER_ORIGIN.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
 
 
 def test_metrics_render_aggregates_only() -> None:
