@@ -26,6 +26,7 @@ import platformdirs
 import tomli_w
 
 from app.errors import ConfigError
+from app.gatewayconfig import BadGatewayKey, GatewayConfig, gateway_from_table
 from app.i18n import both
 from app.passwords import generate_password, hash_password, is_valid_hash
 
@@ -58,8 +59,6 @@ def _check_text(key: str, value: str, check: str, base_dir: Path) -> str:
     """Validates a string by its `check` kind; returns it (paths made absolute)."""
     if check == "url" and value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
         raise _problem(key, "url")
-    if check == "server_url" and not re.match(r"^(https?|wss?)://[^\s/]+(/\S*)?$", value):
-        raise _problem(key, "server_url")
     if check == "turn_url" and value and not re.match(r"^turns?:\S+$", value):
         raise _problem(key, "turn_url")
     if check == "ip":
@@ -244,27 +243,6 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
-class GatewayConfig:
-    """`[gateway]`: phone dial-in (the gateway itself is configured in `[sip]`)."""
-
-    secret: str = ""
-    """Shared secret the gateway authenticates with; empty: dial-in is disabled."""
-    numbers: tuple[str, ...] = ()
-    """Phone numbers shown to leaders for dial-in."""
-    pin_length: int = field(default=9, metadata=_range(6, 16))
-    """Digits of a room's dial-in PIN."""
-    hide_numbers: bool = False
-    """Show callers as `Telefon` instead of `Telefon …47`."""
-    server_url: str = field(default="http://127.0.0.1:8080", metadata={"check": "server_url"})
-    """URL of the Kreis server the gateway connects to."""
-
-    @property
-    def enabled(self) -> bool:
-        """True when a gateway may connect."""
-        return bool(self.secret)
-
-
-@dataclass(frozen=True)
 class GroupConfig:
     """`[groups.<id>]`: a group whose leaders may start rooms."""
 
@@ -308,10 +286,9 @@ _SECTIONS: dict[str, type] = {
     "turn": TurnConfig,
     "metrics": MetricsConfig,
     "logging": LoggingConfig,
-    "gateway": GatewayConfig,
 }
 _RAW_SECTIONS = ("sip", "console")
-_KNOWN_TOP = (*_SECTIONS, "groups", *_RAW_SECTIONS)
+_KNOWN_TOP = (*_SECTIONS, "gateway", "groups", *_RAW_SECTIONS)
 
 
 def _table(name: str, raw: object) -> dict[str, Any]:
@@ -358,6 +335,14 @@ def _groups(raw: object) -> Mapping[str, GroupConfig]:
     return MappingProxyType(groups)
 
 
+def _gateway(raw: object) -> GatewayConfig:
+    """`[gateway]`, checked by the same function the dial-in gateway uses."""
+    try:
+        return gateway_from_table(_table("gateway", raw))
+    except BadGatewayKey as bad:
+        raise ConfigError(bad.key, bad.english, bad.german) from None
+
+
 def _cross_checks(config: Config) -> None:
     if config.media.port_min > config.media.port_max:
         raise _problem("media.port_min", "port_order")
@@ -381,6 +366,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> C
     raw = {name: MappingProxyType(dict(_table(name, data.get(name, {})))) for name in _RAW_SECTIONS}
     config = Config(
         **sections,
+        gateway=_gateway(data.get("gateway", {})),
         groups=_groups(data.get("groups", {})),
         sip_raw=raw["sip"],
         console_raw=raw["console"],

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from app.protocol import DownMessage, Error, encode_down
+from app.pseudonym import pseudonym
 from app.rooms import new_id
+from app.security import address_key
 
 if TYPE_CHECKING:
     from app.rooms import Member, Room
@@ -53,7 +55,7 @@ class Connection:
 
     ws: web.WebSocketResponse
     address: str
-    """Source address, used for rate limits only; never logged."""
+    """Source address, used for rate limits only; never logged (log lines use `tag`)."""
     id: str = field(default_factory=lambda: new_id("p_"))
     """The participant id this connection gets when it enters a room."""
     kind: str = "browser"
@@ -75,6 +77,13 @@ class Connection:
     _window_count: int = 0
     closing: bool = False
 
+    @property
+    def tag(self) -> str:
+        """The source as a pseudonym (`ps_…`, app/pseudonym.py) for warnings about this
+        connection: support can tell one misbehaving source from many within a day, and
+        the log never holds the address."""
+        return pseudonym(address_key(self.address))
+
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write())
 
@@ -94,7 +103,7 @@ class Connection:
         try:
             self._outbox.put_nowait(json.dumps(encode_down(msg)))
         except asyncio.QueueFull:
-            log.warning("closing a connection that does not read its messages")
+            log.warning("closing a connection from %s: it does not read its messages", self.tag)
             self.close_soon(1008)
 
     def error(self, code: str, ref: str | None = None, retry_after: int | None = None) -> None:

@@ -16,7 +16,8 @@ group, a name or an address:
 | `kreis_forwarded_bytes_total` | counter | RTP bytes the SFU forwarded |
 
 The numbers come from a `snapshot()` callable read at scrape time (no copy of room
-state is kept here). Access: with `metrics.token` set, a request needs
+state is kept here); when it fails, `/metrics` answers 503 and the failure is logged,
+never made-up zeros. Access: with `metrics.token` set, a request needs
 `Authorization: Bearer <token>` (compared in constant time, 401 otherwise); with
 `metrics.loopback_only` (the default) the client must be on this machine, after
 trusted proxies are taken into account (403 otherwise). Both may be combined.
@@ -37,6 +38,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.config import Config
 from app.security import is_loopback_client
 
 log = logging.getLogger(__name__)
@@ -62,11 +64,9 @@ class KreisCollector(Collector):
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            stats: Mapping[str, Any] = self._snapshot() or {}
-        except Exception:
-            log.exception("metrics snapshot failed")
-            stats = {}
+        # A failing snapshot propagates: the handler answers 503 rather than zeros that
+        # would tell monitoring "no rooms" when the truth is "unknown".
+        stats: Mapping[str, Any] = self._snapshot()
 
         yield GaugeMetricFamily("kreis_rooms", "Live rooms.", value=_count(stats.get("rooms")))
 
@@ -118,11 +118,10 @@ def _token_matches(request: web.BaseRequest, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def metrics_handler(config: Any, snapshot: Snapshot) -> Callable[[web.Request], Any]:
+def metrics_handler(config: Config, snapshot: Snapshot) -> Callable[[web.Request], Any]:
     """The `GET /metrics` handler with the configured access rules."""
-    section = getattr(config, "metrics", None)
-    token = str(getattr(section, "token", "") or "")
-    loopback_only = bool(getattr(section, "loopback_only", True))
+    token = config.metrics.token
+    loopback_only = config.metrics.loopback_only
     registry = build_registry(snapshot)
     if not token and not loopback_only:
         log.warning("metrics are readable by anyone who can reach the server")
@@ -134,12 +133,17 @@ def metrics_handler(config: Any, snapshot: Snapshot) -> Callable[[web.Request], 
             return web.Response(
                 status=401, text="unauthorized\n", headers={"WWW-Authenticate": "Bearer"}
             )
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
+        try:
+            body = generate_latest(registry)
+        except Exception:
+            log.exception("metrics snapshot failed; answering 503")
+            return web.Response(status=503, text="metrics unavailable\n")
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return get_metrics
 
 
-def setup_metrics(app: web.Application, config: Any, snapshot: Snapshot) -> None:
+def setup_metrics(app: web.Application, config: Config, snapshot: Snapshot) -> None:
     """Adds `GET /metrics` to `app`. `snapshot()` returns the aggregate counts:
     `{"rooms", "participants": {kind: n}, "mic_on", "camera_on", "screen_on",
     "lobby_waiting", "forwarded_packets", "forwarded_bytes"}`; missing keys count 0.

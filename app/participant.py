@@ -44,6 +44,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from app.client import KreisClient
+from app.protocol import DownOffer, Joined, UpAnswer, parse_down
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ class RoomParticipant:
         self.down: RTCPeerConnection | None = None
         self.offers_answered = 0
         self._owners: dict[str, str] = {}
-        self._up_answer: asyncio.Future[dict[str, Any]] | None = None
+        self._up_answer: asyncio.Future[UpAnswer] | None = None
         self._down_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -243,21 +244,23 @@ class RoomParticipant:
         if joined is not None and not self.id:
             self.id = str(joined.get("id") or "")
         for offer in self.client.drain("down_offer"):
-            self._spawn(self._answer(offer))
+            self._got(offer)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _got(self, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "joined":
-            self.id = str(msg.get("id") or "")
-        elif kind == "up_answer":
+    def _got(self, data: dict[str, Any]) -> None:
+        if data.get("type") not in ("joined", "up_answer", "down_offer"):
+            return  # the rest is the owner's business (console, gateway, test)
+        msg = parse_down(data)
+        if isinstance(msg, Joined):
+            self.id = str(msg.id or "")
+        elif isinstance(msg, UpAnswer):
             if self._up_answer is not None and not self._up_answer.done():
                 self._up_answer.set_result(msg)
-        elif kind == "down_offer":
+        elif isinstance(msg, DownOffer):
             self._spawn(self._answer(msg))  # its own task: the reader keeps reading
 
     # ------------------------------------------------------------------ up
@@ -284,15 +287,15 @@ class RoomParticipant:
             answer = await asyncio.wait_for(self._up_answer, timeout)
         finally:
             self._up_answer = None
-        await up.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await up.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
 
     # ------------------------------------------------------------------ down
 
-    async def _answer(self, offer: dict[str, Any]) -> None:
+    async def _answer(self, offer: DownOffer) -> None:
         async with self._down_lock:  # one negotiation at a time, in arrival order
             if self._closed:
                 return
-            for info in offer.get("tracks") or []:
+            for info in offer.tracks or []:
                 if isinstance(info, dict) and "mid" in info:
                     self._owners[str(info["mid"])] = str(info.get("participant") or "")
             try:
@@ -300,7 +303,7 @@ class RoomParticipant:
                     self.down = RTCPeerConnection(rtc_configuration(self.client.hello))
                     self.down.on("track", self._got_track)
                 down = self.down
-                await down.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+                await down.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
                 if self.audio_only:
                     for transceiver in down.getTransceivers():
                         if transceiver.kind != "audio":

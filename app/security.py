@@ -32,10 +32,11 @@ Begrenzung von Anmeldeversuchen verwendet und nie protokolliert.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
+
+from app.config import Config
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -92,17 +93,13 @@ STATIC_HEADERS: dict[str, str] = {
 }
 
 
-def tls_enabled(config: Any) -> bool:
+def tls_enabled(config: Config) -> bool:
     """True when browsers reach Kreis over HTTPS: own certificate or a TLS proxy."""
-    server = getattr(config, "server", None)
-    return bool(
-        getattr(server, "tls_cert", None)
-        or getattr(server, "behind_proxy", False)
-        or str(getattr(server, "public_url", "") or "").startswith("https://")
-    )
+    server = config.server
+    return bool(server.tls_cert or server.behind_proxy or server.public_url.startswith("https://"))
 
 
-def security_headers(config: Any) -> dict[str, str]:
+def security_headers(config: Config) -> dict[str, str]:
     """The headers every response gets (without the content-dependent Cache-Control)."""
     headers = dict(STATIC_HEADERS)
     if tls_enabled(config):
@@ -110,7 +107,7 @@ def security_headers(config: Any) -> dict[str, str]:
     return headers
 
 
-def setup_security(app: web.Application, config: Any) -> None:
+def setup_security(app: web.Application, config: Config) -> None:
     """Adds the security headers to every response of `app`."""
     headers = security_headers(config)
 
@@ -148,14 +145,10 @@ def _parse_ip(value: str) -> IPAddress | None:
     return address
 
 
-def trusted_networks(config: Any) -> list[IPNetwork]:
+def trusted_networks(config: Config) -> list[IPNetwork]:
     """`server.trusted_proxies` as networks (single addresses become /32 or /128)."""
-    server = getattr(config, "server", None)
-    raw: Iterable[Any] = getattr(server, "trusted_proxies", None) or ()
-    if isinstance(raw, str):
-        raw = [r for r in raw.replace(",", " ").split() if r]
     networks: list[IPNetwork] = []
-    for entry in raw:
+    for entry in config.server.trusted_proxies:
         try:
             networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
         except ValueError:
@@ -176,7 +169,7 @@ def peer_address(request: web.BaseRequest) -> IPAddress | None:
     return _parse_ip(request.remote or "")
 
 
-def client_address(request: web.BaseRequest, config: Any) -> str:
+def client_address(request: web.BaseRequest, config: Config) -> str:
     """The client's address for rate limiting: honours X-Forwarded-For only from
     trusted proxies (`server.trusted_proxies`; with `server.behind_proxy` and no list,
     loopback is trusted). Walks the header from the right and returns the first hop
@@ -186,8 +179,7 @@ def client_address(request: web.BaseRequest, config: Any) -> str:
     if peer is None:
         return "unknown"
     networks = trusted_networks(config)
-    server = getattr(config, "server", None)
-    if not networks and getattr(server, "behind_proxy", False):
+    if not networks and config.server.behind_proxy:
         networks = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
     if not networks or not _is_trusted(peer, networks):
         return str(peer)
@@ -213,7 +205,7 @@ def address_key(address: str) -> str:
     return address
 
 
-def is_loopback_client(request: web.BaseRequest, config: Any) -> bool:
+def is_loopback_client(request: web.BaseRequest, config: Config) -> bool:
     """True when the real client (after trusted proxies) is on this machine."""
     address = _parse_ip(client_address(request, config))
     return address is not None and address.is_loopback

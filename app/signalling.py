@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from app import protocol as p
 from app.connection import Connection, error_text
 from app.hub import Hub, Refused
+from app.pseudonym import pseudonym
 from app.routing import ROUTES
 from app.security import address_key
 
@@ -33,7 +34,7 @@ async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSock
     if strangers >= limits.connections_per_address:
         # Leaders and the gateway have logged in and do not count: one address full
         # of strangers' sockets never keeps a leader out.
-        log.warning("refusing a connection: too many from one address")
+        log.warning("refusing a connection: too many from %s", pseudonym(source))
         raise web.HTTPTooManyRequests(text="too many connections from this address")
     ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=30)
     await ws.prepare(request)
@@ -48,7 +49,7 @@ async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSock
             if frame.type != WSMsgType.TEXT:
                 continue
             if not conn.count_message(limits.flood_messages_per_10s):
-                log.warning("closing a flooding connection")
+                log.warning("closing a flooding connection from %s", conn.tag)
                 await ws.close(code=1008, message=b"flood")
                 break
             await dispatch(hub, conn, frame.data)
@@ -81,7 +82,8 @@ async def dispatch(hub: Hub, conn: Connection, text: str) -> None:
     except Refused as refused:
         conn.error(refused.code, ref, refused.retry_after)
     except Exception:
-        log.exception("handler failed for a %s message", ref if ref in ROUTES else "bad")
+        kind = ref if ref in ROUTES else "bad"
+        log.exception("handler failed for a %s message from %s", kind, conn.tag)
         conn.error("internal", ref)
 
 

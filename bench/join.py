@@ -27,19 +27,8 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from bench import server as bench_server
 from bench.measure import quantile
+from tests.chromium_flags import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 POLL = 0.02
 SLUG = "wie-schnell"
 

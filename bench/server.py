@@ -8,12 +8,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.client import KreisClient
+from tests.kreis_server import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = "benchgruppe"
@@ -107,19 +106,12 @@ password_hash = "{hash_password(PASSWORD)}"
         stderr=subprocess.STDOUT,
     )
     server = BenchServer(f"http://127.0.0.1:{port}", process, tmp)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited:\n" + (path / "server.out").read_text())
-        try:
-            with urllib.request.urlopen(server.url + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    out = (path / "server.out").read_text()
-    server.stop()
-    raise RuntimeError("server did not become healthy:\n" + out)
+    try:
+        wait_healthy(server.url, process, path / "server.out")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 async def leader(url: str, slugs: list[str], lobby: bool = False) -> KreisClient:

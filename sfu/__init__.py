@@ -33,8 +33,8 @@ offers); see docs/protocol.md. Beyond the shape agreed with app/:
   is offered after the answer (or after ANSWER_TIMEOUT = 20 s without one).
 - Codecs: Opus, VP8 and H.264 only, no RTX (retransmissions reuse the SSRC).
 - MediaSettings.test_drop_rate / test_down_drop_rate simulate loss (tests only).
-- router.stats.decoders_created / encoders_created count aiortc codec objects made
-  for this router's connections (0 by design, checked in tests/sfu).
+- No decoder or encoder is ever made for the router's connections; the tests prove it
+  by wrapping aiortc's codec factories (tests/sfu/codec_watch.py).
 
 Modules: conn (vocabulary), settings, router (this API), peer (up/down peer
 connections), uptrack, downtrack (rewrite, packet cache, sender reports), rtpheader,

@@ -7,6 +7,9 @@ the DTLS transport, and gathers ICE host candidates on a configured address and
 port range. All of that touches attributes that are not part of aiortc's public API,
 so it lives here, with the versions pinned and checked at import;
 tests/sfu/test_aiortc_private.py fails loudly when one of these names disappears.
+Importing this module changes nothing in aiortc: every hook is applied to one object
+by a call. (That the SFU never decodes or encodes is proven by the test harness,
+which wraps aiortc's codec factories itself: tests/sfu/codec_watch.py.)
 """
 
 from __future__ import annotations
@@ -16,16 +19,12 @@ import contextlib
 import logging
 import random
 import socket
-import sys
-import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice
 import aioice.ice
 import aiortc
-import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pylibsrtp
@@ -53,13 +52,9 @@ if aiortc.__version__ != AIORTC_VERSION or aioice.__version__ != AIOICE_VERSION:
 #: Class- and module-level private names this module relies on, as (owner, name).
 #: tests/sfu/test_aiortc_private.py checks each one by name.
 PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
-    (aiortc.rtcrtpreceiver, "get_decoder"),
-    (aiortc.rtcrtpsender, "get_encoder"),
-    (aiortc.rtcrtpreceiver, "decoder_worker"),
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpReceiver, "_handle_rtcp_packet"),
     (RTCRtpSender, "_handle_rtcp_packet"),
-    (RTCRtpSender, "_next_encoded_frame"),
     (RTCRtpSender, "_run_rtp"),
     (RTCRtpSender, "_run_rtcp"),
     (RTCDtlsTransport, "_handle_rtp_data"),
@@ -83,7 +78,6 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "_RTCRtpSender__rtcp_started",
         "_RTCRtpSender__rtcp_exited",
     ),
-    "RemoteStreamTrack": ("_queue",),
     "RTCDtlsTransport": (
         "_rtp_router",
         "_rtp_header_extensions_map",
@@ -104,77 +98,12 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "StunProtocol": ("transport", "local_candidate"),
 }
 
-#: Parameter names the hooks depend on (the codec counter reads callers' locals).
+#: Parameter names the hooks depend on.
 PRIVATE_PARAMETERS: tuple[tuple[Any, tuple[str, ...]], ...] = (
-    (aiortc.rtcrtpreceiver.decoder_worker, ("loop", "input_q", "output_q", "decode_error")),
-    (RTCRtpSender._next_encoded_frame, ("self", "codec")),
     (RTCDtlsTransport._handle_rtp_data, ("self", "data", "arrival_time_ms")),
     (RTCRtpReceiver._handle_rtp_packet, ("self", "packet", "arrival_time_ms")),
     (RTCRtpSender._handle_rtcp_packet, ("self", "packet")),
 )
-
-# --- codec counting -------------------------------------------------------------
-
-_count_lock = threading.Lock()
-_process_counts = {"decoders": 0, "encoders": 0}
-_owners: weakref.WeakKeyDictionary[Any, CodecCounter] = weakref.WeakKeyDictionary()
-
-
-class CodecCounter:
-    """Decoders and encoders created by aiortc objects that one owner registered."""
-
-    def __init__(self) -> None:
-        self.decoders = 0
-        """Calls to aiortc's get_decoder made for this owner's receivers."""
-        self.encoders = 0
-        """Calls to aiortc's get_encoder made for this owner's senders."""
-
-
-def process_codec_counts() -> dict[str, int]:
-    """Decoders/encoders aiortc created anywhere in this process since import."""
-    with _count_lock:
-        return dict(_process_counts)
-
-
-def _counted(kind: str, original: Callable[..., Any], local: str) -> Callable[..., Any]:
-    # The caller's local variable tells whose object asked for a codec: aiortc's
-    # decoder_worker holds the receiver track's queue as `output_q`, the sender's
-    # _next_encoded_frame holds the sender as `self`. That lets a test process that
-    # also runs decoding aiortc clients count only what the router's connections did.
-    def wrapper(codec: RTCRtpCodecParameters) -> Any:
-        tag = sys._getframe(1).f_locals.get(local)
-        with _count_lock:
-            _process_counts[kind] += 1
-            try:
-                counter = _owners.get(tag) if tag is not None else None
-            except TypeError:
-                counter = None
-            if counter is not None:
-                setattr(counter, kind, getattr(counter, kind) + 1)
-        return original(codec)
-
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    return wrapper
-
-
-# aiortc's receiver and sender modules import these by name: wrap them there.
-if not hasattr(vars(aiortc.rtcrtpreceiver)["get_decoder"], "__wrapped__"):
-    vars(aiortc.rtcrtpreceiver)["get_decoder"] = _counted(
-        "decoders", aiortc.codecs.get_decoder, "output_q"
-    )
-    vars(aiortc.rtcrtpsender)["get_encoder"] = _counted(
-        "encoders", aiortc.codecs.get_encoder, "self"
-    )
-
-
-def count_codecs_for(pc: RTCPeerConnection, counter: CodecCounter) -> None:
-    """Attributes decoders/encoders created for pc's receivers and senders to counter."""
-    for t in pc.getTransceivers():
-        _owners[t.sender] = counter
-        track = t.receiver.track
-        if track is not None:
-            _owners[track._queue] = counter  # type: ignore[attr-defined]
-
 
 # --- ICE on a configured address and port range ---------------------------------
 

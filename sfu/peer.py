@@ -159,7 +159,6 @@ class UpConnection(_Connection):
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
             raise BadSdp(f"cannot answer offer: {type(exc).__name__}") from exc
-        private.count_codecs_for(self.pc, self.stats.codecs)
 
         added: list[RtpUpTrack] = []
         wanted = {info.mid: info for info in tracks}
@@ -267,7 +266,6 @@ class DownConnection(_Connection):
         self._configure_ice()
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
-        private.count_codecs_for(self.pc, self.stats.codecs)
         infos = []
         for down in self.tracks.values():
             i = down.info

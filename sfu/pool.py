@@ -3,11 +3,11 @@
 A Python process forwards on one core at most, so a server that should use all of a
 machine's cores runs its SFU in W worker processes (sfu/worker.py), each with its own
 slice of the UDP port range. Whole rooms are placed on one worker: packets never
-cross a process boundary, only control messages do. The pool asks a Placement
-(app/media.py keeps the table, keyed by the room's opaque id) where a room lives and
-puts a new room on the worker with the fewest participants.
+cross a process boundary, only control messages do. The pool keeps where each room
+lives in a Placement (by default its own DictPlacement, keyed by the room's opaque id;
+the server passes none) and puts a new room on the worker with the fewest participants.
 
-    pool = WorkerPool(settings, workers=2, placement=table)
+    pool = WorkerPool(settings, workers=2)
     await pool.start()            # spawns the workers, waits until each runs a Router
     pool.add_participant(room, participant, send_down_offer)    # as on Router
     answer = await pool.got_up_offer(room, participant, sdp, tracks)
@@ -335,10 +335,6 @@ def _sum_stats(snapshots: list[dict[str, int]]) -> Stats:
     total = Stats()
     for snap in snapshots:
         for key, value in snap.items():
-            if key == "decoders_created":
-                total.codecs.decoders += value
-            elif key == "encoders_created":
-                total.codecs.encoders += value
-            elif isinstance(getattr(total, key, None), int):
+            if isinstance(getattr(total, key, None), int):
                 setattr(total, key, getattr(total, key) + value)
     return total

@@ -56,7 +56,7 @@ class Router:
     def __init__(self, settings: MediaSettings) -> None:
         self.settings = settings
         self.stats = Stats()
-        """Counters and gauges; decoders_created and encoders_created stay 0."""
+        """Counters and gauges."""
         self._rooms: dict[str, dict[str, _Participant]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False

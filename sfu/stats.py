@@ -5,9 +5,7 @@ Aggregate numbers only: no ids, no addresses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from sfu.aiortc_private import CodecCounter
+from dataclasses import dataclass
 
 
 @dataclass
@@ -53,22 +51,7 @@ class Stats:
     """Tracks being received from publishers (gauge)."""
     down_tracks: int = 0
     """Tracks being sent to subscribers (gauge)."""
-    codecs: CodecCounter = field(default_factory=CodecCounter, repr=False)
-    """aiortc decoders/encoders created for this router's peer connections."""
-
-    @property
-    def decoders_created(self) -> int:
-        """Must stay 0: the SFU forwards packets and never decodes."""
-        return self.codecs.decoders
-
-    @property
-    def encoders_created(self) -> int:
-        """Must stay 0: the SFU forwards packets and never encodes."""
-        return self.codecs.encoders
 
     def snapshot(self) -> dict[str, int]:
         """All counters as a plain dict (for logs, metrics and test output)."""
-        values = {k: v for k, v in vars(self).items() if isinstance(v, int)}
-        values["decoders_created"] = self.decoders_created
-        values["encoders_created"] = self.encoders_created
-        return values
+        return {k: v for k, v in vars(self).items() if isinstance(v, int)}

@@ -1,7 +1,8 @@
 """The dial-in gateway's configuration: the `[gateway]` and `[sip]` tables of the shared TOML.
 
 The gateway runs as its own process (possibly on another host), so it reads only the
-two tables it needs and never imports the server's config module. Every key is typed
+two tables it needs and never imports the server's config module; `[gateway]` is read
+by `app.gatewayconfig`, the one parser the server uses as well. Every key is typed
 and checked here; a bad value raises `ConfigError` naming the key, so an operator sees
 `[sip] udp_port must be an integer 1-65535` instead of a traceback.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.gatewayconfig import BadGatewayKey, GatewayConfig, gateway_from_table
 from sipgw.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -23,22 +25,6 @@ LANGUAGES = ("de", "en")
 MAX_CALL_SLOTS = 4
 """Calls one gateway process can hold: the pjsua2-python wheel is built with
 PJSUA_MAX_CALLS = 4 (measured: a larger maxCalls is clamped to 4)."""
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """`[gateway]`: how the gateway reaches the Kreis server."""
-
-    secret: str
-    """Shared secret for `gateway_auth`."""
-    server_url: str = "ws://127.0.0.1:8080/ws"
-    """WebSocket URL of the server's signalling endpoint."""
-    numbers: tuple[str, ...] = ()
-    """Dial-in numbers shown to leaders (informational for the gateway)."""
-    pin_length: int = 9
-    """Digits in a room PIN; entry ends after this many digits or at `#`."""
-    hide_numbers: bool = False
-    """When true, leaders see only "Telefon", not the last two digits of the caller."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +71,13 @@ class SipConfig:
     wheel's call slots, a compile-time limit; larger values are clamped with a warning).
     Further INVITEs get 486 Busy Here."""
     processes: int = 1
-    """Gateway worker processes. 1: one pjsip process listens itself. More: a SIP front
+    """Gateway backend processes. 1: one pjsip process listens itself. More: a SIP front
     (`sipgw.front`) listens on the public ports and spreads calls over that many
-    workers; capacity is `processes * max_calls`."""
+    backends; capacity is `processes * max_calls`."""
     worker_base_port: int = 0
-    """First internal SIP port (UDP on 127.0.0.1) of the workers, one port each; 0 lets
-    the supervisor pick free ports."""
+    """First internal SIP port (UDP on 127.0.0.1) of the backends, one port each; 0 lets
+    the supervisor pick free ports. (The key keeps the name operators already use from
+    when the backends were called workers; "worker" now means an SFU process only.)"""
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -102,22 +89,22 @@ class SipConfig:
 
 
 @dataclass(frozen=True)
-class WorkerRole:
-    """How a worker process behind the SIP front differs from a lone gateway.
+class BackendRole:
+    """How a backend process behind the SIP front differs from a lone gateway.
 
-    Not read from TOML: the supervisor hands it to each worker on its command line.
+    Not read from TOML: the supervisor hands it to each backend on its command line.
     """
 
     index: int
-    """The worker's number, 0 to `processes - 1`."""
+    """The backend's number, 0 to `processes - 1`."""
     sip_port: int
     """Internal SIP port (UDP only, on `FRONT_ADDRESS`)."""
     rtp_port: int
-    """First RTP port of this worker (its own range, on the public `listen_address`)."""
+    """First RTP port of this backend (its own range, on the public `listen_address`)."""
 
 
 FRONT_ADDRESS = "127.0.0.1"
-"""Where the SIP front and its workers talk to each other; a worker trusts the
+"""Where the SIP front and its backends talk to each other; a backend trusts the
 front's `X-Kreis-Source` header only in messages from this address."""
 
 
@@ -126,9 +113,9 @@ def rtp_stride(sip: SipConfig) -> int:
     return 2 * sip.max_calls + 16
 
 
-def worker_role(sip: SipConfig, index: int, sip_port: int) -> WorkerRole:
-    """The role of worker `index`: its internal SIP port and its own RTP range."""
-    return WorkerRole(index, sip_port, sip.rtp_port + index * rtp_stride(sip))
+def backend_role(sip: SipConfig, index: int, sip_port: int) -> BackendRole:
+    """The role of backend `index`: its internal SIP port and its own RTP range."""
+    return BackendRole(index, sip_port, sip.rtp_port + index * rtp_stride(sip))
 
 
 @dataclass(frozen=True)
@@ -164,23 +151,14 @@ def _path(table: dict[str, Any], key: str) -> Path | None:
 
 
 def parse_gateway(table: dict[str, Any]) -> GatewayConfig:
-    """Builds `GatewayConfig` from the `[gateway]` table."""
-    secret = _get(table, "gateway", "secret", str, "")
-    if not secret:
+    """`[gateway]` through the one parser the server uses too; the gateway needs a secret."""
+    try:
+        gateway = gateway_from_table(table)
+    except BadGatewayKey as bad:
+        raise ConfigError(f"[gateway] {bad.name}: {bad.english} / {bad.german}") from None
+    if not gateway.secret:
         raise ConfigError("[gateway] secret is missing")
-    url = _get(table, "gateway", "server_url", str, GatewayConfig.server_url)
-    if not url.startswith(("ws://", "wss://", "http://", "https://")):
-        raise ConfigError("[gateway] server_url must start with ws://, wss://, http:// or https://")
-    if url.startswith("http"):
-        url = "ws" + url[4:].rstrip("/") + "/ws"
-    numbers = _get(table, "gateway", "numbers", list, [])
-    if not all(isinstance(n, str) for n in numbers):
-        raise ConfigError("[gateway] numbers must be a list of strings")
-    pin_length = int(_get(table, "gateway", "pin_length", int, 9))
-    if not 4 <= pin_length <= 16:
-        raise ConfigError("[gateway] pin_length must be between 4 and 16")
-    hide = _get(table, "gateway", "hide_numbers", bool, False)
-    return GatewayConfig(secret, url, tuple(numbers), pin_length, bool(hide))
+    return gateway
 
 
 def parse_sip(table: dict[str, Any]) -> SipConfig:

@@ -3,7 +3,7 @@
 pjsip is not thread-safe in the way asyncio code would like, so the gateway gives it
 one dedicated thread: the Endpoint is created there with `threadCnt=0` and
 `mainThreadOnly=True`, and that thread pumps `libHandleEvents`. Every call into pjsua2
-from asyncio goes through `SipWorker.run()`, which queues the function for the pjsip
+from asyncio goes through `PjsipThread.run()`, which queues the function for the pjsip
 thread; every pjsip callback goes back to asyncio with `call_soon_threadsafe`.
 
 pjsip's own log goes into Python logging through `PjLogWriter`, which masks addresses,
@@ -29,7 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pjsua2 as pj
 
-from sipgw.config import FRONT_ADDRESS, MAX_CALL_SLOTS, SipConfig, WorkerRole
+from sipgw.config import FRONT_ADDRESS, MAX_CALL_SLOTS, BackendRole, SipConfig
 from sipgw.errors import SipStartError
 
 log = logging.getLogger(__name__)
@@ -108,18 +108,18 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
     # (pjmedia's buffer adapts upwards under CPU load) than from a rare lost frame.
     ep_cfg.medConfig.jbMaxPre = 100
     ep_cfg.medConfig.jbMax = 300
-    # Ports of ended calls stay in the bridge for a moment (see SipWorker.retire),
+    # Ports of ended calls stay in the bridge for a moment (see PjsipThread.retire),
     # so a flood of short calls needs far more slots than live calls.
     ep_cfg.medConfig.maxMediaPorts = 254
     return ep_cfg
 
 
 def transport_configs(
-    config: SipConfig, role: WorkerRole | None = None
+    config: SipConfig, role: BackendRole | None = None
 ) -> list[tuple[int, pj.TransportConfig]]:
     """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS.
 
-    A worker behind the SIP front (`role`) listens on UDP at its internal port only.
+    A backend behind the SIP front (`role`) listens on UDP at its internal port only.
     """
     ipv6 = ":" in config.listen_address
     out: list[tuple[int, pj.TransportConfig]] = []
@@ -150,7 +150,7 @@ def transport_configs(
     return out
 
 
-class SipWorker:
+class PjsipThread:
     """Owns the pjsua2 Endpoint on its own thread; runs functions there on request.
 
     `setup` is called on the pjsip thread after `libStart` (to create accounts); its
@@ -162,11 +162,11 @@ class SipWorker:
         config: SipConfig,
         setup: Callable[[pj.Endpoint], Any],
         log_level: int = 2,
-        role: WorkerRole | None = None,
+        role: BackendRole | None = None,
     ) -> None:
         self.config = config
         self.role = role
-        """Set when this process is a worker behind the SIP front."""
+        """Set when this process is a backend behind the SIP front."""
         self._setup = setup
         self._log_level = log_level
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
@@ -224,7 +224,7 @@ class SipWorker:
         """Queues `fn` for the pjsip thread; the future holds its result."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         if self._stopping.is_set():
-            future.set_exception(SipStartError("the SIP worker is stopping"))
+            future.set_exception(SipStartError("the pjsip thread is stopping"))
             return future
         self._jobs.put((fn, future))
         return future
@@ -340,7 +340,7 @@ class SipWorker:
             obj.thisown = False
         if leftover:
             log.debug("%d pjsua2 objects outlived the endpoint (disowned)", len(leftover))
-        # Endpoint is a singleton: the next SipWorker in this process can only create
+        # Endpoint is a singleton: the next PjsipThread in this process can only create
         # its own once this one is gone.
         self.endpoint = None
         log.info("SIP gateway stopped")

@@ -1,21 +1,21 @@
-"""The SIP front: one public SIP address for several gateway worker processes.
+"""The SIP front: one public SIP address for several gateway backend processes.
 
 pjsua2-python holds at most four calls per process, so with `[sip] processes > 1` the
 supervisor runs this small proxy on the public UDP and TCP ports and spreads calls
-over workers listening on 127.0.0.1 (UDP). Only SIP passes through here; each worker
+over backends listening on 127.0.0.1 (UDP). Only SIP passes through here; each backend
 puts the public media address into its SDP, so RTP flows straight between the caller
-and the worker.
+and the backend.
 
 The proxy is transaction-stateless but dialog-aware. An initial INVITE is checked
-against `allow_from` (403) and sent to the worker with the fewest live calls that has
+against `allow_from` (403) and sent to the backend with the fewest live calls that has
 a free slot (none: 486 Busy Here, as a full lone gateway answers). The Call-ID then
-maps to that worker and to the caller's flow (transport, address, TCP connection), so
+maps to that backend and to the caller's flow (transport, address, TCP connection), so
 everything else in the dialog follows by Call-ID. Forwarded requests get our Via
-(branch derived from the caller's, so CANCEL and non-2xx ACK hit the same worker
+(branch derived from the caller's, so CANCEL and non-2xx ACK hit the same backend
 transaction), Max-Forwards minus one, RFC 3581 `received`/`rport` on the caller's Via,
 a double Record-Route on dialog-creating INVITEs (public side for the caller, internal
-side for the worker), and `X-Kreis-Source: <caller address>`, the only source address
-a worker believes (any such header from outside is removed). Responses pop our Via.
+side for the backend), and `X-Kreis-Source: <caller address>`, the only source address
+a backend believes (any such header from outside is removed). Responses pop our Via.
 
 The Call-ID table is bounded; entries go after the dialog ended (plus a linger for
 retransmissions) or after an idle time. Malformed messages are dropped, or answered
@@ -67,7 +67,7 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 
 def next_state(state: str, method: str, status: int) -> str:
-    """A dialog's state after a worker's response to `method`."""
+    """A dialog's state after a backend's response to `method`."""
     if method == "INVITE" and 200 <= status < 300 and state == "early":
         return "confirmed"
     if method == "INVITE" and status >= 300 and state == "early":
@@ -91,7 +91,7 @@ class Flow:
 class Dialog:
     """What the front remembers of one Call-ID."""
 
-    worker: int
+    backend: int
     flow: Flow
     state: str = "early"
     """`early` (INVITE sent on), `confirmed` (2xx seen), `ended` (lingers briefly)."""
@@ -99,7 +99,7 @@ class Dialog:
 
 
 @dataclass
-class _Worker:
+class _Backend:
     index: int
     address: tuple[str, int]
     ready: bool = False
@@ -119,7 +119,7 @@ class _InternalUdp(asyncio.DatagramProtocol):
         self.front = front
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.front.from_worker(data, (str(addr[0]), int(addr[1])))
+        self.front.from_backend(data, (str(addr[0]), int(addr[1])))
 
 
 class _TcpConnection(asyncio.Protocol):
@@ -195,7 +195,7 @@ class SipFront:
         self.internal_port = internal_port
         self.clock = clock
         self.secret = secrets.token_bytes(32)
-        self.workers: dict[int, _Worker] = {}
+        self.backends: dict[int, _Backend] = {}
         self.dialogs: dict[str, Dialog] = {}
         self.tcp: dict[tuple[str, int], _TcpConnection] = {}
         self._udp: asyncio.DatagramTransport | None = None
@@ -235,22 +235,22 @@ class SipFront:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
-    def worker_ready(self, index: int, port: int) -> None:
-        """Worker `index` listens on `FRONT_ADDRESS:port` and may take calls."""
-        self.workers[index] = _Worker(index, (FRONT_ADDRESS, port), ready=True)
+    def backend_ready(self, index: int, port: int) -> None:
+        """Backend `index` listens on `FRONT_ADDRESS:port` and may take calls."""
+        self.backends[index] = _Backend(index, (FRONT_ADDRESS, port), ready=True)
 
-    def worker_gone(self, index: int) -> None:
-        """Worker `index` died: its calls are lost, the others go on."""
-        worker = self.workers.get(index)
-        if worker is not None:
-            worker.ready = False
+    def backend_gone(self, index: int) -> None:
+        """Backend `index` died: its calls are lost, the others go on."""
+        backend = self.backends.get(index)
+        if backend is not None:
+            backend.ready = False
         calls = self.live_calls(index)
-        for cid in [cid for cid, d in self.dialogs.items() if d.worker == index]:
+        for cid in [cid for cid, d in self.dialogs.items() if d.backend == index]:
             del self.dialogs[cid]
-        log.warning("worker %d is gone with %d calls", index, calls)
+        log.warning("backend %d is gone with %d calls", index, calls)
 
     def live_calls(self, index: int) -> int:
-        return sum(1 for d in self.dialogs.values() if d.worker == index and d.state != "ended")
+        return sum(1 for d in self.dialogs.values() if d.backend == index and d.state != "ended")
 
     # ------------------------------------------------------------ sending
 
@@ -264,10 +264,10 @@ class SipFront:
         elif self._udp is not None:
             self._udp.sendto(data, flow.address)
 
-    def _to_worker(self, msg: SipMessage, index: int) -> None:
-        worker = self.workers.get(index)
-        if worker is not None and self._internal is not None:
-            self._internal.sendto(msg.encode(), worker.address)
+    def _to_backend(self, msg: SipMessage, index: int) -> None:
+        backend = self.backends.get(index)
+        if backend is not None and self._internal is not None:
+            self._internal.sendto(msg.encode(), backend.address)
 
     def _answer(self, request: SipMessage, flow: Flow, code: int, reason: str) -> None:
         if request.method == "ACK":
@@ -368,7 +368,7 @@ class SipFront:
                 else:
                     answer(481, "Call/Transaction Does Not Exist")
                 return
-            index = self._pick_worker()
+            index = self._pick_backend()
             if index is None:
                 log.warning("rejected a call: all %d call slots are busy (486)", self.capacity)
                 answer(486, "Busy Here")
@@ -379,10 +379,10 @@ class SipFront:
             dialog = Dialog(index, flow, touched=self.clock())
             self.dialogs[msg.call_id] = dialog
             log.info(
-                "a call goes to worker %d (%d live there, %d in all)",
+                "a call goes to backend %d (%d live there, %d in all)",
                 index,
                 self.live_calls(index),
-                sum(self.live_calls(i) for i in self.workers),
+                sum(self.live_calls(i) for i in self.backends),
             )
         dialog.touched = self.clock()
         dialog.flow = flow
@@ -398,16 +398,16 @@ class SipFront:
             msg.push("record-route", f"<sip:{FRONT_ADDRESS}:{self.internal_port};lr>")
         branch = derive_branch(self.secret, msg)
         msg.push("via", f"SIP/2.0/UDP {FRONT_ADDRESS}:{self.internal_port};branch={branch}")
-        self._to_worker(msg, dialog.worker)
+        self._to_backend(msg, dialog.backend)
 
     @property
     def capacity(self) -> int:
-        return self.sip.max_calls * len(self.workers)
+        return self.sip.max_calls * len(self.backends)
 
-    def _pick_worker(self) -> int | None:
+    def _pick_backend(self) -> int | None:
         best: tuple[int, int] | None = None
-        for index, worker in sorted(self.workers.items()):
-            if not worker.ready:
+        for index, backend in sorted(self.backends.items()):
+            if not backend.ready:
                 continue
             live = self.live_calls(index)
             if live < self.sip.max_calls and (best is None or live < best[0]):
@@ -415,7 +415,7 @@ class SipFront:
         return best[1] if best else None
 
     def _response_from_caller(self, msg: SipMessage) -> None:
-        # The answer to a request a worker sent (BYE, INFO): back to that worker.
+        # The answer to a request a backend sent (BYE, INFO): back to that backend.
         dialog = self.dialogs.get(msg.call_id)
         if dialog is None or not self._pop_own_via(msg):
             return
@@ -423,32 +423,32 @@ class SipFront:
         dialog.touched = self.clock()
         if msg.cseq_method == "BYE" and msg.status >= 200:
             dialog.state = "ended"
-        self._to_worker(msg, dialog.worker)
+        self._to_backend(msg, dialog.backend)
 
-    # ------------------------------------------------------------ from workers
+    # ------------------------------------------------------------ from backends
 
-    def from_worker(self, data: bytes, addr: tuple[str, int]) -> None:
+    def from_backend(self, data: bytes, addr: tuple[str, int]) -> None:
         """A message on the internal socket."""
         try:
-            self._from_worker(data, addr)
+            self._from_backend(data, addr)
         except Exception:
-            log.exception("the SIP front could not handle a worker's message (dropped)")
+            log.exception("the SIP front could not handle a backend's message (dropped)")
 
-    def _from_worker(self, data: bytes, addr: tuple[str, int]) -> None:
-        index = next((w.index for w in self.workers.values() if w.address == addr), None)
+    def _from_backend(self, data: bytes, addr: tuple[str, int]) -> None:
+        index = next((w.index for w in self.backends.values() if w.address == addr), None)
         if index is None:
             return  # not one of ours
         try:
             msg = parse(data)
         except SipParseError:
-            log.warning("a worker sent an unparseable message (dropped)")
+            log.warning("a backend sent an unparseable message (dropped)")
             return
         dialog = self.dialogs.get(msg.call_id)
-        if dialog is None or dialog.worker != index or not msg.values("via"):
+        if dialog is None or dialog.backend != index or not msg.values("via"):
             return
         dialog.touched = self.clock()
         if msg.is_request:
-            self._request_from_worker(msg, dialog)
+            self._request_from_backend(msg, dialog)
             return
         if not self._pop_own_via(msg):
             return
@@ -461,7 +461,7 @@ class SipFront:
             flow = Flow("UDP", ((via.param("received") or via.host).strip("[]"), port))
         self._to_caller(msg, flow)
 
-    def _request_from_worker(self, msg: SipMessage, dialog: Dialog) -> None:
+    def _request_from_backend(self, msg: SipMessage, dialog: Dialog) -> None:
         if msg.problem() is not None or not self._forwardable(msg, lambda c, r: None):
             return
         self._pop_routes(msg)

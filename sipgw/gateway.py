@@ -1,4 +1,4 @@
-"""The running gateway: the SIP worker, its accounts, and one session task per call.
+"""The running gateway: the pjsip thread, its accounts, and one session task per call.
 
 `Gateway` is the asyncio half of the bridge. pjsip callbacks (`PhoneEvents`) arrive
 here on the event loop; each answered call gets a `CallSession` in its own task, and
@@ -18,8 +18,8 @@ import pjsua2 as pj
 
 from sipgw.announce import Prompts
 from sipgw.audio import CallAudio
-from sipgw.config import Config, WorkerRole
-from sipgw.endpoint import SipWorker
+from sipgw.config import BackendRole, Config
+from sipgw.endpoint import PjsipThread
 from sipgw.link import CallerLabel, LinkFactory
 from sipgw.lockout import Lockout, LockoutBook
 from sipgw.phone import GatewayAccount, IncomingCall
@@ -42,10 +42,10 @@ class GatewayStats:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def account_configs(config: Config, role: WorkerRole | None = None) -> list[pj.AccountConfig]:
+def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.AccountConfig]:
     """The local account (calls from allowed peers) and, if configured, a trunk account.
 
-    A worker behind the SIP front (`role`) uses its own RTP range.
+    A backend behind the SIP front (`role`) uses its own RTP range.
     """
     sip = config.sip
     host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
@@ -72,7 +72,7 @@ def account_configs(config: Config, role: WorkerRole | None = None) -> list[pj.A
 
 
 class Gateway:
-    """Owns the SIP worker and the live calls."""
+    """Owns the pjsip thread and the live calls."""
 
     def __init__(
         self,
@@ -80,7 +80,7 @@ class Gateway:
         link_factory: LinkFactory,
         prompts: Prompts,
         pjsip_log_level: int = 2,
-        role: WorkerRole | None = None,
+        role: BackendRole | None = None,
         lockout: LockoutBook | None = None,
     ) -> None:
         self.config = config
@@ -97,14 +97,14 @@ class Gateway:
         )
         self.stats = GatewayStats()
         self.calls: dict[int, _Live] = {}
-        self.worker = SipWorker(config.sip, self._setup, pjsip_log_level, role)
+        self.pjsip = PjsipThread(config.sip, self._setup, pjsip_log_level, role)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.accounts: list[GatewayAccount] = []
 
     async def start(self) -> None:
         """Starts pjsip (raises SipStartError when it cannot listen)."""
         self._loop = asyncio.get_running_loop()
-        await self._loop.run_in_executor(None, self.worker.start)
+        await self._loop.run_in_executor(None, self.pjsip.start)
 
     async def stop(self) -> None:
         """Ends every call and stops pjsip."""
@@ -114,7 +114,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await live.task
         assert self._loop is not None
-        await self._loop.run_in_executor(None, self.worker.stop)
+        await self._loop.run_in_executor(None, self.pjsip.stop)
 
     def _setup(self, ep: pj.Endpoint) -> list[GatewayAccount]:
         assert self._loop is not None
@@ -124,7 +124,7 @@ class Gateway:
             def post(fn: Callable[[], None]) -> None:
                 loop.call_soon_threadsafe(fn)
 
-            account = GatewayAccount(self.worker, self, post, self.config.sip.max_calls)
+            account = GatewayAccount(self.pjsip, self, post, self.config.sip.max_calls)
             account.create(acc_cfg, index == 0)
             self.accounts.append(account)
         return self.accounts
@@ -140,7 +140,7 @@ class Gateway:
 
         async def hangup() -> None:
             # By key, on the pjsip thread: asyncio never holds a pjsua2 object.
-            await self.worker.run(lambda: self._hangup(key))
+            await self.pjsip.run(lambda: self._hangup(key))
 
         session = CallSession(
             audio=audio,

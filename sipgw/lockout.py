@@ -12,8 +12,8 @@ that lives only in memory, so the table never holds a phone number or an address
 the clear. Entries expire, so the table cannot grow without bound.
 
 With several gateway processes (`[sip] processes`), the supervisor owns the one table
-and the workers ask it through `RemoteLockout`: otherwise an attacker would get a
-fresh set of tries in every process. Workers hash the keys themselves with the
+and the backends ask it through `RemoteLockout`: otherwise an attacker would get a
+fresh set of tries in every process. Backends hash the keys themselves with the
 supervisor's hashing key, so only digests cross the process boundary.
 """
 
@@ -209,7 +209,7 @@ Ask = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class RemoteLockout:
-    """A worker's view of the supervisor's lockout table (a `LockoutBook`).
+    """A backend's view of the supervisor's lockout table (a `LockoutBook`).
 
     `hashing` is a local `Lockout` made with the supervisor's hashing key and the same
     thresholds; it only computes keys, its own table stays empty. If the supervisor

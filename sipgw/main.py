@@ -5,8 +5,8 @@ prompts, starts pjsip on its own thread and serves calls, each joining its room 
 client of the Kreis server (`sipgw.roomlink.ServerLink`).
 
 With `[sip] processes > 1` the same command becomes the supervisor of that many
-worker processes behind a SIP front (`sipgw.supervisor`); the supervisor starts each
-worker as `python -m sipgw.main --worker K --worker-port P --control-fd FD`.
+backend processes behind a SIP front (`sipgw.supervisor`); the supervisor starts each
+backend as `python -m sipgw.main --backend K --backend-port P --control-fd FD`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sipgw import config as config_module
 from sipgw.announce import Prompts
-from sipgw.config import Config, WorkerRole, worker_role
+from sipgw.config import BackendRole, Config, backend_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
 from sipgw.link import LinkFactory
@@ -57,9 +57,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=range(0, 6),
         help="pjsip log verbosity 0-5 (lines are masked; 3+ is for debugging only)",
     )
-    # Set by the supervisor for its workers only.
-    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--worker-port", type=int, default=0, help=argparse.SUPPRESS)
+    # Set by the supervisor for its backends only.
+    parser.add_argument("--backend", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backend-port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--control-fd", type=int, default=-1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -90,13 +90,13 @@ async def serve(
     link_factory: LinkFactory | None = None,
     stop: asyncio.Event | None = None,
     pjsip_log_level: int = 2,
-    role: WorkerRole | None = None,
+    role: BackendRole | None = None,
     lockout: LockoutBook | None = None,
     ready: Callable[[], None] | None = None,
 ) -> Gateway:
     """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped.
 
-    A worker behind the SIP front passes its `role`, the supervisor's `lockout` and a
+    A backend behind the SIP front passes its `role`, the supervisor's `lockout` and a
     `ready` callback (called once pjsip listens).
     """
     prompts = Prompts(config.sip.prompts_dir)
@@ -105,7 +105,7 @@ async def serve(
     stop = stop_on_signals(stop)
     await gateway.start()
     if role is not None:
-        log.info("dial-in worker %d ready", role.index)
+        log.info("dial-in backend %d ready", role.index)
     else:
         log.info(
             "dial-in gateway ready (udp %d, tcp %d, tls %s)",
@@ -130,10 +130,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-async def serve_worker(
+async def serve_backend(
     config: Config, index: int, port: int, fd: int, pjsip_log_level: int
 ) -> None:
-    """A worker behind the SIP front: serves until the supervisor says stop or is gone."""
+    """A backend behind the SIP front: serves until the supervisor says stop or is gone."""
     from sipgw.supervisor import ControlLink
 
     link, secret = await ControlLink.open(fd)
@@ -144,7 +144,7 @@ async def serve_worker(
             config,
             stop=link.closed,
             pjsip_log_level=pjsip_log_level,
-            role=worker_role(sip, index, port),
+            role=backend_role(sip, index, port),
             lockout=RemoteLockout(hashing, link.ask),
             ready=link.ready,
         )
@@ -155,18 +155,18 @@ async def serve_worker(
 def main(argv: list[str]) -> int:
     """Entry point of `kreis dial-in`; returns the process exit code."""
     args = parse_args(argv)
-    prefix = f"worker {args.worker} " if args.worker is not None else ""
+    prefix = f"backend {args.backend} " if args.backend is not None else ""
     logging.basicConfig(
         level=getattr(logging, args.log_level),
         format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
     )
     try:
         config = config_module.load(args.config)
-        if args.worker is not None:
+        if args.backend is not None:
             _die_with_parent()
             asyncio.run(
-                serve_worker(
-                    config, args.worker, args.worker_port, args.control_fd, args.pjsip_log_level
+                serve_backend(
+                    config, args.backend, args.backend_port, args.control_fd, args.pjsip_log_level
                 )
             )
         elif config.sip.processes > 1:

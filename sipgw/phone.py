@@ -12,7 +12,7 @@ never originates or transfers a call).
 
 Behind the SIP front (several processes), every INVITE comes from the front's
 address; the caller's own address is in the front's `X-Kreis-Source` header, which a
-worker believes only in messages from `FRONT_ADDRESS`.
+backend believes only in messages from `FRONT_ADDRESS`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pjsua2 as pj
 
 from sipgw.audio import FRAME_SAMPLES, CallAudio
 from sipgw.config import FRONT_ADDRESS
-from sipgw.endpoint import CLOCK_RATE, PTIME_MS, SipWorker, mask
+from sipgw.endpoint import CLOCK_RATE, PTIME_MS, PjsipThread, mask
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def source_ip(src_address: str) -> str:
 def trusted_source(packet_source: str, message: str, behind_front: bool) -> str:
     """The caller's address: the packet's source, or behind the front its header.
 
-    A worker (`behind_front`) takes `X-Kreis-Source` from a message sent by
+    A backend (`behind_front`) takes `X-Kreis-Source` from a message sent by
     `FRONT_ADDRESS` only; a message from the front without a valid one yields "" (an
     address no allow-list contains). A lone gateway never reads the header.
     """
@@ -131,7 +131,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
 
     def __init__(self, account: GatewayAccount, call_id: int, key: int) -> None:
         super().__init__(account, call_id)
-        account.worker.track(self)
+        account.pjsip.track(self)
         self.account = account
         self.key = key
         self.audio = CallAudio()
@@ -156,7 +156,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
                 stream = self.getAudioMedia(index)
                 if self.port is None:
                     port = CallPort(self.audio)
-                    self.account.worker.track(port)
+                    self.account.pjsip.track(port)
                     self.port = port
                     port.create(f"call{self.key}")
                 stream.startTransmit(self.port)
@@ -164,7 +164,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
             except pj.Error:
                 # No audio path for this call (e.g. bridge full): end it, cleanly.
                 log.warning("could not connect a call's audio; hanging up")
-                self.account.worker.later(lambda: self.hangup_with(503))
+                self.account.pjsip.later(lambda: self.hangup_with(503))
             return
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
@@ -204,14 +204,14 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
 
     def __init__(
         self,
-        worker: SipWorker,
+        pjsip: PjsipThread,
         events: PhoneEvents,
         post: Callable[[Callable[[], None]], None],
         max_calls: int,
     ) -> None:
         super().__init__()
-        worker.track(self)
-        self.worker = worker
+        pjsip.track(self)
+        self.pjsip = pjsip
         self.events = events
         self.post = post
         """Schedules a callable on the asyncio loop (`loop.call_soon_threadsafe`)."""
@@ -230,14 +230,14 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
             log.warning("trunk registration failed: %d %s", code, mask(str(prm.reason)))
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        key = self.worker.next_call_key()
+        key = self.pjsip.next_call_key()
         call = GatewayCall(self, prm.callId, key)
         src = trusted_source(
             source_ip(str(prm.rdata.srcAddress)),
-            str(prm.rdata.wholeMsg) if self.worker.role else "",
-            self.worker.role is not None,
+            str(prm.rdata.wholeMsg) if self.pjsip.role else "",
+            self.pjsip.role is not None,
         )
-        if not self.worker.config.allows(src):
+        if not self.pjsip.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")
             self._reject(call, 403)
             return
@@ -270,8 +270,8 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         # hangup from the callback can free it twice (an assertion in pjsip under
         # floods). Reject on the next turn of the pjsip thread instead.
         call.ended = True
-        self.worker.keep.append(call)
-        self.worker.later(lambda: self._send_reject(call, code))
+        self.pjsip.keep.append(call)
+        self.pjsip.later(lambda: self._send_reject(call, code))
 
     def _send_reject(self, call: GatewayCall, code: int) -> None:
         op = pj.CallOpParam()
@@ -281,8 +281,8 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         except pj.Error:
             log.debug("reject failed")
         # Keep the object until pjsip is done with it.
-        self.worker.retire(call, 5.0)
-        self.worker.keep.remove(call)
+        self.pjsip.retire(call, 5.0)
+        self.pjsip.keep.remove(call)
 
     def hangup(self, key: int, code: int = 200) -> None:
         """Ends the call `key` if it is still up (on the pjsip thread)."""
@@ -294,11 +294,11 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         key, events = call.key, self.events
         self.post(lambda: events.call_ended(key))
         # pjsua2 objects must not be freed inside their own callback: drop it next turn.
-        self.worker.later(lambda: self._forget(key))
+        self.pjsip.later(lambda: self._forget(key))
 
     def _forget(self, key: int) -> None:
         call = self.calls.pop(key, None)
         if call is not None and call.port is not None:
             # The bridge may still pull a frame from it: free the port only later.
-            self.worker.retire(call.port)
+            self.pjsip.retire(call.port)
             call.port = None

@@ -1,16 +1,16 @@
-"""`kreis dial-in` with `[sip] processes > 1`: the SIP front and its worker processes.
+"""`kreis dial-in` with `[sip] processes > 1`: the SIP front and its backend processes.
 
 The supervisor runs the SIP front (`sipgw.front`) on the public ports, starts one
-gateway worker per process (`python -m sipgw.main --worker K ...`, SIP on 127.0.0.1,
-its own RTP range), restarts a worker that dies (its calls are lost, the others go
+gateway backend per process (`python -m sipgw.main --backend K ...`, SIP on 127.0.0.1,
+its own RTP range), restarts a backend that dies (its calls are lost, the others go
 on), and stops them all on SIGTERM/SIGINT.
 
-Each worker has a control channel to the supervisor, a socket pair carrying JSON
+Each backend has a control channel to the supervisor, a socket pair carrying JSON
 lines. The supervisor sends `{"secret": hex}` first (the lockout's hashing key, never
-on a command line); the worker answers `{"ready": true}` once pjsip listens, then asks
+on a command line); the backend answers `{"ready": true}` once pjsip listens, then asks
 lockout questions `{"id": n, "op": ..., "keys": [[digest, threshold], ...]}` that the
-supervisor answers from its one `Lockout` table (`{"id": n, "wait": s}`). A worker
-exits when its channel reaches EOF, so no worker outlives its supervisor.
+supervisor answers from its one `Lockout` table (`{"id": n, "wait": s}`). A backend
+exits when its channel reaches EOF, so no backend outlives its supervisor.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
 RESTART_PAUSE = 1.0
-"""Seconds before a dead worker is started again (doubling while it keeps dying
+"""Seconds before a dead backend is started again (doubling while it keeps dying
 within 30 s of its start, up to 30 s)."""
 
 
@@ -48,8 +48,8 @@ def free_loopback_port() -> int:
         return int(udp.getsockname()[1])
 
 
-class WorkerProcess:
-    """One gateway worker: its process, its control channel and its restarts."""
+class BackendProcess:
+    """One gateway backend: its process, its control channel and its restarts."""
 
     def __init__(self, supervisor: Supervisor, index: int, port: int) -> None:
         self.supervisor = supervisor
@@ -64,20 +64,20 @@ class WorkerProcess:
         return self.process.pid if self.process else None
 
     async def run(self) -> None:
-        """Starts the worker and starts it again whenever it dies, until stopping."""
+        """Starts the backend and starts it again whenever it dies, until stopping."""
         quick = 0  # deaths in a row within 30 s of starting
         while not self.supervisor.stopping:
             started = time.monotonic()
             try:
                 await self._run_once()
             except OSError:
-                log.exception("worker %d could not be started", self.index)
+                log.exception("backend %d could not be started", self.index)
             if self.supervisor.stopping:
                 return
-            self.supervisor.front.worker_gone(self.index)
+            self.supervisor.front.backend_gone(self.index)
             quick = quick + 1 if time.monotonic() - started < 30 else 0
             pause = min(RESTART_PAUSE * 2 ** max(quick - 1, 0), 30)
-            log.warning("worker %d ended; starting it again in %.0f s", self.index, pause)
+            log.warning("backend %d ended; starting it again in %.0f s", self.index, pause)
             await asyncio.sleep(pause)
 
     async def _run_once(self) -> None:
@@ -94,9 +94,9 @@ class WorkerProcess:
                 sup.log_level,
                 "--pjsip-log-level",
                 str(sup.pjsip_log_level),
-                "--worker",
+                "--backend",
                 str(self.index),
-                "--worker-port",
+                "--backend-port",
                 str(self.port),
                 "--control-fd",
                 str(theirs.fileno()),
@@ -105,7 +105,7 @@ class WorkerProcess:
         finally:
             theirs.close()
         self.starts += 1
-        log.info("worker %d started (pid %d)", self.index, self.process.pid)
+        log.info("backend %d started (pid %d)", self.index, self.process.pid)
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_LINE)
         try:
             writer.write(json.dumps({"secret": sup.secret.hex()}).encode() + b"\n")
@@ -118,7 +118,7 @@ class WorkerProcess:
         finally:
             writer.close()
         if not sup.stopping:
-            log.warning("worker %d exited with code %s", self.index, code)
+            log.warning("backend %d exited with code %s", self.index, code)
 
     async def _talk(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -130,13 +130,13 @@ class WorkerProcess:
                 if not isinstance(request, dict):
                     raise ValueError("not an object")
                 if request.get("ready"):
-                    self.supervisor.front.worker_ready(self.index, self.port)
-                    log.info("worker %d is ready", self.index)
+                    self.supervisor.front.backend_ready(self.index, self.port)
+                    log.info("backend %d is ready", self.index)
                     continue
                 reply = self.supervisor.lockout.answer(request)
                 reply["id"] = request.get("id")
             except (ValueError, TypeError, KeyError):
-                log.warning("worker %d sent a bad control message", self.index)
+                log.warning("backend %d sent a bad control message", self.index)
                 continue
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
@@ -149,7 +149,7 @@ class WorkerProcess:
             try:
                 await asyncio.wait_for(proc.wait(), timeout)
             except TimeoutError:
-                log.warning("worker %d did not stop in time; killing it", self.index)
+                log.warning("backend %d did not stop in time; killing it", self.index)
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
@@ -160,7 +160,7 @@ class WorkerProcess:
 
 
 class Supervisor:
-    """The SIP front, the shared lockout table and the worker processes."""
+    """The SIP front, the shared lockout table and the backend processes."""
 
     def __init__(
         self,
@@ -177,7 +177,7 @@ class Supervisor:
         sip = config.sip
         self.lockout = Lockout(sip.pin_tries, sip.lockout_seconds, secret=self.secret)
         self.front = SipFront(sip)
-        self.workers: list[WorkerProcess] = []
+        self.backends: list[BackendProcess] = []
         self.stopping = False
 
     async def start(self) -> None:
@@ -188,13 +188,13 @@ class Supervisor:
         base = self.config.sip.worker_base_port
         for index in range(self.config.sip.processes):
             port = base + index if base else free_loopback_port()
-            worker = WorkerProcess(self, index, port)
-            worker.task = asyncio.create_task(worker.run())
-            self.workers.append(worker)
+            backend = BackendProcess(self, index, port)
+            backend.task = asyncio.create_task(backend.run())
+            self.backends.append(backend)
 
     async def stop(self) -> None:
         self.stopping = True
-        await asyncio.gather(*(w.stop() for w in self.workers))
+        await asyncio.gather(*(w.stop() for w in self.backends))
         await self.front.stop()
 
 
@@ -206,14 +206,14 @@ async def supervise(
     stop: asyncio.Event | None = None,
     started: Callable[[Supervisor], Any] | None = None,
 ) -> Supervisor:
-    """Runs the front and the workers until `stop` is set or a signal arrives."""
+    """Runs the front and the backends until `stop` is set or a signal arrives."""
     supervisor = Supervisor(config, config_path, log_level, pjsip_log_level)
     stop = stop_on_signals(stop)
     await supervisor.start()
     if started is not None:
         started(supervisor)
     log.info(
-        "dial-in front ready (udp %d, tcp %d) with %d worker processes of %d calls",
+        "dial-in front ready (udp %d, tcp %d) with %d backend processes of %d calls",
         config.sip.udp_port,
         config.sip.tcp_port,
         config.sip.processes,
@@ -228,7 +228,7 @@ async def supervise(
 
 
 class ControlLink:
-    """A worker's end of the control channel (see the module docstring)."""
+    """A backend's end of the control channel (see the module docstring)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -236,7 +236,7 @@ class ControlLink:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = 0
         self.closed = asyncio.Event()
-        """Set when the supervisor is gone: the worker must stop."""
+        """Set when the supervisor is gone: the backend must stop."""
         self._task: asyncio.Task[None] | None = None
 
     @classmethod

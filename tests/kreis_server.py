@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +147,6 @@ def start_server(
     `hooks`: start tests/serve_with_hooks.py instead, which adds the test-only
     `/_test/*` endpoints (tests/server_hooks.py) to the same app. `limits`: `[limits]`
     settings over the harness's (see `write_config`)."""
-    import urllib.request
 
     tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "kreis.toml"
@@ -177,18 +177,30 @@ def start_server(
         stderr=subprocess.STDOUT,
     )
     server = KreisServer(f"http://127.0.0.1:{port}", port, config_path, log_dir, process)
-    deadline = time.monotonic() + 30
+    try:
+        wait_healthy(server.url, process, tmp / "server.out")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes], out: Path, timeout: float = 30
+) -> None:
+    """Waits until the server at `url` answers /healthz; RuntimeError with its output
+    if it exits or stays unhealthy (the tests' servers and bench/server.py's)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("server exited:\n" + (tmp / "server.out").read_text())
+            raise RuntimeError("server exited:\n" + out.read_text())
         try:
-            with urllib.request.urlopen(server.url + "/healthz", timeout=1) as r:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
                 if r.status == 200:
-                    return server
+                    return
         except OSError:
             time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("server did not become healthy:\n" + (tmp / "server.out").read_text())
+    raise RuntimeError("server did not become healthy:\n" + out.read_text())
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:

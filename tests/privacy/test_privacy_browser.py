@@ -4,13 +4,13 @@ CSP allowing exactly our own origin (including the same-origin WebSocket)."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from app.config import Config, config_from_dict
 from app.security import setup_security
 from app.turn import ice_servers
 
@@ -18,16 +18,16 @@ pytestmark = pytest.mark.browser
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 
 
-def _config(turn_url: str = "", secret: str = "") -> SimpleNamespace:
-    return SimpleNamespace(
-        server=SimpleNamespace(
-            tls_cert="", behind_proxy=False, trusted_proxies=("127.0.0.1", "::1")
-        ),
-        turn=SimpleNamespace(url=turn_url, secret=secret, ttl_seconds=600),
+def _config(turn_url: str = "", secret: str = "") -> Config:
+    return config_from_dict(
+        {
+            "server": {"trusted_proxies": ["127.0.0.1", "::1"]},
+            "turn": {"url": turn_url, "secret": secret, "ttl_seconds": 600},
+        }
     )
 
 
-async def _page_server(config: SimpleNamespace) -> TestServer:
+async def _page_server(config: Config) -> TestServer:
     """Serves the test page with the product's security headers, plus an echo /ws."""
     app = web.Application()
     setup_security(app, config)

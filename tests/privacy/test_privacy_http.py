@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.config import Config, config_from_dict
 from app.metrics import render_metrics, setup_metrics
 from app.security import CONTENT_SECURITY_POLICY, client_address, setup_security
 from app.turn import ice_servers
@@ -31,22 +33,29 @@ SNAPSHOT: dict[str, Any] = {
 }
 
 
-def _config(**server: Any) -> SimpleNamespace:
-    return SimpleNamespace(
-        server=SimpleNamespace(
-            tls_cert=server.get("tls_cert", ""),
-            tls_key="",
-            behind_proxy=server.get("behind_proxy", False),
-            trusted_proxies=server.get("trusted_proxies", []),
-        ),
-        metrics=SimpleNamespace(
-            token=server.get("token", ""), loopback_only=server.get("loopback_only", True)
-        ),
-        turn=SimpleNamespace(url="", secret="", ttl_seconds=3600),
+def _config(**server: Any) -> Config:
+    """A real, validated Config: a renamed field fails here instead of being skipped."""
+    tls = (
+        {"tls_cert": server["tls_cert"], "tls_key": server["tls_cert"]}
+        if server.get("tls_cert")
+        else {}
+    )
+    return config_from_dict(
+        {
+            "server": {
+                **tls,
+                "behind_proxy": server.get("behind_proxy", False),
+                "trusted_proxies": server.get("trusted_proxies", []),
+            },
+            "metrics": {
+                "token": server.get("token", ""),
+                "loopback_only": server.get("loopback_only", True),
+            },
+        }
     )
 
 
-def _app(config: SimpleNamespace, static_dir: Path) -> web.Application:
+def _app(config: Config, static_dir: Path) -> web.Application:
     app = web.Application()
     setup_security(app, config)
     setup_metrics(app, config, lambda: SNAPSHOT)
@@ -136,6 +145,26 @@ def test_client_address_trusts_only_configured_proxies() -> None:
     assert client_address(_request("127.0.0.1", "203.0.113.77"), loop_default) == "203.0.113.77"
 
 
+STATIC = Path(__file__).resolve().parents[2] / "app" / "static"
+_OTHER_ORIGIN = re.compile(r"""["'(=]\s*(?:https?:|wss?:)?//[\w.-]+\.[a-z]{2,}|["']stuns?:""", re.I)
+
+
+def test_pages_load_nothing_from_third_parties() -> None:
+    """docs/privacy.md: no fonts, CDNs, analytics or public STUN servers. The CSP allows
+    our own origin only, and no page, style or script names another origin."""
+    for directive in CONTENT_SECURITY_POLICY.split("; "):
+        _, *sources = directive.split()
+        assert set(sources) <= {"'self'", "'none'", "data:", "blob:"}, directive
+    files = [p for p in STATIC.rglob("*") if p.suffix in (".html", ".css", ".js", ".mjs")]
+    assert len(files) > 5
+    found = [
+        f"{path.relative_to(STATIC)}: {match.group(0)}"
+        for path in files
+        for match in _OTHER_ORIGIN.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
 def test_metrics_render_aggregates_only() -> None:
     text = render_metrics(lambda: SNAPSHOT).decode()
     values = {
@@ -153,6 +182,24 @@ def test_metrics_render_aggregates_only() -> None:
     assert values["kreis_forwarded_bytes_total"] == 567890
     assert "zz-spurlos" not in text and "process_" not in text and "python_" not in text
     assert render_metrics(lambda: {}).decode().count("kreis_rooms 0.0") == 1
+
+
+async def test_metrics_fail_visibly_when_the_snapshot_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken snapshot is 503 and a log line, never `kreis_rooms 0` (which would
+    tell monitoring the server is idle when nobody knows)."""
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("hub gone")
+
+    app = web.Application()
+    setup_metrics(app, _config(), broken)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        answer = await client.get("/metrics")
+        assert answer.status == 503
+        assert "kreis_rooms" not in await answer.text()
+    assert "metrics snapshot failed" in caplog.text
 
 
 async def test_metrics_token_and_loopback(tmp_path: Path) -> None:
@@ -180,7 +227,8 @@ async def test_metrics_token_and_loopback(tmp_path: Path) -> None:
 def test_ice_servers_coturn_rest_scheme() -> None:
     config = _config()
     assert ice_servers(config, 1000) == []
-    config.turn = SimpleNamespace(url="turn:turn.example.org:3478", secret="geheim", ttl_seconds=60)
+    turn = SimpleNamespace(url="turn:turn.example.org:3478", secret="geheim", ttl_seconds=60)
+    config = SimpleNamespace(turn=turn)  # ice_servers also takes a list of URLs (below)
     [server] = ice_servers(config, 1_700_000_000)
     assert server["urls"] == ["turn:turn.example.org:3478"]
     assert server["username"] == "1700000060:kreis"

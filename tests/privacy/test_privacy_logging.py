@@ -10,11 +10,13 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from app.connection import OUTBOX_LIMIT, Connection
 from app.logsetup import (
     ACCESS_LOGGER,
     KreisAccessLogger,
@@ -24,6 +26,7 @@ from app.logsetup import (
     redact,
     route_kind,
 )
+from app.protocol import Pong
 from app.pseudonym import Pseudonymizer, pseudonym
 
 DAY = 86400.0
@@ -171,6 +174,25 @@ def test_pseudonym_keyed_and_rotates() -> None:
     assert ps("203.0.113.77") != first
     assert "key" not in repr(ps).lower() or "day" in repr(ps)
     assert pseudonym("x") == pseudonym("x")
+
+
+async def test_warnings_name_a_connection_by_pseudonym(caplog: pytest.LogCaptureFixture) -> None:
+    """docs/privacy.md: support follows one source through the log by its pseudonym;
+    the address itself never appears."""
+
+    def flood(address: str) -> str:
+        conn = Connection(cast(Any, None), address)  # never started: nothing is read
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="app.connection"):
+            for _ in range(OUTBOX_LIMIT + 1):
+                conn.send(Pong())
+        [line] = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+        assert address not in line
+        return line.split(" from ")[1].split(":")[0]
+
+    first, again, other = flood("203.0.113.9"), flood("203.0.113.9"), flood("198.51.100.4")
+    assert first.startswith("ps_") and first == again != other
+    assert first == pseudonym("203.0.113.9")
 
 
 def test_route_kind_never_contains_path() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from codec_watch import codec_watch  # noqa: F401  (a fixture for every SFU test)
 from sfu_clients import ROUTER_PORTS
 
 from sfu import MediaSettings, Router

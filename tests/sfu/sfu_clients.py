@@ -11,6 +11,7 @@ import asyncio
 import fractions
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,16 @@ TONE_HZ = 1000.0
 SAMPLE_RATE = 48000
 
 
+CLIENT_PCS: weakref.WeakSet[RTCPeerConnection] = weakref.WeakSet()
+"""Every test client's peer connection: a codec made for any other is the router's
+(tests/sfu/codec_watch.py)."""
+
+
 def client_pc() -> RTCPeerConnection:
     # iceServers=[] explicitly: aiortc's default is a public STUN server.
-    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    CLIENT_PCS.add(pc)
+    return pc
 
 
 async def set_local(pc: RTCPeerConnection, description: RTCSessionDescription) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for the gateway tests: an in-process gateway on free loopback ports.
 
-The gateway runs in the test's own event loop (pjsip on its worker thread), so a test
+The gateway runs in the test's own event loop (pjsip on its own thread), so a test
 can reach into the fake room behind it. SIP tests are marked `sip`; they expect to run
 in a loopback-only network namespace (scripts/test does that).
 """

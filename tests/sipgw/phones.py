@@ -327,7 +327,7 @@ import aioice.ice
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 """
 """aioice leaves loopback out of its candidates and the test namespace has nothing
-else: every process of a `kreis dial-in` tree (workers too) loads this patch, the same
+else: every process of a `kreis dial-in` tree (backends too) loads this patch, the same
 as the `loopback_ice` fixture, through a sitecustomize of its own."""
 
 

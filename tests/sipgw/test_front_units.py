@@ -2,8 +2,8 @@
 
 The parsing and rewriting functions are checked on their own (Via, Record-Route,
 Route, branch derivation, malformed input, `X-Kreis-Source`). Then a real `SipFront`
-runs on loopback between a caller socket and a worker socket that stand in for a phone
-and a pjsip worker, so every rewrite is seen on the wire, in both directions, over UDP
+runs on loopback between a caller socket and a backend socket that stand in for a phone
+and a pjsip backend, so every rewrite is seen on the wire, in both directions, over UDP
 and TCP. The shared lockout and the new configuration keys are checked here too.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sipgw.config import parse_sip, rtp_stride, worker_role
+from sipgw.config import backend_role, parse_sip, rtp_stride
 from sipgw.errors import ConfigError
 from sipgw.front import MAX_MESSAGE, SipFront
 from sipgw.lockout import Lockout, RemoteLockout
@@ -73,7 +73,7 @@ def invite(
 
 
 def answer(request: SipMessage, code: int = 200, reason: str = "OK", tag: str = "w1") -> bytes:
-    """A worker's (or phone's) response: Vias, Record-Route, From, To, Call-ID, CSeq."""
+    """A backend's (or phone's) response: Vias, Record-Route, From, To, Call-ID, CSeq."""
     lines = [f"SIP/2.0 {code} {reason}"]
     lines += [f"Via: {v}" for v in request.values("via")]
     lines += [f"Record-Route: {v}" for v in request.values("record-route")]
@@ -186,7 +186,7 @@ def test_route_values_and_source_header() -> None:
     assert b"kreis-source" not in msg.encode().lower()
 
 
-def test_worker_believes_the_source_header_only_from_the_front() -> None:
+def test_backend_believes_the_source_header_only_from_the_front() -> None:
     msg = "INVITE sip:x SIP/2.0\r\nX-Kreis-Source: 198.51.100.4\r\n\r\nX-Kreis-Source: 1.1.1.1"
     assert trusted_source("127.0.0.1", msg, behind_front=True) == "198.51.100.4"
     assert trusted_source("127.0.0.1", msg, behind_front=False) == "127.0.0.1"
@@ -201,10 +201,10 @@ def test_worker_believes_the_source_header_only_from_the_front() -> None:
 # ------------------------------------------------------------------ config, lockout
 
 
-def test_config_processes_and_worker_ranges() -> None:
+def test_config_processes_and_backend_ranges() -> None:
     sip = parse_sip({"processes": 3, "max_calls": 4, "rtp_port": 30000})
     assert sip.processes == 3 and sip.worker_base_port == 0
-    roles = [worker_role(sip, i, 6000 + i) for i in range(3)]
+    roles = [backend_role(sip, i, 6000 + i) for i in range(3)]
     assert [r.rtp_port for r in roles] == [30000, 30024, 30048] and rtp_stride(sip) == 24
     assert parse_sip({}).processes == 1
     for bad, key in (
@@ -219,7 +219,7 @@ def test_config_processes_and_worker_ranges() -> None:
             parse_sip(bad)
 
 
-async def test_workers_share_one_lockout_table_through_digests() -> None:
+async def test_backends_share_one_lockout_table_through_digests() -> None:
     table = Lockout(3, 60, secret=SECRET)
     seen: list[str] = []
 
@@ -228,15 +228,15 @@ async def test_workers_share_one_lockout_table_through_digests() -> None:
         seen.append(wire)
         return table.answer(json.loads(wire))
 
-    worker_a = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
-    worker_b = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
-    keys_a = worker_a.keys("0301234547", "198.51.100.4", "kreis")
-    keys_b = worker_b.keys("0301234547", "198.51.100.4", "kreis")
+    backend_a = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
+    backend_b = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
+    keys_a = backend_a.keys("0301234547", "198.51.100.4", "kreis")
+    keys_b = backend_b.keys("0301234547", "198.51.100.4", "kreis")
     assert keys_a == keys_b
-    assert await worker_a.fail(keys_a) == 0
-    assert await worker_b.fail(keys_b) == 0
-    assert await worker_a.fail(keys_a) == pytest.approx(60, abs=1)  # 3rd try, other process
-    assert await worker_b.check(keys_b) > 0
+    assert await backend_a.fail(keys_a) == 0
+    assert await backend_b.fail(keys_b) == 0
+    assert await backend_a.fail(keys_a) == pytest.approx(60, abs=1)  # 3rd try, other process
+    assert await backend_b.check(keys_b) > 0
     assert all("0301234547" not in w and "198.51.100.4" not in w for w in seen)
     with pytest.raises(ValueError):
         table.answer({"op": "drop", "keys": []})
@@ -252,7 +252,7 @@ async def test_workers_share_one_lockout_table_through_digests() -> None:
 
 
 class Peer:
-    """A UDP (or TCP) socket standing in for a phone or a worker."""
+    """A UDP (or TCP) socket standing in for a phone or a backend."""
 
     def __init__(self, tcp_to: int | None = None) -> None:
         if tcp_to is None:
@@ -304,24 +304,24 @@ async def start_front(clock: Callable[[], float] = time.monotonic, **sip: Any) -
 async def front_on_loopback(
     clock: Callable[[], float] = time.monotonic, **sip: Any
 ) -> AsyncIterator[tuple[SipFront, Peer, Peer]]:
-    """A started front with a UDP worker and a UDP phone; all closed afterwards."""
+    """A started front with a UDP backend and a UDP phone; all closed afterwards."""
     front = await start_front(clock, **sip)
-    worker, phone = Peer(), Peer()
+    backend, phone = Peer(), Peer()
     try:
-        yield front, worker, phone
+        yield front, backend, phone
     finally:
-        worker.close()
+        backend.close()
         phone.close()
         await front.stop()
 
 
 async def test_a_call_through_the_front_both_directions() -> None:
-    async with front_on_loopback(max_calls=2) as (front, worker, phone):
+    async with front_on_loopback(max_calls=2) as (front, backend, phone):
         pub, internal = front.sip.udp_port, front.internal_port
-        front.worker_ready(0, worker.port)
+        front.backend_ready(0, backend.port)
         spoof = "X-Kreis-Source: 10.9.9.9\r\n"
         phone.send(invite(port=phone.port, extra=spoof, target=f"127.0.0.1:{pub}"), pub)
-        got = await worker.recv()
+        got = await backend.recv()
         vias = got.values("via")
         branch = derive_branch(front.secret, parse(invite(port=phone.port)))
         assert vias[0] == f"SIP/2.0/UDP 127.0.0.1:{internal};branch={branch}"
@@ -336,68 +336,68 @@ async def test_a_call_through_the_front_both_directions() -> None:
         assert got.body.startswith(b"v=0")
         assert front.live_calls(0) == 1
 
-        # The worker answers; the phone gets it without our Via, with both Record-Routes.
-        worker.send(answer(got, 100, "Trying"), internal)
-        worker.send(answer(got), internal)
+        # The backend answers; the phone gets it without our Via, with both Record-Routes.
+        backend.send(answer(got, 100, "Trying"), internal)
+        backend.send(answer(got), internal)
         assert (await phone.recv()).status == 100
         ok = await phone.recv()
         assert ok.status == 200 and len(ok.values("via")) == 1
         assert len(ok.values("record-route")) == 2
         assert front.dialogs[ok.call_id].state == "confirmed"
 
-        # The phone's ACK follows its route set (public first) to the worker, routes popped.
+        # The phone's ACK follows its route set (public first) to the backend, routes popped.
         routes = "".join(f"Route: {r}\r\n" for r in reversed(ok.values("record-route")))
         ack = invite(port=phone.port, method="ACK", to_tag="w1", extra=routes, branch="z9hG4bK-a")
         phone.send(ack, pub)
-        got_ack = await worker.recv()
+        got_ack = await backend.recv()
         assert got_ack.method == "ACK" and got_ack.values("route") == []
 
-        # The gateway hangs up: BYE from the worker reaches the phone with our Via on top.
+        # The gateway hangs up: BYE from the backend reaches the phone with our Via on top.
         bye = (
             f"BYE sip:0301234547@127.0.0.1:{phone.port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{worker.port};branch=z9hG4bK-w-bye;rport\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{backend.port};branch=z9hG4bK-w-bye;rport\r\n"
             f"Route: <sip:127.0.0.1:{internal};lr>\r\nRoute: <sip:127.0.0.1:{pub};lr>\r\n"
             "Max-Forwards: 70\r\n"
             f"From: {ok.get('to')}\r\nTo: {ok.get('from')}\r\nCall-ID: {ok.call_id}\r\n"
             "CSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n"
         ).encode()
-        worker.send(bye, internal)
+        backend.send(bye, internal)
         got_bye = await phone.recv()
         assert got_bye.method == "BYE" and got_bye.values("route") == []
         top = parse_via(got_bye.values("via")[0])
         assert top is not None and (top.host, top.port) == ("127.0.0.1", pub)
         assert got_bye.get("max-forwards") == "69"
         phone.send(answer(got_bye), pub)
-        back = await worker.recv()
+        back = await backend.recv()
         assert back.status == 200 and back.values("via")[0].endswith("z9hG4bK-w-bye;rport")
         assert len(back.values("via")) == 1
         assert front.live_calls(0) == 0
 
-        # A BYE for a dialog the front does not know: 481, and the worker hears nothing.
+        # A BYE for a dialog the front does not know: 481, and the backend hears nothing.
         phone.send(invite(port=phone.port, method="BYE", to_tag="x", call_id="nope"), pub)
         assert (await phone.recv()).status == 481
-        assert await worker.nothing()
+        assert await backend.nothing()
 
 
 async def test_front_answers_busy_scans_and_garbage_itself() -> None:
-    async with front_on_loopback(max_calls=1) as (front, worker, phone):
+    async with front_on_loopback(max_calls=1) as (front, backend, phone):
         pub = front.sip.udp_port
-        # No worker ready yet: busy.
+        # No backend ready yet: busy.
         phone.send(invite(port=phone.port, call_id="c0"), pub)
         assert (await phone.recv()).status == 486
-        front.worker_ready(0, worker.port)
+        front.backend_ready(0, backend.port)
         phone.send(invite(port=phone.port, call_id="c1"), pub)
-        first = await worker.recv()
+        first = await backend.recv()
         phone.send(invite(port=phone.port, call_id="c1"), pub)  # a retransmission
-        assert (await worker.recv()).call_id == "c1"
+        assert (await backend.recv()).call_id == "c1"
         phone.send(invite(port=phone.port, call_id="c2", branch="z9hG4bK-2"), pub)
         busy = await phone.recv()
         assert busy.status == 486 and busy.to_tag
-        # CANCEL goes to the same worker transaction (same derived branch).
+        # CANCEL goes to the same backend transaction (same derived branch).
         phone.send(invite(port=phone.port, call_id="c1", method="CANCEL"), pub)
-        cancel = await worker.recv()
+        cancel = await backend.recv()
         assert cancel.method == "CANCEL" and cancel.values("via")[0] == first.values("via")[0]
-        worker.send(answer(first, 487, "Request Terminated"), front.internal_port)
+        backend.send(answer(first, 487, "Request Terminated"), front.internal_port)
         assert (await phone.recv()).status == 487
         assert front.live_calls(0) == 0
 
@@ -421,59 +421,59 @@ async def test_front_answers_busy_scans_and_garbage_itself() -> None:
         assert (await phone.recv()).status == 513
         for junk in (b"\x00\xff" * 50, b"INVITE\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n"):
             phone.send(junk, pub)
-        assert await phone.nothing() and await worker.nothing()
+        assert await phone.nothing() and await backend.nothing()
         phone.send(invite(port=phone.port, method="OPTIONS", call_id="o2"), pub)
         assert (await phone.recv()).status == 200  # still serving
 
-        # A worker that dies takes its calls along; the front forgets them.
+        # A backend that dies takes its calls along; the front forgets them.
         phone.send(invite(port=phone.port, call_id="c6", branch="z9hG4bK-6"), pub)
-        await worker.recv()
+        await backend.recv()
         assert front.live_calls(0) == 1
-        front.worker_gone(0)
+        front.backend_gone(0)
         assert front.live_calls(0) == 0 and not front.dialogs
 
 
 async def test_front_refuses_sources_outside_allow_from() -> None:
-    async with front_on_loopback(allow_from=["192.0.2.0/24"]) as (front, worker, phone):
-        front.worker_ready(0, worker.port)
+    async with front_on_loopback(allow_from=["192.0.2.0/24"]) as (front, backend, phone):
+        front.backend_ready(0, backend.port)
         phone.send(invite(port=phone.port), front.sip.udp_port)
         assert (await phone.recv()).status == 403
-        assert await worker.nothing()
+        assert await backend.nothing()
         phone.send(invite(port=phone.port, method="OPTIONS"), front.sip.udp_port)
         assert (await phone.recv()).status == 200
 
 
-async def test_calls_over_tcp_and_spread_over_workers() -> None:
+async def test_calls_over_tcp_and_spread_over_backends() -> None:
     front = await start_front(max_calls=2)
     pub, internal = front.sip.tcp_port, front.internal_port
-    workers = [Peer(), Peer()]
-    for i, w in enumerate(workers):
-        front.worker_ready(i, w.port)
+    backends = [Peer(), Peer()]
+    for i, w in enumerate(backends):
+        front.backend_ready(i, w.port)
     phone = Peer(tcp_to=pub)
     try:
         landed = []
         for n in range(4):
             phone.send(invite(port=phone.port, call_id=f"t{n}", transport="TCP"), pub)
             await asyncio.sleep(0.05)
-            for i, w in enumerate(workers):
+            for i, w in enumerate(backends):
                 with_msg = not await w.nothing(0.2)
                 if with_msg:
                     landed.append(i)
         assert sorted(landed) == [0, 0, 1, 1] and landed[:2] == [0, 1]
-        # Both workers full: the fifth call is busy, answered over the same connection.
+        # Both backends full: the fifth call is busy, answered over the same connection.
         phone.send(invite(port=phone.port, call_id="t4", transport="TCP"), pub)
         assert (await phone.recv()).status == 486
 
-        front.worker_gone(1)
-        front.worker_ready(1, workers[1].port)
+        front.backend_gone(1)
+        front.backend_ready(1, backends[1].port)
         phone.send(invite(port=phone.port, call_id="t5", transport="TCP"), pub)
-        got = await workers[1].recv()
+        got = await backends[1].recv()
         assert f"<sip:127.0.0.1:{pub};transport=tcp;lr>" in got.values("record-route")
-        workers[1].send(answer(got), internal)
+        backends[1].send(answer(got), internal)
         ok = await phone.recv()
         assert ok.status == 200 and ok.call_id == "t5" and len(ok.values("via")) == 1
     finally:
-        for w in workers:
+        for w in backends:
             w.close()
         phone.close()
         await front.stop()
@@ -481,11 +481,11 @@ async def test_calls_over_tcp_and_spread_over_workers() -> None:
 
 async def test_dialog_table_expires_idle_entries() -> None:
     now = [0.0]
-    async with front_on_loopback(clock=lambda: now[0], tcp_port=0) as (front, worker, phone):
+    async with front_on_loopback(clock=lambda: now[0], tcp_port=0) as (front, backend, phone):
         port = front.sip.udp_port
-        front.worker_ready(0, worker.port)
+        front.backend_ready(0, backend.port)
         phone.send(invite(port=phone.port, call_id="idle"), port)
-        await worker.recv()
+        await backend.recv()
         assert "idle" in front.dialogs
         now[0] = 100.0  # an INVITE never answered for 100 s
         phone.send(invite(port=phone.port, method="OPTIONS", call_id="o"), port)

@@ -5,12 +5,12 @@ and `max_calls = 4` (8 call slots; one pjsua2 process holds 4) as its own proces
 tree, six baresip phones dialling at once with their rooms' PINs (RFC 4733), a leader
 per room, and an aiortc participant per room recording what the room hears.
 
-Which process serves a call is measured, not assumed: each worker has its own RTP
+Which process serves a call is measured, not assumed: each backend has its own RTP
 range, and baresip logs the port the call's RTP arrives from. The test checks that
-the calls are spread over both workers, that one admitted caller per worker is heard
+the calls are spread over both backends, that one admitted caller per backend is heard
 in its room (FFT), that one hang-up leaves the other calls up, that a 9th call beyond
-the 8 slots gets 486 Busy Here, and that a worker killed with SIGKILL is restarted
-while the other worker's calls go on, and serves a new call afterwards.
+the 8 slots gets 486 Busy Here, and that a backend killed with SIGKILL is restarted
+while the other backend's calls go on, and serves a new call afterwards.
 """
 
 from __future__ import annotations
@@ -89,11 +89,11 @@ class DialIn(DialInCommand):
             f"processes = {PROCESSES}\n{extra}",
         )
 
-    def worker_pids(self) -> dict[int, int]:
-        found = re.findall(r"worker (\d+) started \(pid (\d+)\)", self.log())
+    def backend_pids(self) -> dict[int, int]:
+        found = re.findall(r"backend (\d+) started \(pid (\d+)\)", self.log())
         return {int(i): int(pid) for i, pid in found}
 
-    def worker_of(self, rtp_peer_port: int) -> int:
+    def backend_of(self, rtp_peer_port: int) -> int:
         return (rtp_peer_port - self.rtp_port) // self.stride
 
 
@@ -113,11 +113,11 @@ def sipp_in_background(
     return asyncio.create_task(asyncio.to_thread(run_sipp, scenario, target, workdir, timeout))
 
 
-async def worker_of_phone(dial_in: DialIn, phone: BaresipPhone) -> int:
+async def backend_of_phone(dial_in: DialIn, phone: BaresipPhone) -> int:
     for _ in range(100):
         port = phone.rtp_peer_port()
         if port is not None:
-            return dial_in.worker_of(port)
+            return dial_in.backend_of(port)
         await asyncio.sleep(0.05)
     raise AssertionError("the phone never received RTP:\n" + phone.output()[-1500:])
 
@@ -137,9 +137,9 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
     try:
         await guest_a.join(leader_a)
         await guest_b.join(leader_b)
-        await dial_in.wait_log("worker 0 is ready")
-        await dial_in.wait_log("worker 1 is ready")
-        first_pids = dial_in.worker_pids()
+        await dial_in.wait_log("backend 0 is ready")
+        await dial_in.wait_log("backend 1 is ready")
+        first_pids = dial_in.backend_pids()
 
         for i, hz in enumerate(TONES):
             phone = BaresipPhone(tmp_path / f"phone-{i}", f"03011111{10 + i}", hz)
@@ -152,10 +152,10 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         )
         assert all(established), established
         t_established = time.monotonic() - t0
-        workers = [await worker_of_phone(dial_in, p) for p in phones]
-        print(f"6 calls established in {t_established:.2f} s; workers per phone: {workers}")
-        assert sorted(set(workers)) == [0, 1], workers
-        assert max(workers.count(0), workers.count(1)) <= MAX_CALLS
+        backends = [await backend_of_phone(dial_in, p) for p in phones]
+        print(f"6 calls established in {t_established:.2f} s; backends per phone: {backends}")
+        assert sorted(set(backends)) == [0, 1], backends
+        assert max(backends.count(0), backends.count(1)) <= MAX_CALLS
 
         await asyncio.sleep(1.0)
         await asyncio.gather(
@@ -174,9 +174,9 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         assert names_a == ["Telefon …10", "Telefon …11", "Telefon …12"]
         assert names_b == ["Telefon …13", "Telefon …14", "Telefon …15"]
 
-        # One caller per worker is admitted: room A's on worker 0, room B's on worker 1.
-        in_a = next(i for i in range(3) if workers[i] == 0)
-        in_b = next(i for i in range(3, 6) if workers[i] == 1)
+        # One caller per backend is admitted: room A's on backend 0, room B's on backend 1.
+        in_a = next(i for i in range(3) if backends[i] == 0)
+        in_b = next(i for i in range(3, 6) if backends[i] == 1)
         label = {i: f"Telefon …{10 + i}" for i in range(6)}
         entrant_a = next(e for e in lobby_a if e["name"] == label[in_a])
         entrant_b = next(e for e in lobby_b if e["name"] == label[in_b])
@@ -191,7 +191,7 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         hold = scenarios.write(tmp_path / "hold.xml", scenarios.info_pin("", hold_ms=9000))
         for n in range(2):
             fillers.append(sipp_in_background(hold, dial_in.target, tmp_path / f"filler-{n}", 30))
-        await dial_in.wait_log("a call goes to worker", 8, timeout=10)
+        await dial_in.wait_log("a call goes to backend", 8, timeout=10)
         await asyncio.sleep(0.5)
         busy_xml = scenarios.write(tmp_path / "busy.xml", scenarios.rejected(486))
         busy = await asyncio.to_thread(run_sipp, busy_xml, dial_in.target, tmp_path, 15)
@@ -216,7 +216,7 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         )
 
         # The leader turns a waiting caller away: the gateway hangs up, its BYE goes
-        # from the worker through the front to the phone.
+        # from the backend through the front to the phone.
         denied = next(i for i in range(3) if i != in_a)
         entrant = next(e for e in queue_a["entrants"] if e["name"] == label[denied])
         await leader_a.send({"type": "deny", "room": SLUG_A, "id": entrant["id"]})
@@ -224,30 +224,30 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         await dial_in.wait_log("finished: denied", timeout=5)
         assert not any("terminated" in phones[i].output() for i in others if i != denied)
 
-        # Worker 0 is killed: it comes back, worker 1's calls (room B's caller) go on.
-        pids = dial_in.worker_pids()
+        # Backend 0 is killed: it comes back, backend 1's calls (room B's caller) go on.
+        pids = dial_in.backend_pids()
         assert pids == first_pids
         os.kill(pids[0], signal.SIGKILL)
         killed = time.monotonic()
-        await dial_in.wait_log("worker 0 is ready", 2, timeout=20)
+        await dial_in.wait_log("backend 0 is ready", 2, timeout=20)
         t_restart = time.monotonic() - killed
-        assert dial_in.worker_pids()[1] == pids[1] and alive(pids[1])
-        assert dial_in.worker_pids()[0] != pids[0]
+        assert dial_in.backend_pids()[1] == pids[1] and alive(pids[1])
+        assert dial_in.backend_pids()[0] != pids[0]
         await asyncio.sleep(3)
         room_b_after_kill = guest_b.heard_since(killed + 0.5)
         assert "terminated" not in phones[in_b].output()
 
-        # A new call lands on the restarted worker and reaches the lobby.
+        # A new call lands on the restarted backend and reaches the lobby.
         late = BaresipPhone(tmp_path / "phone-late", "0301111116", 1300.0)
         phones.append(await asyncio.to_thread(late.start))
         late.dial(dial_in.uri)
         assert await asyncio.to_thread(late.wait_for, "Call established", 15)
-        late_worker = await worker_of_phone(dial_in, late)
+        late_backend = await backend_of_phone(dial_in, late)
         await asyncio.sleep(1.0)
         await asyncio.to_thread(late.digits, pin_a + "#", 0.22)
         await wait_entrant(leader_a, SLUG_A, "Telefon …16")
-        print(f"worker 0 restarted in {t_restart:.2f} s; the new call went to {late_worker}")
-        assert late_worker == 0
+        print(f"backend 0 restarted in {t_restart:.2f} s; the new call went to {late_backend}")
+        assert late_backend == 0
     finally:
         for task in fillers:
             task.cancel()
@@ -257,45 +257,45 @@ async def test_six_calls_over_two_processes_in_two_rooms(kreis_server: Any, tmp_
         await guest_b.close()
         await leader_a.close()
         await leader_b.close()
-        pids = dial_in.worker_pids()
+        pids = dial_in.backend_pids()
         code = dial_in.stop()
     print(dial_in.log()[-600:])
     assert code == 0, dial_in.log()[-3000:]
-    assert not any(alive(pid) for pid in pids.values()), "a worker outlived the supervisor"
+    assert not any(alive(pid) for pid in pids.values()), "a backend outlived the supervisor"
     assert "Traceback" not in dial_in.log(), dial_in.log()[-3000:]
 
-    hears(room_a, TONES[in_a], TONES[in_b], f"room A, caller {in_a} on worker 0")
-    hears(room_b, TONES[in_b], TONES[in_a], f"room B, caller {in_b} on worker 1")
+    hears(room_a, TONES[in_a], TONES[in_b], f"room A, caller {in_a} on backend 0")
+    hears(room_b, TONES[in_b], TONES[in_a], f"room B, caller {in_b} on backend 1")
     hears(room_b_after, TONES[in_b], TONES[in_a], "room B after A's caller hung up")
-    hears(room_b_after_kill, TONES[in_b], TONES[in_a], "room B after worker 0 was killed")
+    hears(room_b_after_kill, TONES[in_b], TONES[in_a], "room B after backend 0 was killed")
 
 
 async def test_wrong_pins_count_across_processes(kreis_server: Any, tmp_path: Path) -> None:
     """The lockout is one table in the supervisor: with `pin_tries = 2`, one wrong PIN
-    on worker 0 and one on worker 1 from the same number lock that number."""
+    on backend 0 and one on backend 1 from the same number lock that number."""
     if not shutil.which("sipp"):
         pytest.skip("sipp is not installed")
     dial_in = DialIn(tmp_path / "dial-in", kreis_server.ws_url, extra="pin_tries = 2")
     try:
-        await dial_in.wait_log("worker 0 is ready")
-        await dial_in.wait_log("worker 1 is ready")
+        await dial_in.wait_log("backend 0 is ready")
+        await dial_in.wait_log("backend 1 is ready")
         wrong = scenarios.write(
             tmp_path / "wrong.xml", scenarios.info_pin("111111111#", hold_ms=8000)
         )
         runs = []
         for n in range(2):
             runs.append(sipp_in_background(wrong, dial_in.target, tmp_path / f"call-{n}", 25))
-            await dial_in.wait_log("a call goes to worker", n + 1, timeout=10)
+            await dial_in.wait_log("a call goes to backend", n + 1, timeout=10)
             if n == 0:
                 await asyncio.sleep(4.0)  # the first wrong PIN has been counted
         await dial_in.wait_log("finished: locked", 1, timeout=20)
         log = dial_in.log()
-        went = re.findall(r"a call goes to worker (\d)", log)
-        print(f"calls went to workers {went}")
+        went = re.findall(r"a call goes to backend (\d)", log)
+        print(f"calls went to backends {went}")
         assert went == ["0", "1"]
-        assert re.search(r"worker 1 sipgw\.gateway: call \d+ finished: locked", log), log[-3000:]
-        assert "worker 0 sipgw.gateway: call 1 finished: locked" not in log
-        # The lock was taken in the supervisor's table, not in a worker's.
+        assert re.search(r"backend 1 sipgw\.gateway: call \d+ finished: locked", log), log[-3000:]
+        assert "backend 0 sipgw.gateway: call 1 finished: locked" not in log
+        # The lock was taken in the supervisor's table, not in a backend's.
         assert re.search(r"INFO sipgw\.lockout: a dial-in key is locked", log), log[-3000:]
         for run in runs:
             await run
@@ -304,21 +304,21 @@ async def test_wrong_pins_count_across_processes(kreis_server: Any, tmp_path: Pa
     assert code == 0, dial_in.log()[-3000:]
 
 
-async def test_workers_end_with_their_supervisor(tmp_path: Path) -> None:
-    """A supervisor killed outright (SIGKILL, no clean-up) leaves no worker behind."""
+async def test_backends_end_with_their_supervisor(tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL, no clean-up) leaves no backend behind."""
     dial_in = DialIn(tmp_path / "dial-in", "ws://127.0.0.1:9/ws")
     try:
-        await dial_in.wait_log("worker 0 is ready")
-        await dial_in.wait_log("worker 1 is ready")
-        pids = dial_in.worker_pids()
+        await dial_in.wait_log("backend 0 is ready")
+        await dial_in.wait_log("backend 1 is ready")
+        pids = dial_in.backend_pids()
         assert len(pids) == 2 and all(alive(pid) for pid in pids.values())
         dial_in.proc.kill()
         dial_in.proc.wait(5)
         killed = time.monotonic()
         while any(alive(pid) for pid in pids.values()):
-            assert time.monotonic() - killed < 10, "a worker outlived its supervisor"
+            assert time.monotonic() - killed < 10, "a backend outlived its supervisor"
             await asyncio.sleep(0.1)
-        print(f"workers gone {time.monotonic() - killed:.2f} s after the supervisor")
+        print(f"backends gone {time.monotonic() - killed:.2f} s after the supervisor")
     finally:
         dial_in.stop()
 
@@ -331,9 +331,9 @@ async def test_flood_and_scan_through_the_front(tmp_path: Path) -> None:
             pytest.skip(f"{tool} is not installed")
     dial_in = DialIn(tmp_path / "dial-in", "ws://127.0.0.1:9/ws")
     try:
-        await dial_in.wait_log("worker 0 is ready")
-        await dial_in.wait_log("worker 1 is ready")
-        pids = dial_in.worker_pids()
+        await dial_in.wait_log("backend 0 is ready")
+        await dial_in.wait_log("backend 1 is ready")
+        pids = dial_in.backend_pids()
         flood = await asyncio.to_thread(sipp_flood, dial_in.target, tmp_path, 16, 400)
         failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", flood)
         print(
@@ -345,7 +345,7 @@ async def test_flood_and_scan_through_the_front(tmp_path: Path) -> None:
         assert flood_refusals(flood) <= {"486"}, flood[-1500:]
         scan = run_tool(["svmap", "-p", str(dial_in.port), "127.0.0.1"], tmp_path, 30)
         assert "Kreis dial-in" in scan and "pjsip" not in scan.lower(), scan
-        assert dial_in.worker_pids() == pids, "a worker died under the flood"
+        assert dial_in.backend_pids() == pids, "a backend died under the flood"
         assert "Traceback" not in dial_in.log(), dial_in.log()[-3000:]
     finally:
         code = dial_in.stop()

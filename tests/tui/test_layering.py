@@ -2,10 +2,11 @@
 
 docs/architecture.md ("Packages and what each may import"): `tui/` and `sipgw/` speak
 the documented protocol through the client modules `app.protocol`, `app.client` and
-`app.participant` only, so they can run on another host. That holds only if the client
-modules themselves stay clear of the server, so the check follows imports: every
-module `tui/` or `sipgw/` reaches through `app.*`, directly or not, must be a client
-module. Modules are parsed with `ast` (nothing is imported or executed); imports
+`app.participant` only (plus `app.gatewayconfig`, the one reader of `[gateway]`, and
+the sentence catalogue `app.i18n` it uses), so they can run on another host. That holds
+only if the client modules themselves stay clear of the server, so the check follows
+imports: every module `tui/` or `sipgw/` reaches through `app.*`, directly or not, must
+be a client module. Modules are parsed with `ast` (nothing is imported or executed); imports
 inside functions count (a late import is still a dependency).
 """
 
@@ -20,7 +21,13 @@ import pytest
 pytestmark = pytest.mark.tui
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_MODULES = {"app.protocol", "app.client", "app.participant"}
+CLIENT_MODULES = {
+    "app.protocol",
+    "app.client",
+    "app.participant",
+    "app.gatewayconfig",
+    "app.i18n",
+}
 PACKAGES = ("tui", "sipgw")
 
 
