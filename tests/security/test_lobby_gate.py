@@ -29,11 +29,22 @@ ATTACKER_IP = "203.0.113.66"
 GUEST_IP = "192.0.2.10"
 
 
+OTHER_GROUP = ("andere", "anderes-passwort-1")
+
+
+def with_other_group(server_factory: Any, name: str) -> Any:
+    """A server with the default limits and a second group, `OTHER_GROUP`."""
+    extra = f'\n[groups.{OTHER_GROUP[0]}]\npassword_hash = "{hash_password(OTHER_GROUP[1])}"\n'
+    return server_factory(name, extra_config=extra, limits={})
+
+
+async def login(client: KreisClient, group: str, password: str) -> None:
+    await client.request({"type": "login", "group": group, "password": password}, "login_ok")
+
+
 async def leader_of(open_client: Open, server: Any, slug: str, **settings: Any) -> KreisClient:
     leader = await open_client(LEADER_IP, kind="console")
-    await leader.request(
-        {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-    )
+    await login(leader, server.group, server.password)
     await leader.request({"type": "create_room", "slug": slug, **settings}, "room_created")
     return leader
 
@@ -78,19 +89,14 @@ async def test_a_self_declared_console_is_refused(
 
 
 async def test_a_console_of_another_group_is_refused(gate_server: Any, server_factory: Any) -> None:
-    extra = f'\n[groups.andere]\npassword_hash = "{hash_password("anderes-passwort-1")}"\n'
-    server = server_factory("zwei-gruppen", extra_config=extra, limits={})
+    server = with_other_group(server_factory, "zwei-gruppen")
     async with (
         KreisClient(server.url, kind="console") as ours,
         KreisClient(server.url, kind="console") as theirs,
     ):
-        await ours.request(
-            {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-        )
+        await login(ours, server.group, server.password)
         await ours.request({"type": "create_room", "slug": "unsere-runde"}, "room_created")
-        await theirs.request(
-            {"type": "login", "group": "andere", "password": "anderes-passwort-1"}, "login_ok"
-        )
+        await login(theirs, *OTHER_GROUP)
         join = {"type": "join", "room": "unsere-runde", "name": "X"}
         join["invite"] = server.invite("unsere-runde")
         assert (await error_of(theirs, join))["code"] == "console_not_leader"
@@ -169,11 +175,7 @@ async def test_a_burst_of_logins_gets_no_more_tries_than_the_limit(
     assert codes.count("rate_limited") == 25, codes
     assert codes[29] == "rate_limited"
     # Another address is not locked out by it.
-    honest = await open_client(LEADER_IP)
-    await honest.request(
-        {"type": "login", "group": gate_server.group, "password": gate_server.password},
-        "login_ok",
-    )
+    await login(await open_client(LEADER_IP), gate_server.group, gate_server.password)
 
 
 # -- 4. knock floods
@@ -228,9 +230,7 @@ async def test_a_knock_flood_from_one_address_does_not_lock_out_another(
 async def test_lobby_entrants_do_not_fill_the_room(server_factory: Any) -> None:
     server = server_factory("klein", rooms={"max_participants": 2}, limits={})
     async with KreisClient(server.url, kind="console") as leader:
-        await leader.request(
-            {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-        )
+        await login(leader, server.group, server.password)
         await leader.request({"type": "create_room", "slug": "kleine-runde"}, "room_created")
         waiting = []
         for i in range(4):
@@ -299,19 +299,14 @@ async def test_an_admitted_guest_cannot_tell_live_rooms_from_unused(
 
 
 async def test_another_groups_leader_cannot_map_live_rooms(server_factory: Any) -> None:
-    extra = f'\n[groups.andere]\npassword_hash = "{hash_password("anderes-passwort-1")}"\n'
-    server = server_factory("sonde", extra_config=extra, limits={})
+    server = with_other_group(server_factory, "sonde")
     async with (
         KreisClient(server.url, kind="console") as ours,
         KreisClient(server.url, kind="console") as theirs,
     ):
-        await ours.request(
-            {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-        )
+        await login(ours, server.group, server.password)
         await ours.request({"type": "create_room", "slug": "unsere-runde-3"}, "room_created")
-        await theirs.request(
-            {"type": "login", "group": "andere", "password": "anderes-passwort-1"}, "login_ok"
-        )
+        await login(theirs, *OTHER_GROUP)
         live = await error_of(theirs, {"type": "watch", "room": "unsere-runde-3"})
         unused = await error_of(theirs, {"type": "watch", "room": "keine-runde-3"})
         assert live == unused and live["code"] == "no_such_room"
@@ -334,8 +329,7 @@ def test_healthz_tells_no_counts(gate_server: Any) -> None:
 
 
 async def test_an_early_knock_waits_for_the_inviting_group_only(server_factory: Any) -> None:
-    extra = f'\n[groups.andere]\npassword_hash = "{hash_password("anderes-passwort-1")}"\n'
-    server = server_factory("besetzer", extra_config=extra, limits={})
+    server = with_other_group(server_factory, "besetzer")
     slug = "donnerstag-runde-5"
     async with (
         KreisClient(server.url, headers={"X-Forwarded-For": GUEST_IP}) as early,
@@ -351,9 +345,7 @@ async def test_an_early_knock_waits_for_the_inviting_group_only(server_factory: 
             "waiting_for_leader",
         )
         # Another group's leader starts the slug first: Frieda is not handed over.
-        await squatter.request(
-            {"type": "login", "group": "andere", "password": "anderes-passwort-1"}, "login_ok"
-        )
+        await login(squatter, *OTHER_GROUP)
         await squatter.request({"type": "create_room", "slug": slug}, "room_created")
         await asyncio.sleep(0.3)
         assert not [m for m in squatter.history if m["type"] == "lobby_queue" and m["entrants"]]
@@ -364,9 +356,7 @@ async def test_an_early_knock_waits_for_the_inviting_group_only(server_factory: 
             )
         # When the squatter's room ends and the right group starts it, she knocks there.
         await squatter.request({"type": "end_room", "room": slug}, "room_ended")
-        await ours.request(
-            {"type": "login", "group": server.group, "password": server.password}, "login_ok"
-        )
+        await login(ours, server.group, server.password)
         await ours.request({"type": "create_room", "slug": slug}, "room_created")
         assert (await early.expect("lobby_status"))["state"] == "waiting"
         assert await entrant_id(ours, "Frieda")
