@@ -276,6 +276,41 @@ class Hub:
             self._seat(conn, room, member)
             self.admit(room, member)
             return
+        try:
+            await self._pass_gates(conn, room, name, password, kind, invited)
+        except Refused as refused:
+            if refused.code not in ("password_required", "rate_limited"):
+                # A knock turned away is still a knock: the leaders see that it happened.
+                room.refused += 1
+                room.broadcast_lobby()
+            raise
+        if kind != "phone":
+            self._check_lobby_share(conn)
+        role = "phone" if kind == "phone" else "guest"
+        member = Member(new_id("p_"), name, kind or conn.kind, role, conn)
+        self._seat(conn, room, member)
+        # Phone callers always wait in the lobby, even when a leader switched it off.
+        if room.settings.lobby or kind == "phone":
+            room.lobby[member.id] = member
+            room.touch()
+            conn.send(LobbyStatus("waiting"))
+            self._knock_timers[member.id] = asyncio.get_running_loop().call_later(
+                self.config.rooms.knock_timeout_seconds, self._knock_timed_out, room, member
+            )
+            room.broadcast_lobby(knock=True)
+        else:
+            self.admit(room, member)
+
+    async def _pass_gates(
+        self,
+        conn: Connection,
+        room: Room,
+        name: str,
+        password: str | None,
+        kind: str,
+        invited: bool,
+    ) -> None:
+        """Lock, size, password and bar, in that order; Refused when a gate is shut."""
         full = len(room.participants) >= self.config.rooms.max_participants
         lobby_full = len(room.lobby) >= self.config.rooms.max_lobby
         if not invited:
@@ -305,22 +340,6 @@ class Hub:
                     raise Refused("bad_room_password")
             if name.casefold() in room.barred:
                 raise Refused("barred")
-        if kind != "phone":
-            self._check_lobby_share(conn)
-        role = "phone" if kind == "phone" else "guest"
-        member = Member(new_id("p_"), name, kind or conn.kind, role, conn)
-        self._seat(conn, room, member)
-        # Phone callers always wait in the lobby, even when a leader switched it off.
-        if room.settings.lobby or kind == "phone":
-            room.lobby[member.id] = member
-            room.touch()
-            conn.send(LobbyStatus("waiting"))
-            self._knock_timers[member.id] = asyncio.get_running_loop().call_later(
-                self.config.rooms.knock_timeout_seconds, self._knock_timed_out, room, member
-            )
-            room.broadcast_lobby(knock=True)
-        else:
-            self.admit(room, member)
 
     def _stop_knock_timer(self, member_id: str) -> None:
         timer = self._knock_timers.pop(member_id, None)

@@ -532,6 +532,8 @@ class LobbyQueue(DownMessage):
     room: str = ""
     knock: bool = False
     entrants: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+    """Knocks on this live room that were turned away (locked, full, password, bar)."""
 
 
 @dataclass

@@ -146,6 +146,8 @@ class Room:
         self.chat: deque[ChatDown] = deque(maxlen=CHAT_HISTORY)
         self.resume: dict[str, ResumeTicket] = {}
         self.dial_in_pin: str | None = None
+        self.refused = 0
+        """Knocks turned away at a gate; leaders see the count, never who."""
         self.invite_url = ""
         """The invitation link leaders hand out (set by the hub when the room starts)."""
         self._password: tuple[bytes, bytes] | None = None
@@ -213,7 +215,8 @@ class Room:
     def lobby_msg(self, knock: bool = False) -> DownMessage:
         from app.protocol import LobbyQueue
 
-        return LobbyQueue(self.slug, knock, [m.entrant() for m in self.lobby.values()])
+        entrants = [m.entrant() for m in self.lobby.values()]
+        return LobbyQueue(self.slug, knock, entrants, self.refused)
 
     def state_msg(self, for_leader: bool, numbers: Sequence[str]) -> DownMessage:
         from app.protocol import RoomState

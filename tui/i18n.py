@@ -167,6 +167,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Warteraum – wartend ({count})",
     ),
     "room.lobby_empty": ("Nobody is waiting.", "Niemand wartet."),
+    "room.lobby_refused": (
+        "Turned away at the door: {count}",
+        "An der Tür abgewiesen: {count}",
+    ),
     "room.participants": ("In the room ({count})", "Im Raum ({count})"),
     "room.chat": ("Chat", "Chat"),
     "room.chat_placeholder": ("Write to everyone, Enter sends", "An alle schreiben, Enter sendet"),

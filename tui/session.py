@@ -87,6 +87,8 @@ class RoomView:
     dial_in_numbers: list[str] = field(default_factory=list)
     entrants: list[dict[str, Any]] = field(default_factory=list)
     """The lobby queue, oldest first."""
+    refused: int = 0
+    """Knocks the server turned away at a gate (locked, full, password, bar)."""
     participants: list[dict[str, Any]] = field(default_factory=list)
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEPT))
     chat_total: int = 0
@@ -321,6 +323,8 @@ class ConsoleSession:
             return
         before = {e.get("id") for e in room.entrants}
         room.entrants = list(msg.get("entrants") or [])
+        refused = msg.get("refused")
+        room.refused = refused if isinstance(refused, int) and not isinstance(refused, bool) else 0
         self.post(RoomChanged(room.slug, "lobby"))
         if msg.get("knock"):
             new = [e for e in room.entrants if e.get("id") not in before]

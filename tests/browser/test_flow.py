@@ -340,6 +340,11 @@ async def test_leader_locks_and_sets_a_password(shared_server: Any, people: Any)
     first = await people.page()
     await open_room(first, slug, "Zu spät")
     await wait_for(lambda: _join_error(first, "locked"), 10, "the locked room says so")
+    await wait_for(
+        lambda: _text(leader, "#lobby-refused", "Turned away at the door so far: 1"),
+        10,
+        "the leader sees that a knock was turned away",
+    )
 
     await leader.uncheck("#set-lock")
     await leader.fill("#new-password", "kerze-und-tee")

@@ -274,6 +274,9 @@ async def test_probes_for_a_live_room_and_an_unused_slug_get_one_answer(
     )
     assert all(a == answers[0] for a in answers), answers
     assert answers[0]["code"] == "room_closed"
+    # The knocks on live rooms were knocks: their leaders see how many were turned away.
+    queue = locked.latest("lobby_queue")
+    assert queue is not None and queue["refused"] == 1 and queue["entrants"] == []
     # The fifth probe used up the limit; from now on only rate_limited, for any slug.
     last = await error_of(prober, {"type": "join", "room": "gibt-es-nicht-9", "name": "P"})
     assert last["code"] == "room_closed"

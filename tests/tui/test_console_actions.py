@@ -20,6 +20,7 @@ from tui.app import KreisConsole
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.rooms import RoomsScreen
+from tui.widgets.lobby_queue import LobbyQueue
 
 pytestmark = pytest.mark.tui
 
@@ -146,6 +147,9 @@ async def test_more_room_actions_by_keys(kreis_server: Any, tmp_path: Path) -> N
             late, answer = await guest(kreis_server, "Zu spät")
             clients.append(late)
             assert answer["type"] == "error" and answer["code"] == "room_locked"
+            # The leader sees that a knock was turned away (not who).
+            lobby = app.screen.query_one(LobbyQueue).query_one(".lobby-empty")
+            await wait_for(pilot, lambda: "Turned away at the door: 1" in str(lobby.render()))
             await pilot.press("l", "o")
             await wait_for(pilot, lambda: not room.settings.get("locked"))
             await wait_for(pilot, lambda: not room.settings.get("lobby"))

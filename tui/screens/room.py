@@ -100,7 +100,7 @@ class RoomScreen(ConsoleScreen):
         if what in ("all", "state"):
             self.query_one(RoomHeader).show(room, self.console.session.status)
         if what in ("all", "lobby"):
-            self.query_one(LobbyQueue).show(room.entrants)
+            self.query_one(LobbyQueue).show(room.entrants, room.refused)
         if what in ("all", "participants"):
             self.query_one(ParticipantsTable).show(room.participants)
         if what in ("all", "chat"):

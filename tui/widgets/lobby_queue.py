@@ -61,6 +61,7 @@ class LobbyQueue(Vertical):
     def __init__(self, *, id: str | None = None, clock: float | None = None) -> None:
         super().__init__(id=id)
         self.entrants: list[dict[str, Any]] = []
+        self.refused = 0
         self.clock = clock
         """A fixed 'now' for snapshots; None means the real time."""
 
@@ -86,12 +87,18 @@ class LobbyQueue(Vertical):
         table.add_column(t("col.since"), key="since", width=5)
         self.show(self.entrants)
 
-    def show(self, entrants: list[dict[str, Any]]) -> None:
-        """Shows the queue, keeping the highlight on the same person if still there."""
+    def show(self, entrants: list[dict[str, Any]], refused: int | None = None) -> None:
+        """Shows the queue, keeping the highlight on the same person if still there,
+        and how many knocks the server turned away (None: as before)."""
         keep = self.selected_id
         self.entrants = list(entrants)
+        if refused is not None:
+            self.refused = refused
         self.query_one(".lobby-title", Static).update(t("room.lobby", count=len(entrants)))
-        self.query_one(".lobby-empty", Static).update("" if entrants else t("room.lobby_empty"))
+        lines = [] if entrants else [t("room.lobby_empty")]
+        if self.refused:
+            lines.append(t("room.lobby_refused", count=self.refused))
+        self.query_one(".lobby-empty", Static).update(Text("\n".join(lines)))
         self.set_class(bool(entrants), "-knocking")
         table = self.table
         table.clear()

@@ -164,6 +164,10 @@ const TEXTS = {
   leader_title: ["Leading this room", "Diesen Raum leiten"],
   lobby_queue_title: ["Waiting in the lobby ({n})", "Wartet im Vorraum ({n})"],
   lobby_empty: ["Nobody is waiting.", "Niemand wartet."],
+  lobby_refused: [
+    "Turned away at the door so far: {n} (room locked or full, password missing or wrong, or removed before).",
+    "Bisher an der Tür abgewiesen: {n} (Raum abgeschlossen oder voll, Passwort fehlte oder falsch, oder vorher entfernt).",
+  ],
   invite_title: ["Invite link", "Einladungslink"],
   invite_hint: [
     "Send this link to the people you invite; with it they can knock.",

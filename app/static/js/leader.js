@@ -113,6 +113,7 @@ export class LeaderPanel {
     if (msg.room && this.room && msg.room !== this.room) return;
     const before = new Set(this.entrants.map((e) => e.id));
     this.entrants = msg.entrants || [];
+    this.refused = Number.isInteger(msg.refused) ? msg.refused : 0;
     const present = new Set(this.entrants.map((e) => e.id));
     for (const id of this.lobbyChat.keys()) if (!present.has(id)) this.lobbyChat.delete(id);
     if (!this.entrants.length) clearNotice();
@@ -165,6 +166,9 @@ export class LeaderPanel {
     const n = this.entrants.length;
     $("lobby-title").textContent = t("lobby_queue_title", { n });
     $("lobby-empty").hidden = n > 0;
+    const refused = $("lobby-refused");
+    refused.hidden = !this.refused;
+    refused.textContent = this.refused ? t("lobby_refused", { n: this.refused }) : "";
     $("admit-all").hidden = n < 2;
     const badge = $("lobby-badge");
     badge.hidden = n === 0;
