@@ -3,7 +3,8 @@ the real server (ARCHITECTURE.md, "Trust boundaries").
 
 - A console member (a leader's `kreis console` in the room: it hears everything) is
   listed and has an audio-only tile on every page, labelled "Leader (console)" /
-  "Leitung (Konsole)", and counts as "not encrypted" under E2EE.
+  "Leitung (Konsole)"; when E2EE goes on it is taken out (its audio cannot be
+  encrypted) and every page shows it gone.
 - Guests with hostile names (tests/hostile_names.py) are admitted and chat; every page
   shows the literal characters, builds no element from them and opens no dialog.
 - The leader's lobby shows how each entrant comes: phone or browser.
@@ -120,15 +121,17 @@ async def test_a_console_member_is_seen_on_every_page(
     leader, guest = await people.page(), await people.page("de-DE")
     await browser_leader(leader, shared_server, slug)
 
-    # the leader sees the invite link, and the address bar holds it (path and query)
+    # the leader sees the invite link (with the room secret in its fragment), and the
+    # address bar holds its path and query
     await leader.click("#btn-leader")
     invite = await leader.text_content("#invite-url") or ""
     assert await leader.is_visible("#invite-url") and invite.startswith("http"), invite
     link = await leader.evaluate("location.pathname + location.search")
-    assert invite.endswith(link) and link == f"/{slug}?k={shared_server.invite(slug)}", link
+    assert invite.split("#")[0].endswith(link), (invite, link)
+    assert link == f"/{slug}?k={shared_server.invite(slug)}", link
 
-    # the guest comes by the invite link and is let in
-    await guest.goto(link)
+    # the guest comes by the whole invite link and is let in
+    await guest.goto(invite)
     await guest.fill("#name", "Berta")
     await guest.check("#rules")
     await guest.click("#join")
@@ -160,16 +163,17 @@ async def test_a_console_member_is_seen_on_every_page(
         assert await page.locator('#tiles .tile[data-source="camera"]').count() == 3
         await screenshot(page, f"console-seen-{label[:6].lower()}.png")
 
-    # under E2EE the console cannot encrypt: every page counts it as not encrypted
+    # the console's audio cannot be end-to-end encrypted: when E2EE goes on it is taken
+    # out of the room, is told why, and every page shows that it is gone
     await leader.click("#btn-leader")
     await leader.get_by_role("switch", name="End-to-end encryption").click()
-    for page, sentence in (
-        (leader, "Not encrypted: 1 participant(s)"),
-        (guest, "Nicht verschlüsselt: 1 Teilnehmende"),
-    ):
-        clear = page.locator("#e2ee-status .e2ee-clear")
-        await wait_for(lambda c=clear, s=sentence: _text_is(c, s), 15, sentence)
-    await screenshot(guest, "console-not-encrypted.png")
+    assert (await console.expect("error"))["code"] == "e2ee_console_audio"
+    for page, title in ((leader, "Participants (2)"), (guest, "Teilnehmende (2)")):
+        row = page.locator(f'#people li[data-participant="{console_id}"]')
+        await row.wait_for(state="detached", timeout=15000)
+        people_title = page.locator("#people-title")
+        await wait_for(lambda t=people_title, s=title: _text_is(t, s), 10, title)
+        assert await page.locator(f'#tiles .tile[data-participant="{console_id}"]').count() == 0
 
 
 async def _text_is(locator: Any, wanted: str) -> bool:
