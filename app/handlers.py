@@ -3,7 +3,8 @@
 Each handler gets the hub, the connection and the validated message dataclass. Which
 handler answers which message, and who may send it at all, is one table in
 `app/routing.py`; the handlers check the finer rules (which room, which role).
-Leader-only room commands live in `app/moderation.py`, media in `app/media.py`.
+Leader-only room commands live in `app/moderation.py`; the SFU glue the media
+handlers call is `app/media.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.access import admitted_member, leader_room, require_leader
 from app.connection import Connection
 from app.hub import LEADER_NAME, Hub, Refused
 from app.logsetup import log_room_started
+from app.media import Media
 from app.names import (
     MAX_LOBBY_CHAT,
     NameError_,
@@ -336,3 +338,44 @@ async def got_e2ee_key(hub: Hub, conn: Connection, msg: p.E2eeKeyUp) -> None:
     if target is None:
         raise Refused("no_such_participant")
     target.peer.send(p.E2eeKeyDown(msg.payload, member.id))
+
+
+# -- media (WebRTC): the SFU answers, the room decides who may publish and subscribe
+
+
+def media_of(hub: Hub) -> Media:
+    """The server's SFU glue, or `internal` when media is not available."""
+    if hub.media is None:
+        raise Refused("internal")
+    return hub.media
+
+
+async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
+    from sfu import TrackInfo
+    from sfu.errors import BadSdp
+
+    room, member = admitted_member(conn)
+    media = media_of(hub)
+    tracks = [TrackInfo(t.mid, t.kind, t.source) for t in msg.tracks]
+    try:
+        answer = await media.router.got_up_offer(room.id, member.id, msg.sdp, tracks)
+    except BadSdp:
+        raise Refused("bad_sdp") from None
+    conn.send(p.UpAnswer(answer))
+
+
+async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None:
+    from sfu.errors import BadSdp
+
+    room, member = admitted_member(conn)
+    try:
+        await media_of(hub).router.got_down_answer(room.id, member.id, msg.sdp)
+    except BadSdp:
+        raise Refused("bad_sdp") from None
+
+
+async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
+    room, _member = admitted_member(conn)
+    if msg.participant not in room.participants:
+        raise Refused("no_such_participant")
+    media_of(hub).router.request_keyframe(room.id, msg.participant)

@@ -1,5 +1,5 @@
-"""Glue between the rooms and the SFU: who may publish and subscribe, and the
-`up_offer` / `down_answer` / `keyframe` messages.
+"""Glue between the rooms and the SFU: who may publish and subscribe. (The
+`up_offer` / `down_answer` / `keyframe` handlers are in `app/handlers.py`.)
 
 The SFU (`sfu/`) knows only opaque room and participant ids. This module tells it when
 a participant is admitted (subscribe to everyone else) or leaves, and which sources to
@@ -15,12 +15,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from app import protocol as p
-from app.access import admitted_member
-from app.hub import Hub, Refused
 
 if TYPE_CHECKING:
     from app.config import Config
-    from app.connection import Connection
     from app.rooms import Member, Room
 
 log = logging.getLogger(__name__)
@@ -94,40 +91,3 @@ def _uvloop_wanted() -> bool:
     import os
 
     return os.environ.get("KREIS_UVLOOP", "1") != "0"
-
-
-def media_of(hub: Hub) -> Media:
-    if hub.media is None:
-        raise Refused("internal")
-    return hub.media
-
-
-async def got_up_offer(hub: Hub, conn: Connection, msg: p.UpOffer) -> None:
-    from sfu import TrackInfo
-    from sfu.errors import BadSdp
-
-    room, member = admitted_member(conn)
-    media = media_of(hub)
-    tracks = [TrackInfo(t.mid, t.kind, t.source) for t in msg.tracks]
-    try:
-        answer = await media.router.got_up_offer(room.id, member.id, msg.sdp, tracks)
-    except BadSdp:
-        raise Refused("bad_sdp") from None
-    conn.send(p.UpAnswer(answer))
-
-
-async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None:
-    from sfu.errors import BadSdp
-
-    room, member = admitted_member(conn)
-    try:
-        await media_of(hub).router.got_down_answer(room.id, member.id, msg.sdp)
-    except BadSdp:
-        raise Refused("bad_sdp") from None
-
-
-async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
-    room, _member = admitted_member(conn)
-    if msg.participant not in room.participants:
-        raise Refused("no_such_participant")
-    media_of(hub).router.request_keyframe(room.id, msg.participant)

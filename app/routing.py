@@ -13,8 +13,8 @@ send a message type at all:
 
 Everything else is refused with `not_admitted` before any handler runs. `hello` must
 come first and only once (`app/signalling.py`). The handlers themselves live in
-`app/handlers.py` (connection, rooms, entering, chat), `app/moderation.py` (leader
-commands) and `app/media.py` (WebRTC), and know nothing of this table.
+`app/handlers.py` (connection, rooms, entering, chat, WebRTC) and `app/moderation.py`
+(leader commands), and know nothing of this table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from types import MappingProxyType
 from typing import Any
 
 from app import handlers as h
-from app import media as m
 from app import moderation as mod
 from app.connection import Connection
 from app.hub import Hub
@@ -97,8 +96,8 @@ ROUTES: Mapping[str, Route] = MappingProxyType(
         "media_state": Route(h.got_media_state, MEMBER),
         "e2ee_state": Route(h.got_e2ee_state, MEMBER),
         "e2ee_key": Route(h.got_e2ee_key, MEMBER),
-        "up_offer": Route(m.got_up_offer, MEMBER),
-        "down_answer": Route(m.got_down_answer, MEMBER),
-        "keyframe": Route(m.got_keyframe, MEMBER),
+        "up_offer": Route(h.got_up_offer, MEMBER),
+        "down_answer": Route(h.got_down_answer, MEMBER),
+        "keyframe": Route(h.got_keyframe, MEMBER),
     }
 )

@@ -109,9 +109,8 @@ class KreisConsole(App[int]):
         parsing it, and no caller can forget to switch it off.
         """
         del markup
-        super().notify(
-            plain(message), title=plain(title), severity=severity, timeout=timeout, markup=False
-        )
+        text, heading = plain(message), plain(title)
+        super().notify(text, title=heading, severity=severity, timeout=timeout, markup=False)
 
     # ------------------------------------------------------------------ navigation
 
@@ -146,26 +145,37 @@ class KreisConsole(App[int]):
         if isinstance(event, Knock):
             self.bell()
             # The name is a stranger's: plain text (see `notify`), never markup.
-            self.notify(t("room.knock", name=event.name or "?"), severity="warning", timeout=10)
+            self.notify(
+                t("room.knock", name=event.name or "?"),
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
         elif isinstance(event, ConnectionChanged):
             if event.status == "reconnecting":
                 self.sub_title = t("conn.reconnecting")
                 if event.reason:
                     reason = explain(event.reason)
-                    self.notify(t("conn.failed", reason=reason), severity="warning", timeout=4)
+                    self.notify(
+                        t("conn.failed", reason=reason), severity="warning", timeout=4, markup=False
+                    )
                 else:
-                    self.notify(t("conn.reconnecting"), severity="warning", timeout=4)
+                    self.notify(t("conn.reconnecting"), severity="warning", timeout=4, markup=False)
             else:
                 self.sub_title = plain(f"{self.session.group} @ {self.session.server_url}")
-                self.notify(t("conn.back"), timeout=4)
+                self.notify(t("conn.back"), timeout=4, markup=False)
         elif isinstance(event, RoomClosed):
             key = "room.ended" if event.reason == "ended" else "room.gone"
-            self.notify(t(key, slug=event.slug), severity="warning", timeout=8)
+            self.notify(t(key, slug=event.slug), severity="warning", timeout=8, markup=False)
             self.run_worker(self._stop_audio(), group="audio")
             if any(isinstance(s, RoomScreen) for s in self.screen_stack):
                 self._pop_to_rooms()
         elif isinstance(event, ServerNotice):
-            self.notify(explain(event.code, event.message, event.retry_after), severity="error")
+            self.notify(
+                explain(event.code, event.message, event.retry_after),
+                severity="error",
+                markup=False,
+            )
 
     # ------------------------------------------------------------------ actions
 
@@ -195,7 +205,9 @@ class KreisConsole(App[int]):
         try:
             backend = open_backend(self.audio_wanted)
         except AudioError as exc:
-            self.notify(t("audio.none", reason=str(exc)), severity="warning", timeout=8)
+            self.notify(
+                t("audio.none", reason=str(exc)), severity="warning", timeout=8, markup=False
+            )
             return
         server_url, group, password = self.session.audio_credentials()
         audio = ConsoleAudio(server_url, group, password, backend, lang=current_lang())
@@ -207,11 +219,11 @@ class KreisConsole(App[int]):
                 reason = explain(exc.code, str(exc.message.get("message") or ""), exc.retry_after)
             else:
                 reason = type(exc).__name__
-            self.notify(t("audio.failed", reason=reason), severity="warning")
+            self.notify(t("audio.failed", reason=reason), severity="warning", markup=False)
             self.audio = None
             await audio.stop()
             return
-        self.notify(t("audio.on"))
+        self.notify(t("audio.on"), markup=False)
 
     async def _stop_audio(self) -> None:
         audio, self.audio = self.audio, None

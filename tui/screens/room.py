@@ -131,13 +131,13 @@ class RoomScreen(ConsoleScreen):
     def _entrant(self) -> dict[str, Any] | None:
         entrant = self.query_one(LobbyQueue).selected
         if entrant is None:
-            self.notify(t("room.select_entrant"), severity="warning")
+            self.notify(t("room.select_entrant"), severity="warning", markup=False)
         return entrant
 
     def _participant(self) -> dict[str, Any] | None:
         person = self.query_one(ParticipantsTable).selected
         if person is None:
-            self.notify(t("room.select_participant"), severity="warning")
+            self.notify(t("room.select_participant"), severity="warning", markup=False)
         return person
 
     @work(group="command")
@@ -145,7 +145,7 @@ class RoomScreen(ConsoleScreen):
         try:
             await command()
         except ConsoleError as exc:
-            self.notify(exc.explain(), severity="error")
+            self.notify(exc.explain(), severity="error", markup=False)
 
     def _setting(self, key: str) -> bool:
         room = self.room
@@ -168,7 +168,7 @@ class RoomScreen(ConsoleScreen):
     def action_admit_all(self) -> None:
         room = self.room
         if room is None or not room.entrants:
-            self.notify(t("room.lobby_empty"))
+            self.notify(t("room.lobby_empty"), markup=False)
             return
 
         def answered(yes: bool | None) -> None:
@@ -239,13 +239,13 @@ class RoomScreen(ConsoleScreen):
             if value is None:
                 return
             if value and len(value) < 4:
-                self.notify(t("password.short"), severity="warning")
+                self.notify(t("password.short"), severity="warning", markup=False)
                 return
             password = value or None
 
             async def send() -> None:
                 await self.console.session.set_password(password)
-                self.notify(t("password.set") if password else t("password.cleared"))
+                self.notify(t("password.set") if password else t("password.cleared"), markup=False)
 
             self._run(send)
 
@@ -262,13 +262,13 @@ class RoomScreen(ConsoleScreen):
             await self.console.session.set_e2ee(on)
         except ConsoleError as exc:
             if exc.code != "phones_present":
-                self.notify(exc.explain(), severity="error")
+                self.notify(exc.explain(), severity="error", markup=False)
                 return
             if await self.app.push_screen_wait(ConfirmScreen(sentence("confirm.phones"))):
                 try:
                     await self.console.session.set_e2ee(on, drop_phones=True)
                 except ConsoleError as again:
-                    self.notify(again.explain(), severity="error")
+                    self.notify(again.explain(), severity="error", markup=False)
 
     def action_end(self) -> None:
         room = self.room
@@ -301,7 +301,7 @@ class RoomScreen(ConsoleScreen):
         room = self.room
         if room is not None:
             self.app.copy_to_clipboard(room.url)
-            self.notify(t("copied", url=room.url))
+            self.notify(t("copied", url=room.url), markup=False)
 
     def action_back(self) -> None:
         focused = self.focused

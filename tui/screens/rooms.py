@@ -166,7 +166,7 @@ class RoomsScreen(ConsoleScreen):
         try:
             await self.console.session.watch(slug)
         except ConsoleError as exc:
-            self.notify(exc.explain(), severity="error")
+            self.notify(exc.explain(), severity="error", markup=False)
             self.refresh_rooms()
             return
         self.console.open_room()
@@ -178,7 +178,7 @@ class RoomsScreen(ConsoleScreen):
         url = self.selected_url
         if url:
             self.app.copy_to_clipboard(url)
-            self.notify(t("copied", url=url))
+            self.notify(t("copied", url=url), markup=False)
 
     # ------------------------------------------------------------------ new room
 
