@@ -1,8 +1,9 @@
 """The server's wiring is visible: one routing table, and no import circle in `app/`.
 
 Import circles hide the order things happen in; the last one in `app/` went together
-with registration by import side effect. Imports inside functions count too (a late
-import is still a dependency); imports only for type checking do not.
+with registration by import side effect. Every import counts: inside functions (a late
+import is still a dependency) and under `if TYPE_CHECKING:` (a type a module needs is
+a dependency of its design).
 """
 
 from __future__ import annotations
@@ -25,18 +26,12 @@ def test_before_admission_only_these_are_open() -> None:
     assert anyone == {"hello", "ping", "login", "gateway_auth", "join", "dial_in", "leave", "chat"}
 
 
-def _type_checking_only(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def _imports(path: Path) -> set[str]:
-    """The `app.*` modules a module imports, anywhere but under `if TYPE_CHECKING:`."""
+    """The `app.*` modules a module imports, anywhere in it."""
     found: set[str] = set()
 
     def walk(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if _type_checking_only(child):
-                continue
             if isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
                 if child.module == "app":
                     found.update(f"app.{a.name}" for a in child.names)
