@@ -68,10 +68,6 @@ class SecretLimiter:
         self._prune(now)
         return now
 
-    def failed(self, keys: Iterable[tuple[str, str]], scale: int = 1) -> None:
-        """Records a failure that was not counted up front with `begin`."""
-        self.begin(keys, scale)
-
     def succeeded(self, keys: Iterable[tuple[str, str]], stamp: float | None = None) -> None:
         """A right secret: takes back the attempt counted by `begin` (and a lock it
         caused), and clears the connection's own failures (not the address's)."""

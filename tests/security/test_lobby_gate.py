@@ -88,7 +88,7 @@ async def test_a_self_declared_console_is_refused(
     assert fake.latest("joined") is None
 
 
-async def test_a_console_of_another_group_is_refused(gate_server: Any, server_factory: Any) -> None:
+async def test_a_console_of_another_group_is_refused(server_factory: Any) -> None:
     server = with_other_group(server_factory, "zwei-gruppen")
     async with (
         KreisClient(server.url, kind="console") as ours,
