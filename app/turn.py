@@ -21,9 +21,11 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_TTL_SECONDS = 6 * 3600
+if TYPE_CHECKING:
+    from app.config import Config
+
 USER_SUFFIX = "kreis"
 
 
@@ -33,28 +35,19 @@ def turn_credential(secret: str, username: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _urls(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, str):
-        return [u.strip() for u in value.split(",") if u.strip()]
-    return [str(u) for u in value if str(u).strip()]
-
-
-def ice_servers(config: Any, now: float | None = None) -> list[dict[str, Any]]:
+def ice_servers(config: Config, now: float | None = None) -> list[dict[str, Any]]:
     """The RTCIceServer list for `hello`: the configured TURN server, or nothing.
 
-    Reads `config.turn.url` (a string, comma-separated strings or a list),
-    `config.turn.secret` and `config.turn.ttl_seconds`. Empty when URL or secret is
-    missing: Kreis then relies on direct connectivity and never falls back to a public
-    server.
+    From `[turn]`: `url` (one URL, or several separated by commas), `secret` and
+    `ttl_seconds`. Empty when URL or secret is missing: Kreis then relies on direct
+    connectivity and never falls back to a public server.
     """
-    section = getattr(config, "turn", None)
-    urls = _urls(getattr(section, "url", None) or getattr(section, "urls", None))
-    secret = getattr(section, "secret", None) or ""
-    if not urls or not secret:
+    turn = config.turn
+    urls = [u.strip() for u in turn.url.split(",") if u.strip()]
+    if not urls or not turn.secret:
         return []
-    ttl = int(getattr(section, "ttl_seconds", 0) or DEFAULT_TTL_SECONDS)
-    expiry = int(time.time() if now is None else now) + ttl
+    expiry = int(time.time() if now is None else now) + turn.ttl_seconds
     username = f"{expiry}:{USER_SUFFIX}"
-    return [{"urls": urls, "username": username, "credential": turn_credential(secret, username)}]
+    return [
+        {"urls": urls, "username": username, "credential": turn_credential(turn.secret, username)}
+    ]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import BindingType
 from textual.notifications import SeverityLevel
 
 from app.client import ServerError
@@ -23,7 +23,7 @@ from tui.config import ConsoleConfig
 from tui.errors import explain
 from tui.events import ConnectionChanged, Knock, RoomClosed, ServerNotice, SessionEvent
 from tui.i18n import current_lang, set_lang, t
-from tui.screens.base import KeySpec, Translated, apply_keys
+from tui.screens.base import KeySpec, Translated, key_bindings
 from tui.screens.help import HelpScreen
 from tui.screens.login import LoginScreen
 from tui.screens.room import RoomScreen
@@ -40,12 +40,12 @@ class KreisConsole(App[int]):
 
     CSS_PATH = "console.tcss"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = []
     KEYS: ClassVar[list[KeySpec]] = [
         ("question_mark,f1", "help", "key.help", True),
         ("f2", "toggle_language", "key.lang", True),
         ("ctrl+q", "quit", "key.quit", True),
     ]
+    BINDINGS: ClassVar[list[BindingType]] = key_bindings(KEYS)
 
     def __init__(
         self,
@@ -76,7 +76,6 @@ class KreisConsole(App[int]):
         """Poll the room list; off in snapshot tests."""
         self.fixed_clock = fixed_clock
         """A fixed 'now' for lobby wait times (snapshots); None means the real clock."""
-        apply_keys(self, self.KEYS)
 
     def on_mount(self) -> None:
         self.title = t("app.title")
@@ -187,7 +186,6 @@ class KreisConsole(App[int]):
         lang = set_lang("en" if current_lang() == "de" else "de")
         self.session.lang = lang
         self.title = t("app.title")
-        apply_keys(self, self.KEYS)
         for screen in self.screen_stack:
             if isinstance(screen, Translated):
                 screen.retranslate()

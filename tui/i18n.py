@@ -8,11 +8,18 @@ here rather than threaded through every widget.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import Literal
+from app.i18n import Lang, normalise_lang, terminal_lang
 
-Lang = Literal["de", "en"]
+__all__ = [
+    "TEXTS",
+    "Lang",
+    "current_lang",
+    "label",
+    "normalise_lang",
+    "set_lang",
+    "t",
+    "terminal_lang",
+]
 
 TEXTS: dict[str, tuple[str, str]] = {
     # key: (English, German)
@@ -387,21 +394,6 @@ class _State:
     lang: Lang = "en"
 
 
-def normalise_lang(value: str | None) -> Lang:
-    """`de` for anything starting with "de", else `en`."""
-    return "de" if (value or "").strip().lower().startswith("de") else "en"
-
-
-def terminal_lang(environ: Mapping[str, str] | None = None) -> Lang:
-    """The terminal's language from KREIS_LANG, LC_ALL, LC_MESSAGES or LANG."""
-    env = os.environ if environ is None else environ
-    for name in ("KREIS_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(name)
-        if value:
-            return normalise_lang(value)
-    return "en"
-
-
 def set_lang(lang: str) -> Lang:
     """Makes `lang` the current language and returns it."""
     _State.lang = normalise_lang(lang)
@@ -418,3 +410,8 @@ def t(key: str, **values: object) -> str:
     en, de = TEXTS[key]
     text = de if _State.lang == "de" else en
     return text.format(**values) if values else text
+
+
+def label(text: str) -> str:
+    """`text` translated if it is a text key (binding descriptions are), else as it is."""
+    return t(text) if text in TEXTS else text

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -225,17 +224,17 @@ async def test_metrics_token_and_loopback(tmp_path: Path) -> None:
 
 
 def test_ice_servers_coturn_rest_scheme() -> None:
-    config = _config()
-    assert ice_servers(config, 1000) == []
-    turn = SimpleNamespace(url="turn:turn.example.org:3478", secret="geheim", ttl_seconds=60)
-    config = SimpleNamespace(turn=turn)  # ice_servers also takes a list of URLs (below)
+    assert ice_servers(_config(), 1000) == []
+    turn = {"url": "turn:turn.example.org:3478", "secret": "geheim", "ttl_seconds": 60}
+    config = config_from_dict({"turn": turn})
     [server] = ice_servers(config, 1_700_000_000)
     assert server["urls"] == ["turn:turn.example.org:3478"]
     assert server["username"] == "1700000060:kreis"
     expected = hmac.new(b"geheim", b"1700000060:kreis", hashlib.sha1).digest()
     assert base64.b64decode(server["credential"]) == expected
-    config.turn.url = ["turn:a:3478?transport=udp", "turns:a:5349"]
-    assert ice_servers(config, 0)[0]["urls"] == ["turn:a:3478?transport=udp", "turns:a:5349"]
+    # Several URLs in one string, separated by commas (config.example.toml says so).
+    both = config_from_dict({"turn": {**turn, "url": "turn:a:3478?transport=udp,turns:a:5349"}})
+    assert ice_servers(both, 0)[0]["urls"] == ["turn:a:3478?transport=udp", "turns:a:5349"]
 
 
 async def test_memory_hook_is_added_by_the_harness_only() -> None:

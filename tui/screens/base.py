@@ -1,20 +1,21 @@
 """What every console screen shares: key bindings in the current language.
 
-Textual reads `BINDINGS` once per class; the console switches language at runtime, so
-screens list their keys as `KEYS` (keys, action, text key, shown in the footer) and the
-bindings map is rebuilt from them whenever the language changes.
+Textual reads `BINDINGS` once per class, and the console switches language at runtime.
+So screens list their keys as `KEYS` (keys, action, text key, shown in the key bar);
+the bindings made from them carry the text *key* as their description, and the key bar
+(`tui.widgets.key_bar`) translates it each time it draws. A language switch only asks
+Textual to refresh the bindings; nothing of Textual's is replaced.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 
 from tui.events import SessionEvent
-from tui.i18n import t
 
 if TYPE_CHECKING:
     from tui.app import KreisConsole
@@ -25,26 +26,24 @@ KeySpec = tuple[str, str, str, bool]
 ResultT = TypeVar("ResultT")
 
 
-def translated_bindings(specs: list[KeySpec]) -> BindingsMap:
-    """A bindings map with descriptions in the current language."""
-    return BindingsMap(
-        [Binding(keys, action, t(text), show=show) for keys, action, text, show in specs]
-    )
-
-
-def apply_keys(node: DOMNode, specs: list[KeySpec]) -> None:
-    """Replaces `node`'s bindings with `specs` in the current language."""
-    node._bindings = translated_bindings(specs)
+def key_bindings(specs: list[KeySpec]) -> list[BindingType]:
+    """Textual bindings for `specs`; each description is the text key, translated when shown."""
+    return [Binding(keys, action, text, show=show) for keys, action, text, show in specs]
 
 
 class Translated:
-    """Mixin: `retranslate()` relabels the screen after a language switch."""
+    """Mixin: `KEYS` become the class's bindings; `retranslate()` relabels after F2."""
 
     KEYS: ClassVar[list[KeySpec]] = []
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Before Textual's own __init_subclass__ (next in the MRO) merges BINDINGS.
+        if "KEYS" in cls.__dict__:
+            cls.BINDINGS = key_bindings(cls.KEYS)  # type: ignore[attr-defined]
+        super().__init_subclass__(**kwargs)
+
     def retranslate(self) -> None:
         assert isinstance(self, Screen)
-        apply_keys(self, self.KEYS)
         self.relabel()
         if self.is_mounted:
             self.refresh_bindings()
@@ -64,14 +63,6 @@ class Translated:
 class ConsoleScreen(Translated, Screen[None]):
     """A full screen of the console."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        apply_keys(self, self.KEYS)
-
 
 class ConsoleModal(Translated, ModalScreen[ResultT], Generic[ResultT]):
     """A dialog of the console that answers with a `ResultT`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        apply_keys(self, self.KEYS)

@@ -3,7 +3,8 @@
 Textual's `Footer` is a single line that scrolls sideways, so on the room screen most
 actions would be hidden. The console promises that every action is visible, so this
 bar wraps onto as many lines as it needs. It follows the screen's active bindings
-(focus changes, language switch) like `Footer` does.
+(focus changes, language switch) like `Footer` does, and translates each binding's
+description (a text key, see `tui.screens.base`) when it draws.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
+
+from tui.i18n import label
 
 
 class KeyBar(Static):
@@ -43,7 +46,7 @@ class KeyBar(Static):
 
     def refresh_keys(self) -> None:
         """Draws the keys again from the screen's active bindings, packed into lines."""
-        items: list[Text] = []
+        items: list[tuple[bool, Text]] = []
         seen: set[tuple[str, str]] = set()
         for active in self.screen.active_bindings.values():
             binding = active.binding
@@ -55,12 +58,13 @@ class KeyBar(Static):
             seen.add(ident)
             item = Text()
             item.append(f" {self.app.get_key_display(binding)} ", style="bold reverse")
-            item.append(f" {binding.description}")
-            items.append(item)
+            item.append(f" {label(binding.description)}")
+            items.append((binding.action == "quit", item))
         width = max(20, (self.size.width or self.app.size.width) - 2)
         text = Text(no_wrap=True, overflow="crop")
         used = 0
-        for item in items:
+        # Quitting stands last, after the keys of the screen, wherever Textual merged it.
+        for _quit, item in sorted(items, key=lambda pair: pair[0]):
             if used and used + 2 + item.cell_len > width:
                 text.append("\n")
                 used = 0
