@@ -88,6 +88,7 @@ def write_config(
     extra: str = "",
     rooms: dict[str, int] | None = None,
     limits: dict[str, int] | None = None,
+    media: dict[str, int] | None = None,
 ) -> None:
     from app.passwords import hash_password
 
@@ -101,6 +102,7 @@ def write_config(
     room_lines = "\n".join(f"{k} = {v}" for k, v in room_settings.items())
     limit_settings = HARNESS_LIMITS if limits is None else limits
     limit_lines = "\n".join(f"{k} = {v}" for k, v in limit_settings.items())
+    media_lines = "\n".join(f"{k} = {v}" for k, v in (media or {}).items())
     path.write_text(
         f"""
 [server]
@@ -118,6 +120,7 @@ advertised_address = "127.0.0.1"
 bind_address = "127.0.0.1"
 port_min = {udp_min}
 port_max = {udp_max}
+{media_lines}
 
 [logging]
 dir = "{path.parent / "logs"}"
@@ -141,12 +144,14 @@ def start_server(
     rooms: dict[str, int] | None = None,
     hooks: bool = False,
     limits: dict[str, int] | None = None,
+    media: dict[str, int] | None = None,
 ) -> KreisServer:
     """Starts `python -m app serve` on a free loopback port and waits for /healthz.
 
     `hooks`: start tests/serve_with_hooks.py instead, which adds the test-only
     `/_test/*` endpoints (tests/server_hooks.py) to the same app. `limits`: `[limits]`
-    settings over the harness's (see `write_config`)."""
+    settings over the harness's (see `write_config`); `media`: more `[media]` settings
+    (e.g. `{"workers": 2}`)."""
 
     tmp.mkdir(parents=True, exist_ok=True)
     config_path = tmp / "kreis.toml"
@@ -156,7 +161,7 @@ def start_server(
         port = int(tomllib.loads(config_path.read_text())["server"]["port"])
     else:
         port = free_port()
-        write_config(config_path, port, extra_config, rooms, limits)
+        write_config(config_path, port, extra_config, rooms, limits, media)
     log_dir = tmp / "logs"
     proc_env = dict(os.environ)
     proc_env["XDG_CONFIG_HOME"] = str(tmp / "xdg-config")

@@ -23,7 +23,7 @@ from tui.config import ConsoleConfig
 from tui.errors import explain
 from tui.events import ConnectionChanged, Knock, RoomClosed, ServerNotice, SessionEvent
 from tui.i18n import current_lang, set_lang, t
-from tui.screens.base import KeySpec, Translated, key_bindings
+from tui.screens.base import ConsoleHost, KeySpec, Translated, key_bindings
 from tui.screens.help import HelpScreen
 from tui.screens.login import LoginScreen
 from tui.screens.room import RoomScreen
@@ -227,3 +227,9 @@ class KreisConsole(App[int]):
         audio, self.audio = self.audio, None
         if audio is not None:
             await audio.stop()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_host(console: KreisConsole) -> ConsoleHost:
+        return console  # mypy checks that the app gives screens what ConsoleHost promises

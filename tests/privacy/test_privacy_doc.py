@@ -1,16 +1,20 @@
-"""docs/privacy.md names the test behind each claim: every name it gives must exist."""
+"""docs/privacy.md and docs/security.md name the test behind each claim: every name they
+give must exist."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_every_test_named_in_privacy_md_exists() -> None:
-    doc = (ROOT / "docs" / "privacy.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"\btest_\w+", doc))
+@pytest.mark.parametrize("doc", ["privacy.md", "security.md"])
+def test_every_test_named_in_the_doc_exists(doc: str) -> None:
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    named = set(re.findall(r"\btest_\w+", text))
     assert len(named) > 15
     files = list((ROOT / "tests").rglob("test_*.py"))
     defined = {path.stem for path in files} | {

@@ -9,21 +9,38 @@ Textual to refresh the bindings; nothing of Textual's is replaced.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 
 from tui.events import SessionEvent
-
-if TYPE_CHECKING:
-    from tui.app import KreisConsole
+from tui.session import ConsoleSession
 
 KeySpec = tuple[str, str, str, bool]
 """(keys, action, i18n key of the description, shown in the footer)."""
 
 ResultT = TypeVar("ResultT")
+
+
+class ConsoleHost(Protocol):
+    """What screens may use of the console app (`tui.app.KreisConsole`).
+
+    Screens reach the app through this, so `tui.app` imports the screens and no screen
+    imports `tui.app`.
+    """
+
+    session: ConsoleSession
+    cursor_blink: bool
+    live_refresh: bool
+    fixed_clock: float | None
+
+    def logged_in(self, server_url: str, group: str) -> None: ...
+
+    def open_room(self) -> None: ...
+
+    def left_room(self) -> None: ...
 
 
 def key_bindings(specs: list[KeySpec]) -> list[BindingType]:
@@ -55,9 +72,9 @@ class Translated:
         """A session event, forwarded by the app to every screen on the stack."""
 
     @property
-    def console(self) -> KreisConsole:
+    def console(self) -> ConsoleHost:
         assert isinstance(self, DOMNode)
-        return cast("KreisConsole", self.app)
+        return cast(ConsoleHost, self.app)
 
 
 class ConsoleScreen(Translated, Screen[None]):
