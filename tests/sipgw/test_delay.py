@@ -46,19 +46,34 @@ def envelope(pcm: np.ndarray, hop: int = 80) -> np.ndarray:
     return np.sqrt(np.mean(x**2, axis=1))
 
 
-def lag_ms(sent: np.ndarray, heard: np.ndarray, max_ms: int = 990) -> float:
+def echo_lag(sent: np.ndarray, heard: np.ndarray, max_ms: int = 990) -> tuple[float, float]:
+    """(lag in ms, correlation) of the best match of the heard envelope to the sent one.
+
+    The correlation is normalised (Pearson, -1 to 1): near 1 when the bursts come back,
+    near 0 for silence, noise or a steady tone. The bursts repeat once a second, so the
+    lag is only defined modulo 1 s; it is searched in 0-990 ms.
+    """
     a, b = envelope(sent), envelope(heard)
     n = min(len(a), len(b))
-    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
     best, best_lag = -np.inf, 0
     for lag in range(0, max_ms // 5):
-        score = float(np.dot(a[: n - lag], b[lag:]))
+        x, y = a[: n - lag], b[lag:n]
+        x, y = x - x.mean(), y - y.mean()
+        norm = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+        score = float(np.dot(x, y)) / norm if norm > 0 else 0.0
         if score > best:
             best, best_lag = score, lag
-    return best_lag * 5.0
+    return best_lag * 5.0, best
 
 
-async def test_round_trip_delay_through_the_gateway(start_gateway: Any, phones: Any) -> None:
+def peak_hz(pcm: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64) * np.hanning(len(pcm))))
+    return float(np.fft.rfftfreq(len(pcm), 1 / RATE)[int(np.argmax(spectrum))])
+
+
+async def test_the_callers_bursts_come_back_through_the_gateway(
+    start_gateway: Any, phones: Any
+) -> None:
     fake = FakeServer()
     fake.add_room("echo", PIN, lobby=False)
 
@@ -79,8 +94,11 @@ async def test_round_trip_delay_through_the_gateway(start_gateway: Any, phones: 
     sent, heard = phone.sent(), phone.heard()
     start, end = len(heard) - 10 * RATE, len(heard) - RATE // 2
     assert start > 0
-    delay = lag_ms(sent[start:end], heard[start:end])
-    print(f"\nround trip through the gateway on loopback: {delay:.0f} ms")
-    # Generous bound: the figure grows when the test machine is loaded (pjmedia's and
-    # baresip's jitter buffers adapt upwards); the printed number is what matters.
-    assert 0 < delay < 1000, f"round trip {delay} ms"
+    delay, match = echo_lag(sent[start:end], heard[start:end])
+    # The figure is printed, not bounded: timing belongs in bench/, and it grows on a
+    # loaded machine (pjmedia's and baresip's jitter buffers adapt upwards). What the
+    # test holds is that the echo is there: the caller's own 1 kHz bursts, in rhythm.
+    print(f"\nround trip through the gateway on loopback: {delay:.0f} ms (match {match:.2f})")
+    assert match > 0.6, f"the bursts did not come back (best match {match:.2f})"
+    assert abs(peak_hz(heard[start:end]) - 1000) < 50, peak_hz(heard[start:end])
+    assert delay > 0, "an echo with no delay at all is the phone hearing itself, not the room"
