@@ -171,6 +171,9 @@ class PjsipThread:
         self._log_level = log_level
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
         self._jobs = queue.SimpleQueue()
+        self._jobs_lock = threading.Lock()
+        self._jobs_closed = False
+        """Set (under the lock) once the thread takes no more jobs; see `_close_jobs`."""
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stopping = threading.Event()
@@ -223,10 +226,11 @@ class PjsipThread:
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Queues `fn` for the pjsip thread; the future holds its result."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        if self._stopping.is_set():
-            future.set_exception(SipStartError("the pjsip thread is stopping"))
-            return future
-        self._jobs.put((fn, future))
+        with self._jobs_lock:
+            if self._stopping.is_set() or self._jobs_closed:
+                future.set_exception(SipStartError("the pjsip thread is stopping"))
+                return future
+            self._jobs.put((fn, future))
         return future
 
     async def run(self, fn: Callable[[], T]) -> T:
@@ -235,7 +239,9 @@ class PjsipThread:
 
     def later(self, fn: Callable[[], Any]) -> None:
         """Queues `fn` for the pjsip thread from inside a pjsip callback (fire and forget)."""
-        self._jobs.put((fn, concurrent.futures.Future()))
+        with self._jobs_lock:
+            if not self._jobs_closed:
+                self._jobs.put((fn, concurrent.futures.Future()))
 
     # ------------------------------------------------------------------ thread
 
@@ -264,9 +270,23 @@ class PjsipThread:
         if self._start_error is None:
             log.info("SIP gateway listening")
             self._pump(ep)
+        self._close_jobs()
         self._destroy(ep)
         del ep
         gc.collect()
+
+    def _close_jobs(self) -> None:
+        """Takes no more jobs and fails those queued after the pump's last drain, so an
+        `await run(...)` racing the shutdown gets SipStartError instead of hanging."""
+        with self._jobs_lock:
+            self._jobs_closed = True
+        while True:
+            try:
+                _fn, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(SipStartError("the pjsip thread stopped"))
 
     def _prefer_codecs(self, ep: pj.Endpoint) -> None:
         # Telephone codecs only: G.722 first (wideband), then G.711; the rest off.

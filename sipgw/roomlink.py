@@ -158,7 +158,9 @@ class ServerLink(RoomLink):
         loop = asyncio.get_running_loop()
 
         def sink(pcm: Pcm) -> None:  # on pjmedia's clock thread
-            if not loop.is_closed():
+            # The loop may close between any check and the call: ask, and take "closed"
+            # (RuntimeError) as the answer, instead of checking first.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(track.put, pcm)
 
         return sink
