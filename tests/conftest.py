@@ -74,3 +74,12 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., KreisServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice leaves loopback out of its host candidates, and the test namespace has
+    nothing else: aiortc participants in the test process gather 127.0.0.1."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])

@@ -191,7 +191,7 @@ def start_server(
 
 
 def wait_healthy(
-    url: str, process: subprocess.Popen[bytes], out: Path, timeout: float = 30
+    url: str, process: subprocess.Popen[bytes], out: Path, timeout: float = 60
 ) -> None:
     """Waits until the server at `url` answers /healthz; RuntimeError with its output
     if it exits or stays unhealthy (the tests' servers and bench/server.py's)."""
