@@ -50,7 +50,10 @@ const receiverOwner = new Map();
  */
 const awaitingKeyframe = new Set();
 const lastKeyframeAsk = new Map();
-const KEYFRAME_ASK_MS = 300;
+const KEYFRAME_ASK_MS = 1000;
+/** And at most one ask per this many ms in all: a big room stays far below the flood limit. */
+const KEYFRAME_ASK_ANY_MS = 200;
+let lastAnyAsk = 0;
 
 let graceMs = 5000;
 let defaultMode = "on";
@@ -116,7 +119,9 @@ function noteDecoded(frame, plain, participantId, options) {
   }
   const now = Date.now();
   if (now - (lastKeyframeAsk.get(participantId) ?? 0) < KEYFRAME_ASK_MS) return;
+  if (now - lastAnyAsk < KEYFRAME_ASK_ANY_MS) return;
   lastKeyframeAsk.set(participantId, now);
+  lastAnyAsk = now;
   stats.keyframesAsked++;
   self.postMessage({ type: "keyframe", participantId });
 }
