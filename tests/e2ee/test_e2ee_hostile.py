@@ -84,7 +84,11 @@ async def encrypted_meeting(
     pages, ids = await pages_in(chromium, relay, slug, names, fragment)
     for page, pid in zip(pages, ids, strict=True):
         others = set(ids) - {pid}
-        await wait_for(functools.partial(decoding, page, others, "on"), 40, "e2ee media")
+
+        async def show(page: Page = page) -> Any:
+            return (await media(page), await e2ee(page))
+
+        await wait_for(functools.partial(decoding, page, others, "on"), 40, "e2ee media", show)
     return leader, pages, ids
 
 

@@ -10,14 +10,10 @@
 import { hasEncodedStreams, hasScriptTransform, supported } from "./support.js";
 
 export class FrameWorker {
-  /**
-   * `legacy`: true, false or "auto" (only where RTCRtpScriptTransform is missing).
-   * `onKeyframe(participantId)`: a decoder of that publisher waits for a keyframe.
-   */
-  constructor({ legacy = "auto", graceMs = 5000, onKeyframe = () => {} }) {
+  /** `legacy`: true, false or "auto" (only where RTCRtpScriptTransform is missing). */
+  constructor({ legacy = "auto", graceMs = 5000 }) {
     this.useLegacy = legacy === true || (legacy === "auto" && !hasScriptTransform());
     this.isSupported = supported() && (!this.useLegacy || hasEncodedStreams());
-    this.onKeyframe = onKeyframe;
     this.receivers = new WeakMap();
     this.senders = new WeakSet();
     this.nextRid = 1;
@@ -90,10 +86,7 @@ export class FrameWorker {
   }
 
   gotMessage(msg) {
-    if (msg?.type === "keyframe" && typeof msg.participantId === "string") {
-      performance.mark("kreis:e2ee-keyframe-ask");
-      this.onKeyframe(msg.participantId);
-    } else if (msg?.type === "stats") {
+    if (msg?.type === "stats") {
       const resolve = this.statsWaiters.get(msg.reqId);
       this.statsWaiters.delete(msg.reqId);
       resolve?.(msg.stats);

@@ -66,8 +66,6 @@ class E2EE {
     this.frames = new FrameWorker({
       legacy: options.legacy ?? "auto",
       graceMs: options.graceMs ?? 5000,
-      // A decoder of that publisher waits for a keyframe (new receiver, or frames dropped).
-      onKeyframe: (participantId) => this.requestKeyframe(participantId),
     });
     this.isSupported = this.frames.isSupported;
 

@@ -42,18 +42,6 @@ const REPLAY_WINDOW = 1024;
 const peers = new Map();
 /** Receiver transforms by id (rid) → participant id; the SFU can remap a receiver. */
 const receiverOwner = new Map();
-/**
- * Video receivers (rid) whose decoder waits for a keyframe: new ones, and any that dropped
- * a frame. Their first decrypted delta frame asks the page for a keyframe at once, so a
- * publisher that comes back (a resume, a new key) is seen without waiting for the SFU's
- * next keyframe request; at most one ask per publisher per KEYFRAME_ASK_MS.
- */
-const awaitingKeyframe = new Set();
-const lastKeyframeAsk = new Map();
-const KEYFRAME_ASK_MS = 1000;
-/** And at most one ask per this many ms in all: a big room stays far below the flood limit. */
-const KEYFRAME_ASK_ANY_MS = 200;
-let lastAnyAsk = 0;
 
 let graceMs = 5000;
 let defaultMode = "on";
@@ -64,7 +52,6 @@ const stats = {
   dropped: 0,
   passedClear: 0,
   sentClear: 0,
-  keyframesAsked: 0,
   droppedBy: {
     noKey: 0,
     badTag: 0,
@@ -96,34 +83,10 @@ function participantStats(participantId) {
   return s;
 }
 
-function drop(reason, participantId, options = null) {
+function drop(reason, participantId) {
   stats.dropped++;
   stats.droppedBy[reason]++;
   if (participantId) participantStats(participantId).dropped++;
-  // A replay is someone else's frame: our decoder lost nothing by dropping it.
-  if (options?.kind === "video" && reason !== "replay") awaitingKeyframe.add(options.rid);
-}
-
-function isKeyframe(frame, plain) {
-  if (frame.type === "key") return true;
-  if (frame.type === "delta") return false;
-  return plain.byteLength > 0 && (plain[0] & 0x01) === 0; // VP8: P bit clear
-}
-
-/** A decrypted video frame: a decoder that waits for a keyframe gets one asked for. */
-function noteDecoded(frame, plain, participantId, options) {
-  if (options.kind !== "video" || !awaitingKeyframe.has(options.rid)) return;
-  if (isKeyframe(frame, plain)) {
-    awaitingKeyframe.delete(options.rid);
-    return;
-  }
-  const now = Date.now();
-  if (now - (lastKeyframeAsk.get(participantId) ?? 0) < KEYFRAME_ASK_MS) return;
-  if (now - lastAnyAsk < KEYFRAME_ASK_ANY_MS) return;
-  lastKeyframeAsk.set(participantId, now);
-  lastAnyAsk = now;
-  stats.keyframesAsked++;
-  self.postMessage({ type: "keyframe", participantId });
 }
 
 /** Older keys of a participant stay usable for `graceMs` after a newer one is in use. */
@@ -246,7 +209,7 @@ async function encodeFrame(frame, controller, options) {
 async function decodeFrame(frame, controller, options) {
   const participantId = receiverOwner.get(options.rid) ?? options.participantId ?? null;
   if (participantId === null) {
-    drop("unknownReceiver", null, options);
+    drop("unknownReceiver");
     return;
   }
   const data = new Uint8Array(frame.data);
@@ -258,7 +221,7 @@ async function decodeFrame(frame, controller, options) {
   const ps = participantStats(participantId);
   if (!hasMagic(data)) {
     if (p.mode === "on") {
-      drop("clear", participantId, options);
+      drop("clear", participantId);
       return;
     }
     stats.passedClear++;
@@ -270,24 +233,24 @@ async function decodeFrame(frame, controller, options) {
   const { keyId } = readTrailer(data);
   const entry = await keyFor(p, keyId);
   if (!entry) {
-    drop("noKey", participantId, options);
+    drop("noKey", participantId);
     return;
   }
   // A receiver names the codec too; one we do not know is dropped (not decrypted as VP8).
   const prefixLen = clearPrefixLength(options.kind, data, mimeTypeOf(frame));
   if (prefixLen < 0) {
-    drop("codec", participantId, options);
+    drop("codec", participantId);
     return;
   }
   let plain;
   try {
     plain = await decryptFrame(entry.frameKey, data, prefixLen);
   } catch {
-    drop("badTag", participantId, options);
+    drop("badTag", participantId);
     return;
   }
   if (!freshCounter(entry, readTrailer(data).counter)) {
-    drop("replay", participantId, options);
+    drop("replay", participantId);
     return;
   }
   const ahead = p.latest === null ? 0 : (keyId - p.latest) >>> 0;
@@ -297,7 +260,6 @@ async function decodeFrame(frame, controller, options) {
     p.latest = keyId;
     expireOthers(p, keyId);
   }
-  noteDecoded(frame, plain, participantId, options);
   frame.data = plain.buffer;
   stats.decrypted++;
   ps.decrypted++;
@@ -307,7 +269,6 @@ async function decodeFrame(frame, controller, options) {
 }
 
 function runTransform(readable, writable, options) {
-  if (options.role === "receiver" && options.kind === "video") awaitingKeyframe.add(options.rid);
   const handler = options.role === "sender" ? encodeFrame : decodeFrame;
   const transform = new TransformStream({
     transform: (frame, controller) => handler(frame, controller, options),
@@ -390,7 +351,6 @@ async function handle(msg) {
       // The meeting is over for us: no key outlives it.
       peers.clear();
       receiverOwner.clear();
-      lastKeyframeAsk.clear();
       send.encrypt = true; // closed again until the page knows the next room's state
       send.frameKey = null;
       send.keyId = null;
