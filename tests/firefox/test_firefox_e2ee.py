@@ -40,7 +40,7 @@ from hostile_relay import HostileRelay, RelayedSocket
 from test_e2ee_hostile import launched, pages_in
 from test_e2ee_server_tap import inbound_video, intruder_joins, publish_plain_vp8
 
-pytestmark = [pytest.mark.firefox, pytest.mark.e2ee, pytest.mark.browser]
+pytestmark = [pytest.mark.firefox, pytest.mark.browser]
 
 
 async def e2ee(page: Evaluating) -> dict[str, Any]:
