@@ -38,7 +38,7 @@ async def launched() -> AsyncIterator[Browser]:
 
 async def opened(chromium: Browser, base: str, path: str, name: str, leader: Any = None) -> Page:
     context = await chromium.new_context(base_url=base, locale="en-US")
-    context.set_default_navigation_timeout(90_000)  # a busy machine loads slowly
+    context.set_default_timeout(90_000)  # a busy machine loads and answers slowly
     await context.grant_permissions(["camera", "microphone"])
     page = await context.new_page()
     await page.goto(path)
