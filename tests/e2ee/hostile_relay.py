@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ class HostileRelay:
         self.sockets: list[RelayedSocket] = []
         self.keys: list[dict[str, Any]] = []
         """Every `e2ee_key` a page sent: {from (participant id), to, payload}."""
+        self.refuse_until = 0.0
+        """Until this `time.monotonic()`, new sockets are refused (a network outage)."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -116,6 +119,8 @@ class HostileRelay:
         assert self._session is not None
         if sum(not s.page.closed for s in self.sockets) >= MAX_SOCKETS:
             raise web.HTTPTooManyRequests()
+        if time.monotonic() < self.refuse_until:
+            raise web.HTTPServiceUnavailable()
         page = web.WebSocketResponse(max_msg_size=MAX_FRAME)
         await page.prepare(request)
         ws_url = self.upstream.replace("http://", "ws://") + "/ws"

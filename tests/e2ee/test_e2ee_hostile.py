@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from hostile_relay import HostileRelay, RelayedSocket, RelayIdentity
+from hostile_relay import (
+    HostileRelay,
+    RelayedSocket,
+    RelayIdentity,
+    decrypt_frame,
+    key_id_of,
+)
 from page_checks import media, start_room, wait_for
 from playwright.async_api import Browser, Page, async_playwright
 from test_e2ee_meeting import e2ee, until
@@ -31,8 +37,8 @@ from vp8_tap import HOOKS, MAGIC, arm_tap, frames_of, tapped
 pytestmark = [pytest.mark.e2ee, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 
-RESUME_BOUND = 6.0
-"""Seconds from a resumed `joined` until the others decrypt the publisher again."""
+RESUME_BOUND = 3.0
+"""Seconds from a resumed `joined` until the others decode the publisher's video again."""
 
 
 def new_secret() -> str:
@@ -56,6 +62,7 @@ async def pages_in(
     pages: list[Page] = []
     for name in names:
         context = await chromium.new_context(base_url=relay.url, locale="en-US")
+        context.set_default_navigation_timeout(90_000)  # a busy machine loads slowly
         await context.grant_permissions(["camera", "microphone"])
         page = await context.new_page()
         await page.goto(f"/{slug}{fragment}")
@@ -77,7 +84,11 @@ async def encrypted_meeting(
     pages, ids = await pages_in(chromium, relay, slug, names, fragment)
     for page, pid in zip(pages, ids, strict=True):
         others = set(ids) - {pid}
-        await wait_for(functools.partial(decoding, page, others, "on"), 40, "e2ee media")
+
+        async def show(page: Page = page) -> Any:
+            return (await media(page), await e2ee(page))
+
+        await wait_for(functools.partial(decoding, page, others, "on"), 40, "e2ee media", show)
     return leader, pages, ids
 
 
@@ -215,6 +226,8 @@ def swap_key(victim: str, target: str, identity: RelayIdentity) -> Any:
 
 
 async def test_key_swap_gets_a_fresh_key_the_relay_cannot_use(server_factory: Any) -> None:
+    """Attack 3 with the room secret: the swapped entry does not verify, so a renews its key
+    and the relay gets nothing it can open."""
     server = server_factory("swap")
     slug = "schluesseltausch"
     identity = RelayIdentity()
@@ -248,6 +261,53 @@ async def test_key_swap_gets_a_fresh_key_the_relay_cannot_use(server_factory: An
                     identity.unwrap(a_key, a, b, k["payload"])
         trust = await pages[0].evaluate("window.kreisE2ee.trust")
         assert {m["id"]: m["verified"] for m in trust["members"]}[b] is False
+        await leader.close()
+
+
+async def test_key_swap_without_the_secret_never_hands_out_the_current_key(
+    server_factory: Any,
+) -> None:
+    """Attack 3 where nothing else stands in the way: a room without the secret (everyone
+    unverified, keys to every listed public key). The relay swaps b's public key at a and
+    gets a key from a, but only a fresh one: it opens nothing a sent before the swap."""
+    server = server_factory("swap-plain", **HOOKS)
+    slug = "tausch-ohne-geheimnis"
+    identity = RelayIdentity()
+    async with launched() as chromium, HostileRelay(server.url) as relay:
+        leader, _pages, ids = await encrypted_meeting(
+            chromium, server, relay, slug, ["Ahorn", "Birke"], ""
+        )
+        a, b = ids
+        await arm_tap(server)
+        earlier = [f for f, _ in frames_of(await tapped(server, a)) if f.endswith(MAGIC)]
+        assert earlier
+        sent_before = len(relay.keys)
+        relay.down_hooks.append(swap_key(a, b, identity))
+        sock = relay.by_id(a)
+        await sock.send_down(swap_key(a, b, identity)(sock, sock.last["participants"]))
+        a_key = next(e["public_key"] for e in sock.last["participants"] if e["id"] == a)
+
+        def got() -> list[tuple[int, bytes]]:
+            out = []
+            for k in relay.keys[sent_before:]:
+                if k["from"] == a and k["to"] == b:
+                    with contextlib.suppress(Exception):
+                        out.append(identity.unwrap(a_key, a, b, k["payload"]))
+            return out
+
+        await wait_for(lambda: asyncio.sleep(0, bool(got())), 10, "a key for the swapped entry")
+        (key_id, raw), *_ = got()
+        # The relay's key is a's real key from now on (no secret: the safety number is the
+        # only defence left, and it changes) ...
+        await asyncio.sleep(1.5)  # past the switch delay
+        await arm_tap(server)
+        later = [f for f, _ in frames_of(await tapped(server, a)) if key_id_of(f) == key_id]
+        assert later and decrypt_frame(raw, later[-1])
+        # ... but it opens nothing from before the swap: a fresh key, not the current one.
+        assert all(key_id_of(f) != key_id for f in earlier)
+        for frame in earlier:
+            with pytest.raises(Exception):  # noqa: B017 - any failure to open is the point
+                decrypt_frame(raw, frame)
         await leader.close()
 
 
@@ -349,6 +409,21 @@ async def test_a_late_transceiver_never_renders_clear_media(server_factory: Any)
 # --- 6: resume with E2EE on ------------------------------------------------------------------
 
 
+MARKS = """performance.getEntriesByType('mark')
+  .filter((m) => m.name.startsWith('kreis:'))
+  .map((m) => [m.name, performance.timeOrigin + m.startTime])"""
+"""A page's own timeline (peers.js and app.js marks), as wall-clock milliseconds."""
+
+
+async def camera_of(page: Page, participant: str) -> tuple[str, int] | None:
+    """(mid, frames decoded) of a participant's camera at a page, or None."""
+    snap = await page.evaluate("window.kreis.stats()")
+    for s in snap["inbound"]:
+        if s["participant"] == participant and s["source"] == "camera":
+            return str(s["mid"]), int(s["framesDecoded"])
+    return None
+
+
 async def test_resume_with_e2ee_is_decoded_again_within_3_s(server_factory: Any) -> None:
     server = server_factory("resume")
     slug = "wieder-da"
@@ -359,40 +434,59 @@ async def test_resume_with_e2ee_is_decoded_again_within_3_s(server_factory: Any)
         a = ids[0]
         sockets_before = len(relay.sockets)
         trace: list[Any] = []  # what happened when: shown if the bound is missed
-        t0 = time.monotonic()
+        back: list[float] = []
+        wall: list[float] = []
 
         def note(way: str) -> Any:
             def hook(sock: RelayedSocket, m: dict[str, Any]) -> dict[str, Any]:
-                trace.append((round(time.monotonic() - t0, 2), way, sock.index, m.get("type")))
+                now = time.monotonic()
+                trace.append((now, way, sock.index, m.get("type")))
+                if m.get("type") == "joined" and sock.index > sockets_before and not back:
+                    back.append(now)  # the page is back on the server
+                    wall.append(time.time())
                 return m
 
             return hook
 
         relay.down_hooks.append(note("down"))
         relay.up_hooks.append(note("up"))
+        seen = await camera_of(pages[1], a)
+        assert seen is not None and seen[1] > 0, seen
+        # An outage longer than the old keys' grace (5 s): b has forgotten a's key, and a
+        # must start afresh (a new key, a new up connection, a keyframe b can decrypt).
+        relay.refuse_until = time.monotonic() + 6.0
         await relay.by_id(a).drop()
-
-        async def rejoined() -> bool:
-            return any(s.id == a for s in relay.sockets[sockets_before:])
-
-        await wait_for(rejoined, 15, "a resumes with its token")
-        resumed = time.monotonic()
-        before = (await e2ee(pages[1]))["perParticipant"].get(a, {}).get("decrypted", 0)
+        await wait_for(lambda: asyncio.sleep(0, bool(back)), 20, "a resumes with its token")
+        # What b decoded of a until now (its old key expired during the outage): from here
+        # on only frames of a's new session count.
+        old = await camera_of(pages[1], a)
+        assert old is not None
 
         async def decoded_again() -> bool:
+            now = await camera_of(pages[1], a)
+            return now is not None and now[1] > (old[1] if now[0] == old[0] else 0)
+
+        async def show() -> str:
+            """The relay's trace and each page's own marks, in seconds after a is back."""
+            rows = [f"{t - back[0]:+.2f} relay {way} #{n} {kind}" for t, way, n, kind in trace]
+            for name, page in zip("ab", pages, strict=True):
+                marks = await page.evaluate(MARKS)
+                rows += [f"{t / 1000 - wall_back:+.2f} page {name} {m}" for m, t in marks]
             s = await e2ee(pages[1])
-            return bool(s["perParticipant"].get(a, {}).get("decrypted", 0) > before + 30)
+            rows.append(f"b: droppedBy {s['droppedBy']} keyframesAsked {s.get('keyframesAsked')}")
+            return "\n".join(sorted(rows))
 
-        async def show() -> Any:
-            return (trace, time.monotonic() - resumed)
-
-        # The issue asks for 3 s; on this shared 2-core machine b's down renegotiation
-        # alone takes 1-3 s (see the trace), so the suite holds 6 s (see the README).
-        await wait_for(decoded_again, RESUME_BOUND, "b decodes a again", show)
-        took = time.monotonic() - resumed
-        assert took < RESUME_BOUND, (took, trace)
+        wall_back = wall[0]
+        deadline = back[0] + RESUME_BOUND
+        while not await decoded_again():
+            assert time.monotonic() < deadline, await show()
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - back[0]
+        print(f"resume: b decodes a again {took:.2f} s after a is back")
+        print(await show())
+        assert took < RESUME_BOUND, (took, await show())
         # and still after the old keys' grace (5 s) has long passed
-        await asyncio.sleep(7.0)
+        await asyncio.sleep(6.0)
         mid = (await media(pages[1]))[a]["frames"]
         await asyncio.sleep(2.0)
         assert (await media(pages[1]))[a]["frames"] > mid + 10

@@ -17,24 +17,21 @@
  * sticky (a switch-off holds until `confirmClear()`, never with `required`); a public-key
  * change is a leave plus a join; a resume re-sends a fresh key; the safety number is a
  * commit-then-reveal round (round.js).
+ *
+ * This module holds the engine's state and switching (on, off, held, required, the key
+ * schedule: renew on a leave, ratchet on a join); members.js the other members (who is
+ * verified, who gets our key, whose key we take); frameworker.js the page's side of the
+ * frame worker (worker.js); trust.js and round.js the room secret and the safety number.
  */
 
-import {
-  OwnMediaKey,
-  createIdentity,
-  deriveWrapKey,
-  unwrapMediaKey,
-  wrapMediaKey,
-} from "./keys.js";
+import { OwnMediaKey, createIdentity } from "./keys.js";
+import { FrameWorker } from "./frameworker.js";
+import { Members } from "./members.js";
 import { SafetyRound } from "./round.js";
-import { memberTag, roomKeys, verifyMember } from "./trust.js";
-import { hasEncodedStreams, hasScriptTransform, preferE2eeCodecs, supported } from "./support.js";
+import { memberTag, roomKeys } from "./trust.js";
+import { preferE2eeCodecs, supported } from "./support.js";
 
 export { preferE2eeCodecs, supported };
-
-/** Explicit keys are re-sent when a peer would otherwise have to ratchet this far. */
-const RESEND_AFTER_RATCHETS = 4;
-const MAX_PENDING_KEYS = 4;
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,19 +63,19 @@ class E2EE {
     /** Between `e2ee_state: off` and the first clear frame, and before a new key is used. */
     this.switchDelayMs = options.switchDelayMs ?? 500;
     this.selfId = options.selfId ?? null;
-    const legacy = options.legacy ?? "auto";
-    this.useLegacy = legacy === true || (legacy === "auto" && !hasScriptTransform());
-    this.isSupported = supported() && (!this.useLegacy || hasEncodedStreams());
+    this.frames = new FrameWorker({
+      legacy: options.legacy ?? "auto",
+      graceMs: options.graceMs ?? 5000,
+    });
+    this.isSupported = this.frames.isSupported;
 
     /** "off" | "on" | "unable" — what we announce in `e2ee_state`. */
     this.state = this.isSupported ? "off" : "unable";
     this.wanted = false;
     this.identity = null;
     this.ownKey = new OwnMediaKey();
-    /** id → {publicKey, mode, verified, wrapOut, wrapIn, sentKeyId, hadKey} for listed participants */
-    this.peers = new Map();
-    /** id → [payload]: keys that overtook the list entry carrying the sender's public key */
-    this.pendingKeys = new Map();
+    /** The other members: verification, modes, key distribution (members.js). */
+    this.members = new Members(this);
     this.lastList = [];
     this.currentSas = null;
     /** Bumped by enable/disable: a pending mode switch only completes if still current. */
@@ -86,23 +83,8 @@ class E2EE {
     /** Bumped whenever the send key changes: a delayed key switch only runs if still current. */
     this.keyToken = 0;
     this.serial = Promise.resolve();
-    this.receivers = new WeakMap();
-    this.senders = new WeakSet();
-    this.nextRid = 1;
-    this.statsWaiters = new Map();
-    this.nextReq = 1;
-    this.keyErrors = 0;
-    this.worker = null;
-    if (this.isSupported) {
-      this.worker = new Worker(new URL("./worker.js", import.meta.url), {
-        type: "module",
-        name: "kreis-e2ee",
-      });
-      this.worker.onmessage = (event) => this.gotWorkerMessage(event.data);
-      this.post({ type: "config", graceMs: options.graceMs ?? 5000, defaultMode: "on" });
-      // The worker starts closed (drops every frame we send); by hand the engine starts clear.
-      if (!this.followRoom && !this.required) this.post({ type: "setEncrypt", on: false });
-    }
+    // The worker starts closed (drops every frame we send); by hand the engine starts clear.
+    if (!this.followRoom && !this.required) this.post({ type: "setEncrypt", on: false });
   }
 
   // --- feature detection and peer connection setup -----------------------------------
@@ -113,56 +95,45 @@ class E2EE {
 
   /** Adds what the legacy path needs (`encodedInsertableStreams`) to an RTCConfiguration. */
   rtcConfiguration(config = {}) {
-    if (this.isSupported && this.useLegacy) return { ...config, encodedInsertableStreams: true };
-    return config;
+    return this.frames.rtcConfiguration(config);
   }
 
   attachSender(sender, kind) {
-    if (!this.isSupported || this.senders.has(sender)) return false;
-    this.senders.add(sender);
-    this.attach(sender, { role: "sender", kind });
-    return true;
+    return this.frames.attachSender(sender, kind);
   }
 
   /** Maps a receiver to its publisher; call again when a renegotiation remaps it. */
   attachReceiver(receiver, participantId, kind) {
-    if (!this.isSupported) return false;
-    const known = this.receivers.get(receiver);
-    if (known !== undefined) {
-      this.post({ type: "mapReceiver", rid: known, participantId });
-      return true;
-    }
-    const rid = this.nextRid++;
-    this.receivers.set(receiver, rid);
-    this.post({ type: "mapReceiver", rid, participantId });
-    this.attach(receiver, { role: "receiver", kind, rid, participantId });
-    return true;
+    return this.frames.attachReceiver(receiver, participantId, kind);
   }
 
-  attach(target, options) {
-    if (this.useLegacy) {
-      const { readable, writable } = target.createEncodedStreams();
-      this.worker.postMessage({ type: "stream", readable, writable, options }, [
-        readable,
-        writable,
-      ]);
-    } else {
-      target.transform = new RTCRtpScriptTransform(this.worker, options);
-    }
-  }
-
-  /** The room secret can arrive late: the page that starts a room makes it then. */
-  setRoomSecret(secret, required = false) {
-    return this.run(async () => {
+  /**
+   * The room secret can arrive late: the page that starts a room makes it then, and a
+   * page opened without the fragment gets it when the person pastes the full link.
+   */
+  async setRoomSecret(secret, required = false) {
+    // Without a secret every listed key got ours, verified or not: all of them must lose it.
+    const unverifiedHolders = this.secret === null && this.ownKey.raw !== null;
+    await this.run(async () => {
       this.secret = secret;
       this.roomKeys = null;
       this.required = this.required || Boolean(required);
-      for (const peer of this.peers.values()) {
-        peer.checked = null;
-        peer.verified = null;
-      }
+      this.members.forgetVerification();
       await this.ensureRoomKeys();
     });
+    // Already in the room: our entry gets its MAC, the others are checked again (and
+    // whoever verifies now gets our key, as a newcomer would).
+    if (this.selfId !== null && this.lastList.length) await this.setParticipants(this.lastList);
+    if (unverifiedHolders) {
+      await this.run(async () => {
+        if (this.ownKey.raw === null) return;
+        const key = this.ownKey.renew();
+        this.members.resendAll();
+        await this.members.distribute();
+        this.switchSendKeyLater(key);
+      });
+    }
+    this.onTrustChange();
   }
 
   // --- switching -----------------------------------------------------------------------
@@ -175,12 +146,7 @@ class E2EE {
       const mine = this.lastList.find((e) => e && e.id === this.selfId);
       if (mine) await this.authenticateSelf(mine);
       await this.announce();
-      for (const [id, payloads] of [...this.pendingKeys]) {
-        const peer = this.peers.get(id);
-        if (!peer || !this.trusted(peer)) continue;
-        this.pendingKeys.delete(id);
-        for (const payload of payloads) await this.gotKey(id, payload);
-      }
+      await this.members.takePending();
       await this.updateSas();
     });
   }
@@ -206,11 +172,11 @@ class E2EE {
       if (this.state === "on" && this.ownKey.raw !== null) return true;
       await this.ensureIdentity();
       const key = this.ownKey.renew();
-      for (const peer of this.peers.values()) peer.sentKeyId = null;
+      this.members.resendAll();
       // Hand the new key out before sending with it, as after a leave: a receiver that
       // got a frame under a key id it lacks would try a ratchet of its old key and drop
       // the frame (bad tag). Meanwhile the worker drops our frames: never sent in clear.
-      await this.distribute();
+      await this.members.distribute();
       this.switchSendKeyLater(key);
       this.wasOn = true;
       this.clearConfirmed = false;
@@ -288,13 +254,17 @@ class E2EE {
         this.selfId = msg.id;
         if (this.lastList.length) await this.setParticipants(this.lastList);
         if (this.followRoom && msg.settings) await this.followSetting(msg.settings.e2ee);
-        // A resume: the others forgot our key while we were away. A fresh one, to all.
+        // A resume: the others forgot our key while we were away. A fresh one, to all,
+        // used at once: our media restarts on a new up connection that is not even
+        // negotiated yet, so the key is on its way well before the first frame, and the
+        // encoder's first keyframe is one the others can decrypt.
         await this.run(async () => {
           if (this.ownKey.raw === null) return;
           const key = this.ownKey.renew();
-          for (const peer of this.peers.values()) peer.sentKeyId = null;
-          await this.distribute();
-          this.switchSendKeyLater(key);
+          this.members.resendAll();
+          this.keyToken++;
+          this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
+          await this.members.distribute();
         });
         break;
       case "room_state":
@@ -304,7 +274,7 @@ class E2EE {
         await this.setParticipants(msg.participants ?? []);
         break;
       case "e2ee_key":
-        await this.run(() => this.gotKey(msg.from, msg.payload));
+        await this.run(() => this.members.gotKey(msg.from, msg.payload));
         break;
       case "removed":
       case "room_ended":
@@ -341,18 +311,9 @@ class E2EE {
   }
 
   postModes() {
-    for (const [id, peer] of this.peers) {
+    for (const [id, peer] of this.members.peers) {
       this.post({ type: "setMode", participantId: id, mode: this.effectiveMode(peer) });
     }
-  }
-
-  /** Whether a peer may get our key and may give us theirs. */
-  trusted(peer) {
-    return Boolean(peer.publicKey) && (this.secret === null || peer.verified === true);
-  }
-
-  wrapSalt(peer) {
-    return this.secret !== null && peer.verified === true ? this.roomKeys.wrapSalt : null;
   }
 
   async ensureRoomKeys() {
@@ -365,93 +326,24 @@ class E2EE {
       this.lastList = list;
       if (this.selfId === null) return; // `joined` says who we are; it replays the list
       await this.ensureRoomKeys();
-      const seen = new Set();
-      let joined = false;
-      let left = false;
-      let trustChanged = false;
-      for (const entry of list) {
-        if (!entry) continue;
-        if (entry.id === this.selfId) {
-          await this.authenticateSelf(entry);
-          continue;
-        }
-        // Someone away (dropped, may resume) is gone for the keys: they held our key, so
-        // we renew it; when they come back they are a newcomer and get the new one.
-        if (entry.away) continue;
-        seen.add(entry.id);
-        let peer = this.peers.get(entry.id);
-        if (!peer) {
-          peer = { publicKey: null, mode: null, verified: null, checked: null, sentKeyId: null, hadKey: false };
-          this.peers.set(entry.id, peer);
-          trustChanged = true;
-        }
-        const publicKey = typeof entry.public_key === "string" ? entry.public_key : null;
-        const wasTrusted = this.trusted(peer);
-        if (publicKey !== peer.publicKey) {
-          if (peer.publicKey !== null) {
-            // A new public key for someone listed: a leave plus a join. Whoever holds the
-            // new key must not read what our current key protects (and the old one expires).
-            this.post({ type: "removeParticipant", participantId: entry.id });
-            if (wasTrusted) left = true;
-          }
-          peer.publicKey = publicKey;
-          peer.wrapOut = null;
-          peer.wrapIn = null;
-          peer.sentKeyId = null;
-          peer.hadKey = false;
-        }
-        if (this.roomKeys !== null) {
-          const checked = `${entry.auth}|${entry.kind}|${entry.name}|${publicKey}`;
-          if (checked !== peer.checked) {
-            peer.checked = checked;
-            const verified = publicKey !== null && (await verifyMember(this.roomKeys.authKey, entry));
-            if (verified !== peer.verified) {
-              if (peer.verified === true) left = true; // it lost its proof: as if it left
-              peer.verified = verified;
-              peer.wrapOut = null;
-              peer.wrapIn = null;
-              peer.sentKeyId = null;
-              trustChanged = true;
-            }
-          }
-        }
-        // Someone gets our key for the first time (new, back, or now verified): a newcomer
-        // must not read what was said before, so ratchet first.
-        if (!wasTrusted && this.trusted(peer)) joined = true;
-        const mode = entry.e2ee === "on" ? "on" : "off";
-        if (mode !== peer.mode) {
-          peer.mode = mode;
-          this.post({ type: "setMode", participantId: entry.id, mode: this.effectiveMode(peer) });
-        }
-        const pending = this.pendingKeys.get(entry.id);
-        if (pending && this.trusted(peer)) {
-          this.pendingKeys.delete(entry.id);
-          for (const payload of pending) await this.gotKey(entry.id, payload);
-        }
-      }
-      for (const [id, peer] of [...this.peers]) {
-        if (!seen.has(id)) {
-          this.peers.delete(id);
-          this.post({ type: "removeParticipant", participantId: id });
-          if (this.trusted(peer)) left = true;
-          trustChanged = true;
-        }
-      }
+      const { joined, left, trustChanged } = await this.members.update(list, (entry) =>
+        this.authenticateSelf(entry),
+      );
       if (this.ownKey.raw !== null) {
         if (left) {
           // Whoever left holds our key: a fresh one, sent to everyone, used after the delay.
           const key = this.ownKey.renew();
-          for (const peer of this.peers.values()) peer.sentKeyId = null;
-          await this.distribute();
+          this.members.resendAll();
+          await this.members.distribute();
           this.switchSendKeyLater(key);
         } else if (joined) {
           // A newcomer must not read what was said before: ratchet, the others follow.
           const key = await this.ownKey.ratchet();
           this.keyToken++;
           this.post({ type: "setSendKey", keyId: key.keyId, raw: key.raw });
-          await this.distribute();
+          await this.members.distribute();
         } else {
-          await this.distribute();
+          await this.members.distribute();
         }
       }
       await this.updateSas();
@@ -485,60 +377,6 @@ class E2EE {
     }, this.switchDelayMs);
   }
 
-  /** Sends our current media key to each peer that lacks it (or lags many ratchet steps). */
-  async distribute() {
-    if (this.ownKey.raw === null || this.selfId === null || this.identity === null) return;
-    const { keyId, raw } = this.ownKey;
-    for (const [id, peer] of this.peers) {
-      if (!this.trusted(peer)) continue; // unverified: no key, ever
-      const behind = peer.sentKeyId === null ? Infinity : (keyId - peer.sentKeyId) >>> 0;
-      if (behind < RESEND_AFTER_RATCHETS) continue;
-      try {
-        peer.wrapOut ??= await deriveWrapKey(
-          this.identity.privateKey,
-          peer.publicKey,
-          this.selfId,
-          id,
-          this.wrapSalt(peer),
-        );
-        const payload = await wrapMediaKey(peer.wrapOut, this.selfId, id, keyId, raw);
-        peer.sentKeyId = keyId;
-        this.sendSignal({ type: "e2ee_key", to: id, payload });
-      } catch {
-        this.keyErrors++; // a broken public key: that peer cannot get our media
-      }
-    }
-  }
-
-  async gotKey(from, payload) {
-    if (typeof from !== "string" || typeof payload !== "string") return;
-    const peer = this.peers.get(from);
-    if (!peer || !this.trusted(peer) || this.identity === null || this.selfId === null) {
-      // The key can overtake the participant list that carries the sender's public key.
-      const pending = this.pendingKeys.get(from) ?? [];
-      if (pending.length < MAX_PENDING_KEYS) pending.push(payload);
-      this.pendingKeys.set(from, pending);
-      return;
-    }
-    try {
-      peer.wrapIn ??= await deriveWrapKey(
-        this.identity.privateKey,
-        peer.publicKey,
-        from,
-        this.selfId,
-        this.wrapSalt(peer),
-      );
-      const { keyId, raw } = await unwrapMediaKey(peer.wrapIn, from, this.selfId, payload);
-      this.post({ type: "setKey", participantId: from, keyId, raw });
-      // Frames from this publisher may have been dropped while the key was on its way;
-      // a keyframe lets its video start again at once (the SFU throttles these).
-      peer.hadKey = true;
-      this.requestKeyframe(from);
-    } catch {
-      this.keyErrors++;
-    }
-  }
-
   // --- what the page shows -------------------------------------------------------------
 
   /** The safety number {digits, groups} once every member's reveal checks out, else null. */
@@ -548,16 +386,11 @@ class E2EE {
 
   /** What the page shows about trust: verified members, problems, held, required. */
   trust() {
-    const members = [];
-    for (const [id, peer] of this.peers) {
-      if (!peer.publicKey) continue;
-      members.push({ id, verified: this.secret === null ? null : peer.verified === true });
-    }
     return {
       hasSecret: this.secret !== null,
       required: this.required,
       held: this.held,
-      members,
+      members: this.members.list(),
       problems: [...this.safety.problems],
     };
   }
@@ -576,17 +409,14 @@ class E2EE {
 
   /** Frame counters from the worker: {encrypted, decrypted, dropped, keyIds, ...}. */
   async stats() {
-    if (!this.worker) {
+    const raw = await this.frames.stats();
+    if (raw === null) {
       return { state: this.state, encrypted: 0, decrypted: 0, dropped: 0, keyIds: {} };
     }
-    const reqId = this.nextReq++;
-    const raw = await new Promise((resolve) => {
-      this.statsWaiters.set(reqId, resolve);
-      this.post({ type: "stats", reqId });
-    });
     const keyIds = { self: raw.sendKeyId };
     for (const [id, s] of Object.entries(raw.perParticipant)) keyIds[id] = s.keyId;
-    return { ...raw, keyIds, state: this.state, keyErrors: this.keyErrors, trust: this.trust() };
+    const keyErrors = this.members.keyErrors;
+    return { ...raw, keyIds, state: this.state, keyErrors, trust: this.trust() };
   }
 
   /** Forgets every key, peer and the SAS (the meeting ended for us); the identity stays. */
@@ -597,8 +427,7 @@ class E2EE {
     await this.run(async () => {
       this.post({ type: "reset" });
       this.ownKey.forget();
-      this.peers.clear();
-      this.pendingKeys.clear();
+      this.members.clear();
       this.lastList = [];
       this.held = false;
       this.roomOn = null;
@@ -614,8 +443,7 @@ class E2EE {
   }
 
   close() {
-    this.worker?.terminate();
-    this.worker = null;
+    this.frames.close();
   }
 
   // --- internals -----------------------------------------------------------------------
@@ -627,15 +455,7 @@ class E2EE {
   }
 
   post(msg) {
-    this.worker?.postMessage(msg);
-  }
-
-  gotWorkerMessage(msg) {
-    if (msg?.type === "stats") {
-      const resolve = this.statsWaiters.get(msg.reqId);
-      this.statsWaiters.delete(msg.reqId);
-      resolve?.(msg.stats);
-    }
+    this.frames.post(msg);
   }
 
   async ensureIdentity() {

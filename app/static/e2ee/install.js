@@ -59,6 +59,18 @@ const TEXTS = {
     "Your link is incomplete (the part after # is missing): the others cannot verify you. Ask the leader for the full link.",
     "Dein Link ist unvollständig (der Teil nach # fehlt): die anderen können dich nicht bestätigen. Bitte die Leitung um den vollständigen Link.",
   ],
+  pasteIntro: [
+    "This page has no room secret (the part of the invite link after #), so nobody can verify you and you get no keys from those who have it. Paste the full invite link:",
+    "Diese Seite hat kein Raumgeheimnis (den Teil des Einladungslinks nach #): niemand kann dich bestätigen, und wer es hat, gibt dir keine Schlüssel. Füge den vollständigen Einladungslink ein:",
+  ],
+  pasteLabel: ["Full invite link", "Vollständiger Einladungslink"],
+  pasteButton: ["Use link", "Link verwenden"],
+  pasteOtherRoom: ["That link is for another room.", "Dieser Link gehört zu einem anderen Raum."],
+  pasteNoSecret: [
+    "That link has no room secret (nothing after #). Ask the leader for the full link.",
+    "Dieser Link hat kein Raumgeheimnis (nichts nach #). Bitte die Leitung um den vollständigen Link.",
+  ],
+  pasteBad: ["That is not a link.", "Das ist kein Link."],
   notCovered: [
     "Chat and names are not end-to-end encrypted.",
     "Chat und Namen sind nicht Ende-zu-Ende-verschlüsselt.",
@@ -84,6 +96,8 @@ function text(lang, key, values = {}) {
  * `fragment`: the page's location hash; its room secret (`#s=…`) authenticates members
  * and its `e2ee=1` makes the page refuse clear media for good. `setRoomSecret` on the
  * returned engine sets it later (the leader's page makes one when it starts a room).
+ * A page without it (opened without the fragment, a leader's included) offers a field
+ * to paste the full invite link; `onRoomSecret(secret, required)` then tells the page.
  */
 export function installE2EE({
   sig,
@@ -93,6 +107,7 @@ export function installE2EE({
   lang = () => "en",
   onLangChange = null,
   fragment = "",
+  onRoomSecret = null,
 }) {
   let roomOn = false;
   let participants = [];
@@ -202,8 +217,64 @@ export function installE2EE({
     }
   }
 
+  // Where a page without the room secret takes the full invite link. Outside the status
+  // line, which is rebuilt on every change: typing there would lose focus.
+  const paste = document.createElement("form");
+  paste.className = "e2ee-banner e2ee-paste";
+  paste.hidden = true;
+  const pasteIntro = span("e2ee-paste-intro", "");
+  const pasteInput = document.createElement("input");
+  pasteInput.type = "text";
+  pasteInput.autocomplete = "off";
+  pasteInput.spellcheck = false;
+  pasteInput.className = "e2ee-paste-link";
+  const pasteButton = document.createElement("button");
+  pasteButton.type = "submit";
+  pasteButton.className = "e2ee-paste-use";
+  const pasteError = span("e2ee-paste-error", "");
+  paste.append(pasteIntro, " ", pasteInput, " ", pasteButton, " ", pasteError);
+  (bannerElement ?? statusElement)?.after(paste);
+  paste.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const found = secretFromLink(pasteInput.value);
+    if (found.error) {
+      pasteError.textContent = text(lang, found.error);
+      return;
+    }
+    pasteError.textContent = "";
+    pasteInput.value = ""; // the secret does not linger in the field
+    await e2ee.setRoomSecret(found.secret, found.required);
+    if (onRoomSecret) onRoomSecret(found.secret, found.required);
+    render();
+  });
+
+  /** The room secret of a pasted invite link for this room: {secret, required} or {error}. */
+  function secretFromLink(value) {
+    let link;
+    try {
+      link = new URL(String(value).trim());
+    } catch {
+      return { error: "pasteBad" };
+    }
+    const path = (p) => decodeURIComponent(p).replace(/^\/+|\/+$/g, "").toLowerCase();
+    if (path(link.pathname) !== path(location.pathname)) return { error: "pasteOtherRoom" };
+    const { secret, required } = readFragment(link.hash);
+    return secret ? { secret, required } : { error: "pasteNoSecret" };
+  }
+
+  function renderPaste() {
+    const show = e2ee.state === "on" && !e2ee.trust().hasSecret;
+    paste.hidden = !show;
+    if (!show) return;
+    pasteIntro.textContent = text(lang, "pasteIntro");
+    pasteInput.setAttribute("aria-label", text(lang, "pasteLabel"));
+    pasteInput.placeholder = text(lang, "pasteLabel");
+    pasteButton.textContent = text(lang, "pasteButton");
+  }
+
   function render() {
     renderBanner();
+    renderPaste();
     if (!statusElement) return;
     const state = e2ee.state;
     const trust = e2ee.trust();

@@ -51,6 +51,14 @@ const e2ee = installE2EE({
   fragment: location.hash,
   lang: currentLang,
   onLangChange,
+  onRoomSecret: (secret, required) => {
+    // pasted from the full invite link: kept in this tab's address (never sent), shown to leaders
+    fragment.secret = secret;
+    fragment.required = fragment.required || required;
+    history.replaceState(history.state, "", location.pathname + location.search + fragmentFor(secret, fragment.required));
+    room.leader.secret = secret;
+    room.leader.renderInvite();
+  },
 });
 const media = new LocalMedia();
 const prejoin = new Prejoin(media);
