@@ -4,8 +4,8 @@
 announces the node; then every `heartbeat_seconds` it refreshes its registry entry
 (address, load, serving or draining) and the keys of its live rooms, PINs and groups,
 releases the keys of rooms that ended, and caches the cluster totals for `/metrics`.
-A faster loop hands connections that wait here for a room ("waiting for the leader")
-to the room's owner as soon as the room opens on another node.
+A faster loop writes new rooms and PINs at once and hands connections that wait here
+for a room ("waiting for the leader") to its owner as soon as it opens elsewhere.
 
 Failover: a room's owner is *live* while its registry entry exists and its signalling
 port answers. When an entry finds the owner's port refusing connections (the process
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WAITING_POLL_SECONDS = 0.5
+QUICK_SECONDS = 0.5
 PROBE_TIMEOUT = 1.0
 
 
@@ -100,7 +100,7 @@ class ClusterNode:
         await self.heartbeat()
         self._tasks = [
             asyncio.create_task(self._every(self.config.heartbeat_seconds, self.heartbeat)),
-            asyncio.create_task(self._every(WAITING_POLL_SECONDS, self.move_waiting)),
+            asyncio.create_task(self._every(QUICK_SECONDS, self.quick_check)),
         ]
         log.info("cluster node %s up", self.node_id)
 
@@ -217,6 +217,17 @@ class ClusterNode:
             return True  # unreachable is not dead: the TTL decides
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError):
             return True
+
+    async def quick_check(self) -> None:
+        """Between heartbeats: a room or PIN that appeared or went here is written at
+        once (a caller may dial a new PIN through another node a second later), and
+        waiting connections move to their room's owner."""
+        live = self.hub.store.all()
+        slugs = {r.slug for r in live}
+        pins = {r.dial_in_pin for r in live if r.dial_in_pin and r.settings.dial_in}
+        if slugs != self._held or pins != self._held_pins:
+            await self.heartbeat()
+        await self.move_waiting()
 
     async def move_waiting(self) -> None:
         """Connections waiting here for a room that opened on another node knock there."""

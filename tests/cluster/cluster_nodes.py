@@ -8,17 +8,22 @@ each with its own port and UDP range and the same `[cluster]` key. All of it sta
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kreis_server import KreisServer, free_port, start_server
+from kreis_server import ROOT, KreisServer, free_port, wait_healthy, write_config
 
 CLUSTER_KEY = "test-cluster-key-0123456789abcdefghijklmnop"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+NODE_START_TIMEOUT = 120
+"""Generous: three nodes importing aiortc at once on a busy CI machine."""
 
 
 @dataclass
@@ -39,7 +44,7 @@ class RedisServer:
             check=True,
         ).stdout
 
-    def keys(self) -> list[str]:
+    def scan_keys(self) -> list[str]:
         return [k for k in self.cli("--scan").splitlines() if k]
 
     def stop(self) -> None:
@@ -61,7 +66,9 @@ def start_redis(tmp: Path, persisting: bool = False) -> RedisServer:
         "--repl-diskless-sync", "yes",
     ]  # fmt: skip
     process = subprocess.Popen(
-        args, stdout=open(tmp / "redis.out", "wb"), stderr=subprocess.STDOUT  # noqa: SIM115
+        args,
+        stdout=open(tmp / "redis.out", "wb"),  # noqa: SIM115 - the process owns it
+        stderr=subprocess.STDOUT,
     )
     server = RedisServer(port, process)
     deadline = time.monotonic() + 10
@@ -86,28 +93,45 @@ address = "http://127.0.0.1:{port}"
 """
 
 
-def start_node(
+def launch_node(
     tmp: Path, redis: RedisServer, rooms: dict[str, int] | None = None, extra: str = ""
 ) -> KreisServer:
-    """One node. Its port is chosen first so that its `cluster.address` names it."""
+    """Starts one node without waiting for it (see `wait_nodes`); its port is chosen
+    first so that its `cluster.address` names it."""
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    # start_server picks a free port itself unless the config exists: write it first.
-    from kreis_server import write_config
+    config = tmp / "kreis.toml"
+    if config.exists():  # a restart keeps its config and port
+        port = int(tomllib.loads(config.read_text())["server"]["port"])
+    else:
+        port = free_port()
+        write_config(config, port, cluster_table(redis.url, port, extra), rooms)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name in ("CONFIG", "STATE", "DATA", "CACHE"):
+        env[f"XDG_{name}_HOME"] = str(tmp / f"xdg-{name.lower()}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=open(tmp / "server.out", "wb"),  # noqa: SIM115 - the process owns it
+        stderr=subprocess.STDOUT,
+    )
+    return KreisServer(f"http://127.0.0.1:{port}", port, config, tmp / "logs", process)
 
-    write_config(tmp / "kreis.toml", port, cluster_table(redis.url, port, extra), rooms)
-    return start_server(tmp)
+
+def wait_nodes(nodes: list[KreisServer], timeout: float = NODE_START_TIMEOUT) -> None:
+    try:
+        for node in nodes:
+            wait_healthy(node.url, node.process, node.config_path.parent / "server.out", timeout)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
 
 
 def start_nodes(
     tmp: Path, redis: RedisServer, count: int, rooms: dict[str, int] | None = None
 ) -> list[KreisServer]:
-    nodes: list[KreisServer] = []
-    try:
-        for i in range(count):
-            nodes.append(start_node(tmp / f"node{i}", redis, rooms))
-    except BaseException:
-        for node in nodes:
-            node.stop()
-        raise
+    """Started side by side: each node takes seconds to import its SFU."""
+    nodes = [launch_node(tmp / f"node{i}", redis, rooms) for i in range(count)]
+    wait_nodes(nodes)
     return nodes

@@ -26,7 +26,9 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer) -> Iterator[list[KreisServer]]:
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, redis: RedisServer
+) -> Iterator[list[KreisServer]]:
     started = start_nodes(tmp_path_factory.mktemp("nodes"), redis, 3, ROOMS)
     try:
         yield started
