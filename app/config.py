@@ -10,10 +10,13 @@ and 65535`). `[sip]` and `[console]` are kept raw for the gateway and the consol
 from __future__ import annotations
 
 import difflib
+import hashlib
+import hmac
 import ipaddress
 import logging
 import os
 import re
+import secrets
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -70,6 +73,8 @@ def _check_text(key: str, value: str, check: str, base_dir: Path) -> str:
             raise _problem(key, "ip") from None
     if check == "path" and value:
         return str(base_dir / Path(value).expanduser())
+    if check == "secret" and value and len(value) < 32:
+        raise _problem(key, "secret_short")
     return value
 
 
@@ -128,6 +133,11 @@ class ServerConfig:
         default=("127.0.0.1", "::1"), metadata={"check": "networks"}
     )
     """Addresses or networks whose X-Forwarded-For header is honoured."""
+    resume_key: str = field(default="", metadata={"check": "secret"})
+    """Secret (at least 32 characters) that signs resume tokens, so that admitted people
+    come back without knocking after a drop or a restart. `kreis serve` writes a random
+    one into a first config; empty: derived from the groups' password hashes (then
+    adding, removing or re-keying a group ends the tokens in flight)."""
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -150,8 +160,9 @@ class RoomsConfig:
     """An empty room ends after this many seconds."""
     knock_timeout_seconds: int = field(default=900, metadata=_range(10, 86400))
     """A lobby entrant nobody admits is sent away after this many seconds."""
-    resume_grace_seconds: int = field(default=60, metadata=_range(0, 3600))
-    """A dropped participant may reconnect without the lobby within this time."""
+    resume_grace_seconds: int = field(default=120, metadata=_range(0, 3600))
+    """A dropped participant (or everyone, after a server restart) may come back without
+    the lobby within this time; 0: never."""
     max_participants: int = field(default=50, metadata=_range(2, 1000))
     """Admitted participants (including phone callers) per room; the lobby does not
     count, so entrants cannot fill a room."""
@@ -489,6 +500,8 @@ _FIRST_CONFIG = """\
 [server]
 host = "127.0.0.1"
 port = 8080
+# Signs resume tokens (admitted people come back without knocking after a restart).
+resume_key = "{resume_key}"
 
 [groups.{group}]
 password_hash = "{password_hash}"
@@ -505,7 +518,11 @@ def write_first_config(path: Path, group_id: str = FIRST_GROUP) -> tuple[str, st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     password = generate_password()
-    text = _FIRST_CONFIG.format(group=group_id, password_hash=hash_password(password))
+    text = _FIRST_CONFIG.format(
+        group=group_id,
+        password_hash=hash_password(password),
+        resume_key=secrets.token_urlsafe(32),
+    )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -528,6 +545,20 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def resume_key(config: Config) -> bytes:
+    """The key resume tokens are signed with (app/resume.py): `server.resume_key`, or,
+    without one, derived from the groups' password hashes, which are secrets only this
+    server holds (salted scrypt hashes) and survive a restart unchanged."""
+    explicit = config.server.resume_key
+    if explicit:
+        return hashlib.sha256(b"kreis-resume\0" + explicit.encode()).digest()
+    mac = hmac.new(b"kreis-resume-derived", digestmod=hashlib.sha256)
+    for group_id in sorted(config.groups):
+        mac.update(group_id.encode() + b"\0" + config.groups[group_id].password_hash.encode())
+        mac.update(b"\0")
+    return mac.digest()
 
 
 def check_bind_safety(config: Config) -> None:

@@ -91,6 +91,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "must be empty or a URL starting with turn: or turns:",
         "muss leer sein oder eine mit turn: oder turns: beginnende URL",
     ),
+    "config.secret_short": (
+        "must be empty or a secret of at least 32 characters",
+        "muss leer sein oder ein Geheimnis aus mindestens 32 Zeichen",
+    ),
     "config.ip": (
         "must be an IP address such as 127.0.0.1",
         "muss eine IP-Adresse sein, z. B. 127.0.0.1",
