@@ -550,7 +550,10 @@ def _is_loopback(host: str) -> bool:
 def resume_key(config: Config) -> bytes:
     """The key resume tokens are signed with (app/resume.py): `server.resume_key`, or,
     without one, derived from the groups' password hashes, which are secrets only this
-    server holds (salted scrypt hashes) and survive a restart unchanged."""
+    server holds (salted scrypt hashes) and survive a restart unchanged. In a cluster,
+    the cluster key: every node must verify a token another node issued."""
+    if config.cluster is not None:
+        return hashlib.sha256(b"kreis-resume\0cluster\0" + config.cluster.key.encode()).digest()
     explicit = config.server.resume_key
     if explicit:
         return hashlib.sha256(b"kreis-resume\0" + explicit.encode()).digest()
