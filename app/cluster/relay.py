@@ -195,9 +195,9 @@ class Relay:
         if kind == "join":
             route.join = text
         owner = await self.node.live_owner(slug)
-        if owner is None and kind == "create_room" and conn.group is not None:
+        if owner is None and self._starts_room(conn, kind, data, slug):
             owner = await self.node.place(slug)
-            if owner is not None:
+            if owner is not None and conn.group is not None:
                 await self.node.directory.add_group_node(conn.group, owner)
         if owner is None or owner == self.node.node_id:
             return False
@@ -205,6 +205,20 @@ class Relay:
         if kind == "join":
             route.member = link
         return True
+
+    def _starts_room(self, conn: Connection, kind: str, data: dict[str, Any], slug: str) -> bool:
+        """Whether this message may start a room that no node holds: a leader's
+        `create_room`, or a leader's resume token after the owner died (the room comes
+        back on the least-loaded node). A guest's token never starts a room: the guest
+        waits here until a leader has brought it back, then moves to its owner."""
+        if kind == "create_room":
+            return conn.group is not None
+        token = data.get("resume")
+        if kind not in ("join", "watch") or not isinstance(token, str):
+            return False
+        signer: Any = getattr(self.hub, "signer", None)  # app/resume.py, via the hub
+        claim = signer.verify(token, slug, time.time()) if signer is not None else None
+        return claim is not None and bool(claim.role == "leader")
 
     async def move_waiting(self, conn: Connection, owner: str) -> None:
         """A room this connection waits for has opened on another node: knock there."""
