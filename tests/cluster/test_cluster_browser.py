@@ -4,7 +4,9 @@ its media straight to the owner's SFU)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,9 +14,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from kreis_server import KreisServer
+from kreis_server import GROUP, PASSWORD, KreisServer
 from page_checks import media, start_room, wait_for
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from app.client import KreisClient
 
 pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 
@@ -37,7 +41,7 @@ class Pages:
         self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
 
-    async def open(self, url: str, name: str) -> Page:
+    async def open(self, url: str, name: str, leader: bool = False) -> Page:
         context = await self.browser.new_context(
             locale="en-US", viewport={"width": 900, "height": 600}
         )
@@ -45,9 +49,12 @@ class Pages:
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda err: self.errors.append(str(err)))
-        await page.goto(url)
+        await page.goto(url + ("#leader" if leader else ""))
         await page.fill("#name", name)
         await page.check("#rules")
+        if leader:
+            await page.fill("#leader-group", GROUP)
+            await page.fill("#leader-password", PASSWORD)
         await page.click("#join")
         return page
 
@@ -117,3 +124,137 @@ async def test_page_on_a_node_that_does_not_own_the_room_gets_in_with_media(
 
 async def _in_room(page: Page) -> bool:
     return await state(page) == "room"
+
+
+async def totals(page: Page) -> tuple[float, float, int]:
+    """Frames decoded and audio energy summed over everyone the page receives, and
+    how many others it receives."""
+    got = await media(page)
+    return (
+        sum(m["frames"] for m in got.values()),
+        sum(m["energy"] for m in got.values()),
+        len(got),
+    )
+
+
+class Console:
+    """A leader's console over the protocol (what `kreis console` speaks): watches the
+    room, admits, and after a dropped connection signs in again and watches the room
+    with its resume token, as the console does by itself."""
+
+    def __init__(self, url: str, slug: str) -> None:
+        self.url, self.slug = url, slug
+        self.client: Any = None
+        self.token: str | None = None
+        self.back = asyncio.Event()
+
+    async def start(self) -> None:
+        self.client = await self._connect()
+        await self.client.request({"type": "watch", "room": self.slug}, "room_state")
+
+    async def _connect(self) -> Any:
+        client = KreisClient(self.url, kind="console")
+        await client.connect()
+        await client.request({"type": "login", "group": GROUP, "password": PASSWORD}, "login_ok")
+        client.on_message.append(self._seen)
+        return client
+
+    def _seen(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "resume_token" and msg.get("room") == self.slug:
+            self.token = msg["token"]
+
+    async def come_back(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        await asyncio.wait_for(self.client.closed.wait(), timeout)
+        while time.monotonic() < deadline:
+            try:
+                self.client = await self._connect()
+                await self.client.request(
+                    {"type": "watch", "room": self.slug, "resume": self.token}, "room_state"
+                )
+                self.back.set()
+                return
+            except Exception:
+                await asyncio.sleep(0.3)
+        raise AssertionError("the console did not get back into its room")
+
+    async def admit_next(self) -> str:
+        while True:
+            queue = await self.client.expect("lobby_queue", timeout=30)
+            if queue["entrants"]:
+                entrant = queue["entrants"][-1]
+                await self.client.send({"type": "admit", "room": self.slug, "id": entrant["id"]})
+                return str(entrant["id"])
+
+
+async def test_owner_killed_everyone_back_on_another_node_without_knocking(
+    nodes: list[KreisServer], pages: Pages
+) -> None:
+    slug = "ausfall-raum"
+    before = [rooms_on(n) for n in nodes]
+    creator = KreisClient(nodes[0].url, kind="console")
+    await creator.connect()
+    await creator.request({"type": "login", "group": GROUP, "password": PASSWORD}, "login_ok")
+    await creator.request(
+        {"type": "create_room", "slug": slug, "lobby": True, "password": None, "dial_in": False},
+        "room_created",
+    )
+    after = [rooms_on(n) for n in nodes]
+    owner = next(i for i in range(len(nodes)) if after[i] > before[i])
+    entry = nodes[(owner + 1) % len(nodes)]  # everyone comes in through a non-owner
+    console = Console(entry.url, slug)
+    await console.start()
+    await creator.close()
+    invite = nodes[owner].invite(slug)
+    url = f"{entry.url}/{slug}?k={invite}"
+    try:
+        people = []
+        leader_page = await pages.open(url, "", leader=True)
+        people.append(leader_page)
+        for name in ("Ahorn", "Birke"):
+            guest = await pages.open(url, name)
+            await console.admit_next()
+            people.append(guest)
+        for p in people:
+            await wait_for(lambda p=p: _in_room(p), 30, "in the room")
+        for p in people:
+            await wait_for(lambda p=p: sees_and_hears(p, 2), 40, "video and audio decoded")
+        waiting = await pages.open(url, "Wartend")
+        await wait_for(lambda: _state_is(waiting, "lobby"), 20, "in the lobby")
+
+        killed = time.monotonic()
+        nodes[owner].process.kill()
+        console_back = asyncio.create_task(console.come_back())
+        await asyncio.sleep(1.0)  # the old streams have stopped: later frames are new
+        frozen = [await totals(p) for p in people]
+        back_at: list[float] = []
+        for p, (frames, energy, _) in zip(people, frozen, strict=True):
+
+            async def flowing(p: Page = p, frames: float = frames, energy: float = energy) -> bool:
+                if await state(p) != "room":
+                    return False
+                now_frames, now_energy, others = await totals(p)
+                return others >= 2 and now_frames > frames and now_energy > energy
+
+            await wait_for(flowing, 30, "media again after the owner died")
+            back_at.append(time.monotonic() - killed)
+        await console_back
+        worst = max(back_at)
+        print(f"FAILOVER: back with video and audio {worst:.1f} s after kill -9 "
+              f"(per page: {', '.join(f'{t:.1f}' for t in back_at)})")  # fmt: skip
+        for p in people:
+            await wait_for(lambda p=p: sees_and_hears(p, 2), 20, "both others seen and heard")
+        # nobody knocked: every returning page went straight in; the leader still leads
+        assert (await leader_page.evaluate("window.kreis.me"))["role"] == "leader"
+        # the fourth page knocks again and waits in the lobby of the room's new home
+        await asyncio.sleep(2)
+        assert await state(waiting) in ("lobby", "waiting_leader"), await state(waiting)
+        assert worst < 10, back_at
+    finally:
+        if console.client is not None:
+            await console.client.send({"type": "end_room", "room": slug})
+            await console.client.close()
+
+
+async def _state_is(page: Page, wanted: str) -> bool:
+    return await state(page) == wanted
