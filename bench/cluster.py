@@ -125,21 +125,30 @@ async def leader(url: str) -> KreisClient:
     return client
 
 
-async def start_rooms(url: str, slugs: list[str]) -> None:
+async def start_rooms(url: str, slugs: list[str]) -> KreisClient:
+    """A leader that started the rooms and stays (empty rooms end after 3 s here)."""
     client = await leader(url)
     for slug in slugs:
         await client.request(
             {"type": "create_room", "slug": slug, "lobby": False, "password": None},
             "room_created",
         )
-    await client.close()  # the rooms outlive the socket while people are in them
+    return client
+
+
+async def end_rooms(client: KreisClient, slugs: list[str]) -> None:
+    for slug in slugs:
+        await client.send({"type": "end_room", "room": slug})
+    await asyncio.sleep(0.5)
+    await client.close()
 
 
 def capacity_step(
     nodes: list[KreisServer], rooms: int, size: int, seconds: float, tag: str
 ) -> Figures:
     slugs = [f"kapazitaet-{tag}-{i}" for i in range(rooms)]
-    asyncio.run(start_rooms(nodes[0].url, slugs))
+    loop = asyncio.new_event_loop()
+    started = loop.run_until_complete(start_rooms(nodes[0].url, slugs))
     placed = [rooms_on(n) for n in nodes]
     lo, hi = bench_server.CLIENT_PORTS
     params = [
@@ -162,8 +171,10 @@ def capacity_step(
         figures = measure(f"{len(nodes)}node", nodes[0].process.pid, fleets, seconds, size - 1)
     finally:
         _close_fleets(fleets)
+        loop.run_until_complete(end_rooms(started, slugs))
+        loop.close()
     print(f"  {len(nodes)} node(s), {rooms} rooms (placed {placed}): {figures.line()}", flush=True)
-    time.sleep(5)  # the rooms end (empty_timeout 3 s) before the next step
+    time.sleep(3)  # every node's load in Redis is back to idle before the next step
     return figures
 
 
