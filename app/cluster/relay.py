@@ -197,6 +197,9 @@ class Relay:
         owner = await self.node.live_owner(slug)
         if owner is None and self._starts_room(conn, kind, data, slug):
             owner = await self.node.place(slug)
+            if owner is None and self.node.state == "draining":
+                conn.error("internal", kind)  # no serving node, and not here (as max_rooms)
+                return True
             if owner is not None and conn.group is not None:
                 await self.node.directory.add_group_node(conn.group, owner)
         if owner is None or owner == self.node.node_id:

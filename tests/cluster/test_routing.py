@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -189,14 +190,37 @@ def test_redis_with_appendonly_is_refused(tmp_path: Path) -> None:
         assert result.returncode != 0
         assert "appendonly" in result.stderr and "allow_persisting_redis" in result.stderr
         assert "Traceback" not in result.stderr
-        # the operator's explicit override lets it run
+        # the operator's explicit override lets it run (and its node drains)
         config.unlink()
         write_config(config, port, cluster_table(redis.url, port, "allow_persisting_redis = true"))
         node = launch_node(tmp_path, redis)
         wait_nodes([node])
-        node.stop()
+        try:
+            asyncio.run(drain_alone(node))
+        finally:
+            node.stop()
     finally:
         redis.stop()
+
+
+async def drain_alone(node: KreisServer) -> None:
+    """SIGUSR1 drains a node: no new room there, and it exits when its last has ended."""
+    console = await leader(node)
+    try:
+        await create(console, "vor-der-wartung")
+        node.process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(3)  # a heartbeat: the registry says draining
+        await console.send(
+            {"type": "create_room", "slug": "nach-der-wartung", "lobby": True, "password": None}
+        )
+        refused = await console.expect("error")
+        assert refused["code"] == "internal", refused  # no serving node anywhere
+        assert metric(node, "kreis_node_draining") == 1
+        assert node.process.poll() is None  # its room still runs
+        await console.send({"type": "end_room", "room": "vor-der-wartung"})
+    finally:
+        await console.close()
+    assert node.process.wait(timeout=20) == 0  # exits by itself once drained
 
 
 async def test_redis_holds_nothing_in_clear_and_nothing_afterwards(
