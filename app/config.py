@@ -557,6 +557,8 @@ def resume_key(config: Config) -> bytes:
     explicit = config.server.resume_key
     if explicit:
         return hashlib.sha256(b"kreis-resume\0" + explicit.encode()).digest()
+    if not config.groups:  # nothing secret to derive from (no room can start anyway)
+        return secrets.token_bytes(32)
     mac = hmac.new(b"kreis-resume-derived", digestmod=hashlib.sha256)
     for group_id in sorted(config.groups):
         mac.update(group_id.encode() + b"\0" + config.groups[group_id].password_hash.encode())

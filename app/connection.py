@@ -23,6 +23,7 @@ from app.rooms import new_id
 from app.security import address_key
 
 if TYPE_CHECKING:
+    from app.resume import ResumeClaim
     from app.rooms import Member, Room
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class Waiting:
     password: str | None
     group: str
     """The group whose invitation the knock carries: only its room lets them in."""
+    claim: ResumeClaim | None = None
+    """Someone admitted before a server restart, back with a valid resume token: seated
+    without the lobby when a leader's token restarts that very room (else they knock)."""
 
 
 @dataclass(eq=False)

@@ -166,6 +166,7 @@ async def got_create_room(hub: Hub, conn: Connection, msg: p.CreateRoom) -> None
 
 
 def watch(hub: Hub, conn: Connection, room: Room) -> None:
+    led = room.leader_present()
     room.watchers[conn.id] = conn
     conn.watching.add(room.slug)
     room.touch()
@@ -173,11 +174,16 @@ def watch(hub: Hub, conn: Connection, room: Room) -> None:
     conn.send(room.lobby_msg())
     conn.send(room.participants_msg())
     room.send_chat_history(conn)
+    hub.tokens.send_watch_token(room, conn, time.time())
+    hub.leaders_changed(room, led)
 
 
 async def got_watch(hub: Hub, conn: Connection, msg: p.Watch) -> None:
     require_leader(conn)
     room = hub.store.get(msg.room)
+    if room is None and msg.resume is not None and not slug_problem(msg.room):
+        # After a server restart the console brings its room back with its token.
+        room = await hub.restart_watched(conn, msg.room, msg.resume)
     if room is None or room.group != conn.group:
         raise Refused("no_such_room")  # another group's room is none of theirs
     watch(hub, conn, room)
@@ -187,8 +193,10 @@ async def got_unwatch(hub: Hub, conn: Connection, msg: p.Unwatch) -> None:
     room = hub.store.get(msg.room)
     conn.watching.discard(msg.room)
     if room is not None:
+        led = room.leader_present()
         room.watchers.pop(conn.id, None)
         room.touch()
+        hub.leaders_changed(room, led)
 
 
 # -- entering and leaving

@@ -27,15 +27,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from app.comeback import ResumeDesk
 from app.connection import Connection, Waiting
+from app.logsetup import log_room_started
 from app.protocol import (
     Joined,
+    LeaderState,
     LobbyStatus,
     Removed,
     RoomEnded,
     WaitingForLeader,
 )
 from app.ratelimit import EventLimiter, SecretLimiter
+from app.resume import FLAG_E2EE, FLAG_LOBBY, FLAG_LOCKED, ResumeClaim, new_token_id
 from app.rooms import Member, MemoryRoomStore, ResumeTicket, Room, new_id
 from app.security import address_key
 
@@ -84,6 +88,8 @@ class Hub:
         self.waiting: dict[str, set[Connection]] = {}
         self._knock_timers: dict[str, asyncio.TimerHandle] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self.tokens = ResumeDesk(config, self.limiter)
+        """Resume tokens: issued, refreshed, checked and revoked (app/comeback.py)."""
 
     # -- lifecycle
 
@@ -99,7 +105,8 @@ class Hub:
             await self.end_room(room, notify=False)
 
     async def _reap(self) -> None:
-        """Ends rooms that stayed empty too long and forgets expired resume tickets."""
+        """Ends rooms that stayed empty too long, forgets expired resume tickets and
+        refreshes the resume tokens of everyone in a room."""
         while True:
             await asyncio.sleep(1)
             await self._reap_once(time.monotonic())
@@ -108,14 +115,50 @@ class Hub:
         # Its own method so that no local variable outlives a room it ended: an ended
         # room must be unreachable at once, not when the next room happens to start.
         timeout = self.config.rooms.empty_timeout_seconds
+        wall = time.time()
+        self.tokens.prune(wall)
         for room in self.store.all():
-            expired = [token for token, ticket in room.resume.items() if ticket.expires < now]
-            for token in expired:
-                del room.resume[token]
+            expired = [t for t in room.resume.values() if t.expires < now]
+            for ticket in expired:
+                del room.resume[ticket.member_id]
+                self.tokens.revoke(ticket.token_id)
             if expired:
                 room.broadcast_participants()
             if room.empty_since is not None and now - room.empty_since >= timeout:
                 await self.end_room(room, notify=False)
+                continue
+            self.tokens.refresh(room, wall)
+
+    # -- resume tokens (the bookkeeping is app/comeback.py)
+
+    def _restart_room(self, slug: str, claim: ResumeClaim) -> Room | None:
+        """A leader's token brings back the room it names after a restart: same
+        instance (so the others' tokens fit), same group, same switches. The room
+        password, PIN, chat and bar list are gone with the old process."""
+        if claim.role != "leader" or claim.group not in self.config.groups:
+            return None
+        if len(self.store.all()) >= self.config.rooms.max_rooms:
+            return None
+        room = Room(slug, claim.group)
+        room.instance = claim.instance
+        room.invite_url = self.room_url(slug, claim.group)
+        room.settings.lobby = bool(claim.flags & FLAG_LOBBY)
+        room.settings.locked = bool(claim.flags & FLAG_LOCKED)
+        room.settings.e2ee = bool(claim.flags & FLAG_E2EE)
+        self.store.add(room)
+        log_room_started(claim.group)
+        log.info("room started again by a leader's resume token")
+        return room
+
+    async def restart_watched(self, conn: Connection, slug: str, token: str) -> Room | None:
+        """`watch` with a token after a restart: the console's room starts again."""
+        claim = self.tokens.claim(conn, slug, token)
+        if claim is None or claim.member_id or claim.group != conn.group:
+            return None
+        room = self._restart_room(slug, claim)
+        if room is not None:
+            await self.room_started(room)
+        return room
 
     # -- helpers
 
@@ -193,9 +236,11 @@ class Hub:
         resume: str | None,
         invite: str | None = None,
     ) -> None:
+        if resume is not None:
+            claim = self.tokens.claim(conn, slug, resume)
+            if claim is not None and await self._resume(conn, slug, claim):
+                return
         room = self.store.get(slug)
-        if room is not None and resume is not None and self._resume(conn, room, resume):
-            return
         if conn.kind == "console" and conn.group is None:
             raise Refused("console_not_leader")
         self._count_knock(conn)
@@ -211,16 +256,57 @@ class Hub:
             return
         await self.enter(conn, room, name, password, invited=group is not None)
 
-    def _resume(self, conn: Connection, room: Room, token: str) -> bool:
-        """Back in without the lobby, with a ticket from a dropped connection (a lock
-        keeps new people out, not admitted people coming back)."""
-        ticket = room.resume.pop(token, None)
-        if ticket is None or ticket.expires < time.monotonic():
+    async def _resume(self, conn: Connection, slug: str, claim: ResumeClaim) -> bool:
+        """Back in without the lobby, with a valid token (a lock keeps new people out,
+        not admitted people coming back). False: the holder knocks as usual.
+
+        No room (the server restarted): a leader's token starts it again; anyone
+        else's waits for that, never starting a room by itself, so that a room that
+        ended before the restart cannot be brought back by a guest."""
+        if not claim.member_id or claim.kind != conn.kind or claim.name is None:
             return False
-        member = Member(ticket.member_id, ticket.name, ticket.kind, ticket.role, conn)
+        room = self.store.get(slug)
+        if room is None:
+            room = self._restart_room(slug, claim)
+            if room is None:
+                self._check_lobby_share(conn)
+                conn.waiting = Waiting(slug, claim.name, None, claim.group, claim)
+                self.waiting.setdefault(slug, set()).add(conn)
+                conn.send(WaitingForLeader(slug))
+                return True
+            await self._seat_resumed(conn, room, claim)
+            await self.room_started(room)
+            return True
+        if claim.instance != room.instance or claim.group != room.group:
+            return False  # a room started anew at this slug: its lobby decides
+        if claim.name.casefold() in room.barred:
+            return False
+        await self._seat_resumed(conn, room, claim)
+        return True
+
+    async def _seat_resumed(self, conn: Connection, room: Room, claim: ResumeClaim) -> None:
+        assert claim.name is not None
+        present = room.participants.get(claim.member_id)
+        if present is not None:
+            # Its old socket has not noticed the drop yet: the returning one takes over.
+            await self._displace(room, present)
+        room.resume.pop(claim.member_id, None)
+        self.tokens.spend(claim)
+        member = Member(claim.member_id, claim.name, claim.kind, claim.role, conn)
+        member.token_id = claim.token_id
+        member.generation = claim.generation + 1
         self._seat(conn, room, member)
         self.admit(room, member)
-        return True
+
+    async def _displace(self, room: Room, member: Member) -> None:
+        room.participants.pop(member.id, None)
+        if self.media is not None:
+            await self.media.left(room, member)
+        peer = member.peer
+        if isinstance(peer, Connection) and peer.member is member:
+            peer.room = None
+            peer.member = None
+            peer.close_soon()
 
     def _count_knock(self, conn: Connection) -> None:
         """Knocks per source address; leaders and the gateway are not limited here."""
@@ -293,7 +379,7 @@ class Hub:
         if room.settings.lobby or kind == "phone":
             room.lobby[member.id] = member
             room.touch()
-            conn.send(LobbyStatus("waiting"))
+            conn.send(LobbyStatus("waiting", leader_present=room.leader_present()))
             self._knock_timers[member.id] = asyncio.get_running_loop().call_later(
                 self.config.rooms.knock_timeout_seconds, self._knock_timed_out, room, member
             )
@@ -356,7 +442,11 @@ class Hub:
     def admit(self, room: Room, member: Member) -> None:
         was_waiting = room.lobby.pop(member.id, None) is not None
         self._stop_knock_timer(member.id)
-        member.resume = new_id("r_")
+        led = room.leader_present()
+        if not member.token_id:
+            member.token_id = new_token_id()
+        resumable = member.kind != "phone" and self.tokens.on
+        member.resume = self.tokens.issue(room, member, time.time()) if resumable else ""
         room.participants[member.id] = member
         room.touch()
         peer = member.peer
@@ -376,8 +466,37 @@ class Hub:
             peer.send(room.state_msg(True, self.config.gateway.numbers))
         if was_waiting:
             room.broadcast_lobby()
+        self.leaders_changed(room, led)
         if self.media is not None:
             self.media.admitted(room, member)
+
+    def leaders_changed(self, room: Room, led: bool, successor: str | None = None) -> None:
+        """Tells everyone when the room has no leader any more or has one again (`led`:
+        whether it had one before the change); lobby entrants learn it too, so that
+        their screen says honestly whether anyone is there to let them in."""
+        present = room.leader_present()
+        if present == led and successor is None:
+            return
+        msg = LeaderState(room.slug, present, successor)
+        for peer in room.audience():
+            peer.send(msg)
+        for entrant in room.lobby.values():
+            entrant.peer.send(LobbyStatus("waiting", leader_present=present))
+
+    def _hand_over(self, room: Room, gone: Member) -> str | None:
+        """When the last leader is gone, the co-leader who has been in longest leads
+        the room; their next resume token says so. Returns their id."""
+        if gone.role != "leader" or room.watchers:
+            return None
+        if any(m.role == "leader" for m in room.participants.values()):
+            return None
+        deputies = [m for m in room.participants.values() if m.role == "coleader"]
+        if not deputies:
+            return None
+        successor = min(deputies, key=lambda m: m.since)
+        successor.role = "leader"
+        log.info("a co-leader took over a room whose leader left")
+        return successor.id
 
     def deny(self, room: Room, member: Member, state: str = "denied") -> None:
         room.lobby.pop(member.id, None)
@@ -408,6 +527,16 @@ class Hub:
             conn.waiting = None
             if waiting is None or conn.closing:
                 continue
+            claim = waiting.claim
+            if (
+                claim is not None
+                and claim.instance == room.instance
+                and self.tokens.still_valid(claim)
+                and claim.name is not None
+                and claim.name.casefold() not in room.barred
+            ):
+                await self._seat_resumed(conn, room, claim)
+                continue
             try:
                 await self.enter(conn, room, waiting.name, waiting.password)
             except Refused as refused:
@@ -431,35 +560,44 @@ class Hub:
                 self._stop_knock_timer(member.id)
                 room.broadcast_lobby()
             elif member.id in room.participants:
+                led = room.leader_present()
                 del room.participants[member.id]
                 # A phone call cannot come back (the gateway never resumes): gone is gone.
                 resumable = member.kind != "phone"
-                if dropped and resumable and self.config.rooms.resume_grace_seconds > 0:
-                    # Listed as away until the ticket is used, expires, or a leader
-                    # removes them (which kills the ticket).
-                    room.resume[member.resume] = ResumeTicket(
+                if dropped and resumable and self.tokens.on:
+                    # Listed as away until the token is used, expires, or a leader
+                    # removes them (which revokes it).
+                    room.resume[member.id] = ResumeTicket(
                         member.id,
                         member.name,
                         member.role,
                         member.kind,
                         time.monotonic() + self.config.rooms.resume_grace_seconds,
+                        member.token_id,
                     )
+                else:  # left on purpose: their token seats nobody any more
+                    self.tokens.revoke(member.token_id)
                 if self.media is not None:
                     await self.media.left(room, member)
+                successor = self._hand_over(room, member)
                 room.broadcast_participants()
+                self.leaders_changed(room, led, successor)
             room.touch()
         if dropped:
             for slug in list(conn.watching):
                 watched = self.store.get(slug)
                 if watched is not None:
+                    led = watched.leader_present()
                     watched.watchers.pop(conn.id, None)
                     watched.touch()
+                    self.leaders_changed(watched, led)
             conn.watching.clear()
 
     def remove_away(self, room: Room, ticket: ResumeTicket, bar: bool) -> None:
         """Removes someone whose connection dropped: their resume ticket dies, so they
         can only come back through the lobby (or not at all when barred)."""
-        room.resume = {k: t for k, t in room.resume.items() if t is not ticket}
+        room.resume.pop(ticket.member_id, None)
+        self.tokens.revoke(ticket.token_id)
         if bar:
             room.barred.add(ticket.name.casefold())
         room.broadcast_participants()
@@ -467,20 +605,20 @@ class Hub:
     async def remove(self, room: Room, member: Member, bar: bool) -> None:
         if bar:
             room.barred.add(member.name.casefold())
+        self.tokens.revoke(member.token_id)  # a removed participant may not come back
         peer = member.peer
         peer.send(Removed(room.slug, bar))
         if isinstance(peer, Connection):
             await self.leave(peer, dropped=False)
             if peer.group is None:
                 peer.close_soon()
-        # A removed participant may not come back through a resume ticket.
-        room.resume.pop(member.resume, None)
 
     async def end_room(self, room: Room, notify: bool = True) -> None:
         """Everyone is told; the room and everything it held are forgotten."""
         if room.ended:
             return
         self.store.remove(room.slug)
+        self.tokens.end(room)
         ended = RoomEnded(room.slug)
         for member in list(room.lobby.values()):
             self._stop_knock_timer(member.id)

@@ -110,6 +110,8 @@ class CreateRoom(UpMessage):
 class Watch(UpMessage):
     type: ClassVar[str] = "watch"
     room: str = field(metadata=_lim(128))
+    resume: str | None = field(default=None, metadata=_lim(512))
+    """A watching leader's resume token: starts the room again after a server restart."""
 
 
 @dataclass
@@ -205,7 +207,8 @@ class Join(UpMessage):
     room: str = field(metadata=_lim(128))
     name: str = field(default="", metadata=_lim(200))
     password: str | None = field(default=None, metadata=_lim(128))
-    resume: str | None = field(default=None, metadata=_lim(64))
+    resume: str | None = field(default=None, metadata=_lim(512))
+    """A resume token from `joined`/`resume_token`: back in without the lobby."""
     invite: str | None = field(default=None, metadata=_lim(64))
     """The `k` code of the room's invitation link, when the guest has it."""
 
@@ -507,6 +510,8 @@ class LobbyStatus(DownMessage):
     type: ClassVar[str] = "lobby_status"
     state: str = "waiting"
     message: str | None = None
+    leader_present: bool = True
+    """False while no leader is in the room or watching it (said honestly in the lobby)."""
 
 
 @dataclass
@@ -576,6 +581,26 @@ class Removed(DownMessage):
 
 
 @dataclass
+class ResumeToken(DownMessage):
+    """A fresh resume token (refreshed while in the room; the old one stays valid)."""
+
+    type: ClassVar[str] = "resume_token"
+    room: str = ""
+    token: str = ""
+
+
+@dataclass
+class LeaderState(DownMessage):
+    """To everyone in the room when the last leader leaves or a leader is back."""
+
+    type: ClassVar[str] = "leader_state"
+    room: str = ""
+    present: bool = True
+    successor: str | None = None
+    """The id of the co-leader who now leads the room, when one took over."""
+
+
+@dataclass
 class RoomEnded(DownMessage):
     type: ClassVar[str] = "room_ended"
     room: str = ""
@@ -613,7 +638,7 @@ DOWN_TYPES: dict[str, type[DownMessage]] = {
         HelloDown, Pong, Error, LoginOk, GatewayOk, RoomList, SlugCheck, RoomCreated,
         WaitingForLeader, LobbyStatus, Joined, Participants, LobbyQueue, RoomState,
         ChatDown, MuteRequestDown, Removed, RoomEnded, ServerRestart, UpAnswer, DownOffer,
-        E2eeKeyDown,
+        E2eeKeyDown, ResumeToken, LeaderState,
     )
 }  # fmt: skip
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.protocol import ChatDown, DownMessage
+from app.resume import FLAG_E2EE, FLAG_LOBBY, FLAG_LOCKED
 
 CHAT_HISTORY = 200
 
@@ -61,6 +62,15 @@ class Member:
     e2ee_commit: str | None = None
     e2ee_reveal: str | None = None
     resume: str = ""
+    """The resume token last sent to this participant (a secret: never logged)."""
+    token_id: str = ""
+    """Names this admission in its resume tokens (stable across refreshes)."""
+    generation: int = 0
+    """Resumes of this admission so far; tokens of older generations are spent."""
+    token_sent: float = 0.0
+    """When the last token was sent (Unix time), for refreshing."""
+    token_state: tuple[str, int] = ("", 0)
+    """Role and room switches the last token carried: a change sends a new one."""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -103,13 +113,17 @@ class Settings:
 
 @dataclass
 class ResumeTicket:
-    """Lets a participant whose connection dropped come back without the lobby."""
+    """A participant whose connection dropped, listed `away` until they come back with
+    their resume token, it expires, or a leader removes them."""
 
     member_id: str
     name: str
     role: str
     kind: str
     expires: float
+    """Monotonic time after which they must knock again."""
+    token_id: str = ""
+    """Their admission's token id (revoked when the listing ends without a return)."""
 
     def public(self) -> dict[str, Any]:
         """How the dropped participant is listed meanwhile: away, nothing on."""
@@ -137,6 +151,10 @@ class Room:
         """The group that started the room (memory only)."""
         self.id = new_id("r_")
         """Opaque id used towards the SFU (which never learns the slug)."""
+        self.instance = new_id("i_")
+        """Which start of this room: resume tokens name it, so that a room created anew
+        at the same slug admits nobody by an old token. A leader's token that restarts
+        the room after a server restart keeps it."""
         self.settings = Settings()
         self.participants: dict[str, Member] = {}
         self.lobby: dict[str, Member] = {}
@@ -145,6 +163,11 @@ class Room:
         self.barred: set[str] = set()
         self.chat: deque[ChatDown] = deque(maxlen=CHAT_HISTORY)
         self.resume: dict[str, ResumeTicket] = {}
+        """Participants away after a drop, by member id."""
+        self.watch_token_sent = 0.0
+        """When the watching leaders last got a resume token (Unix time)."""
+        self.watch_token_flags = -1
+        """The switches that token carried: a change sends a new one."""
         self.dial_in_pin: str | None = None
         self.refused = 0
         """Knocks turned away at a gate; leaders see the count, never who."""
@@ -193,7 +216,21 @@ class Room:
 
     def away(self, member_id: str) -> ResumeTicket | None:
         """The resume ticket of a participant whose connection dropped, by member id."""
-        return next((t for t in self.resume.values() if t.member_id == member_id), None)
+        return self.resume.get(member_id)
+
+    def leader_present(self) -> bool:
+        """Whether anyone leads the room right now: a (co-)leader in it or a watching
+        leader (a console)."""
+        return bool(self.leaders())
+
+    def flags(self) -> int:
+        """The switches a leader's resume token carries, to restart the room with."""
+        settings = self.settings
+        return (
+            (FLAG_LOBBY if settings.lobby else 0)
+            | (FLAG_LOCKED if settings.locked else 0)
+            | (FLAG_E2EE if settings.e2ee else 0)
+        )
 
     def phones(self) -> list[Member]:
         return [m for m in [*self.participants.values(), *self.lobby.values()] if m.kind == "phone"]

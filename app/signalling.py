@@ -23,6 +23,10 @@ from app.security import address_key
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_SECONDS = 8
+"""WebSocket ping interval; a peer that misses the pong (half of it) is dropped, so a
+vanished client is listed `away` within about 12 s (browsers also ping every 4 s)."""
+
 
 class FrameRelay(Protocol):
     """Forwards frames for rooms on other cluster nodes (app/cluster/relay.py)."""
@@ -47,7 +51,7 @@ async def handle_ws(
         # of strangers' sockets never keeps a leader out.
         log.warning("refusing a connection: too many from %s", pseudonym(source))
         raise web.HTTPTooManyRequests(text="too many connections from this address")
-    ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=30)
+    ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=HEARTBEAT_SECONDS)
     await ws.prepare(request)
     conn = Connection(ws, address)
     conn.start()

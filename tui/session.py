@@ -93,6 +93,9 @@ class RoomView:
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEPT))
     chat_total: int = 0
     """Chat messages received so far (the deque forgets the oldest)."""
+    resume: str | None = None
+    """The server's latest resume token for this room (memory only, a secret): after a
+    server restart, `watch` with it starts the room again with the same people."""
 
     def entrant(self, pid: str) -> dict[str, Any] | None:
         return next((e for e in self.entrants if e.get("id") == pid), None)
@@ -219,7 +222,9 @@ class ConsoleSession:
         room = self.room
         if room is not None:
             try:
-                await self._request(Watch(room=room.slug), "room_state", room=room.slug)
+                await self._request(
+                    Watch(room=room.slug, resume=room.resume), "room_state", room=room.slug
+                )
             except ConsoleError as exc:
                 if exc.code in ("no_such_room", "not_allowed"):
                     self.room = None
@@ -302,6 +307,11 @@ class ConsoleSession:
     def _mine(self, msg: dict[str, Any]) -> RoomView | None:
         room = self.room
         return room if room is not None and msg.get("room") == room.slug else None
+
+    def got_resume_token(self, msg: dict[str, Any]) -> None:
+        room = self._mine(msg)
+        if room is not None and isinstance(msg.get("token"), str):
+            room.resume = msg["token"]
 
     def got_room_list(self, msg: dict[str, Any]) -> None:
         self.rooms = list(msg.get("rooms") or [])

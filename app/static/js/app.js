@@ -4,8 +4,14 @@
  *
  * It owns the signalling connection and the session's small state (phase, resume
  * token, the leader sign-in kept in memory for reconnects). On a dropped socket it
- * reconnects and joins again with the resume token, so a short network blip does not
- * send anyone back through the lobby.
+ * reconnects and joins again with the resume token, so a drop (up to the server's
+ * grace time, 2 min by default) or a server restart does not send anyone back through
+ * the lobby; a leader's token starts the room again after a restart.
+ *
+ * The resume token lives in this tab's sessionStorage: it survives a reload and a
+ * server restart, stays with this one tab (a second tab is a second seat, never a
+ * copy of this one), is never sent by the browser on its own (unlike a cookie) and is
+ * gone when the tab closes. It is removed as soon as the meeting ends for this page.
  */
 
 import { Signalling, nextMessage } from "./signalling.js";
@@ -36,7 +42,34 @@ const session = {
   resume: null,
   joined: null,
   endReason: null,
+  restarting: false, // a leader starting its room again after a restart
+  rejoining: false, // a join after a reconnect is on its way
+  leaderPresent: true, // in the lobby: whether anyone is there to let us in
 };
+
+const RESUME_KEY = "kreis.resume";
+
+/** The resume token for this room from this tab's sessionStorage, or null. */
+function storedResume() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(RESUME_KEY) || "null");
+    return saved && saved.room === slug && typeof saved.token === "string" ? saved.token : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function keepResume(token) {
+  session.resume = token || null;
+  try {
+    if (token) sessionStorage.setItem(RESUME_KEY, JSON.stringify({ room: slug, token }));
+    else sessionStorage.removeItem(RESUME_KEY);
+  } catch (_) {
+    /* storage refused (private mode quota): the token stays in memory only */
+  }
+}
+
+session.resume = storedResume();
 
 const sig = new Signalling();
 // End-to-end encryption: frame transforms on every sender and receiver (via mediaHooks),
@@ -146,15 +179,18 @@ function sendJoin(resume) {
   sig.send(join);
 }
 
-/** After a reconnect: sign in again if we lead, then join with the resume token. */
+/** After a reconnect: sign in again if we lead, then join with the resume token
+ * (which brings the room back after a server restart when we lead it). */
 async function rejoin() {
   if (!["joining", "waiting_leader", "lobby", "room"].includes(session.phase)) return;
+  session.restarting = false;
   try {
     if (session.leader) {
       session.loggedIn = false;
       if (!(await signIn())) return;
     }
-    sendJoin(session.phase === "room" ? session.resume : null);
+    // A lobby entrant has no token (it was never admitted): it knocks again.
+    sendJoin(session.phase === "lobby" ? null : session.resume);
   } catch (_) {
     sig.dropped();
   }
@@ -167,7 +203,7 @@ function end(reason, { closeSocket = true } = {}) {
   // would be alarming; "Join again" asks for them afresh
   room.teardown({ stopDevices: true });
   session.endReason = reason;
-  session.resume = null;
+  keepResume(null);
   session.joined = null;
   setPhase("ended");
   renderEnded();
@@ -183,23 +219,64 @@ function renderEnded() {
 
 // ---- what the server tells us -------------------------------------------------
 
-sig.on("waiting_for_leader", () => {
+sig.on("waiting_for_leader", async () => {
+  const wasIn = session.phase === "room";
   setPhase("waiting_leader");
+  if (session.leader && session.loggedIn && !session.restarting) {
+    // We lead this room and it is gone (a restart, and our token had expired): we
+    // start it again ourselves instead of waiting for ourselves.
+    session.restarting = true;
+    await startRoom(); // the server seats our waiting join once the room is live
+    return;
+  }
+  if (wasIn) room.teardown();
   lobby.showWaitingForLeader();
+  if (wasIn || session.resume) notice(t("reconnect_waiting_leader"), { seconds: 0 });
 });
+
+/** The lobby text says honestly whether anyone is there to let us in. */
+function renderLobbyLeader() {
+  if (session.phase === "lobby" && session.leaderPresent === false) {
+    $("wait-text").textContent = t("lobby_text_no_leader");
+  }
+}
 
 sig.on("lobby_status", (msg) => {
   if (msg.state === "waiting") {
+    if (session.phase === "room") room.teardown();
     setPhase("lobby");
+    session.leaderPresent = msg.leader_present !== false;
     lobby.showLobby();
+    renderLobbyLeader();
     return;
   }
   end(msg.state === "ended" ? "ended" : msg.state);
 });
 
+sig.on("resume_token", (msg) => {
+  if (msg.room === slug && session.phase === "room") keepResume(msg.token);
+});
+
+sig.on("leader_state", (msg) => {
+  if (session.phase !== "room" || !session.joined) return;
+  if (msg.successor && msg.successor === session.joined.id) {
+    notice(t("leader_left_you"), { seconds: 12 });
+  } else if (msg.successor) {
+    const next = room.participants.find((p) => p.id === msg.successor);
+    notice(t("leader_left_successor", { name: next ? next.name : "?" }), { seconds: 12 });
+  } else if (msg.present === false) {
+    notice(t("leader_left"), { seconds: 0 });
+  } else {
+    notice(t("leader_back"));
+  }
+});
+
 sig.on("joined", async (msg) => {
   performance.mark("kreis:joined");
-  session.resume = msg.resume || null;
+  const wasAway = sig.dropSince === 0 && session.rejoining;
+  session.rejoining = false;
+  keepResume(msg.resume || null);
+  if (wasAway) notice(t("back_in_room"));
   session.joined = msg;
   setPhase("room");
   prejoin.hide();
@@ -252,19 +329,50 @@ sig.on("error", (msg) => {
   if (["bad_sdp", "internal", "not_allowed", "rate_limited"].includes(msg.code)) notice(errorText(msg), { urgent: true });
 });
 
+const LIVE_PHASES = ["room", "lobby", "waiting_leader", "joining"];
+let reconnectTicker = null;
+
+/** While the server is out of reach the notice says so, and for how long. */
+function showReconnecting() {
+  if (!LIVE_PHASES.includes(session.phase)) return;
+  notice(t("reconnecting"), { seconds: 0, urgent: true });
+  document.body.dataset.connection = "reconnecting";
+  clearInterval(reconnectTicker);
+  const since = Date.now();
+  reconnectTicker = setInterval(() => {
+    const s = Math.round((Date.now() - since) / 1000);
+    if (s >= 5 && LIVE_PHASES.includes(session.phase)) notice(t("reconnect_trying", { s }), { seconds: 0, urgent: true });
+  }, 1000);
+}
+
+function stopReconnecting() {
+  clearInterval(reconnectTicker);
+  reconnectTicker = null;
+  delete document.body.dataset.connection;
+}
+
+// one unanswered ping: say so at once; the socket is given up a few seconds later
+sig.onSuspect = showReconnecting;
+sig.onRecover = () => {
+  if (sig.dropSince) return;
+  stopReconnecting();
+  clearNotice();
+};
+
 sig.onDisconnect = () => {
-  if (["room", "lobby", "waiting_leader", "joining"].includes(session.phase)) {
-    notice(t("reconnecting"), { seconds: 0, urgent: true });
-  }
+  if (!reconnectTicker) showReconnecting();
 };
 
 sig.onReconnect = () => {
-  if (session.phase === "room") notice(t("reconnected"));
+  stopReconnecting();
+  session.rejoining = true;
+  if (session.phase === "room") notice(t("reconnect_rejoining"), { seconds: 0 });
   else clearNotice();
   rejoin();
 };
 
 sig.onGiveUp = () => {
+  stopReconnecting();
   if (session.phase !== "ended" && session.phase !== "prejoin") end("lost", { closeSocket: false });
 };
 
@@ -317,7 +425,10 @@ function boot() {
   }
   applyTexts();
   bindLangButton($("lang"));
-  onLangChange(() => session.phase === "ended" && renderEnded());
+  onLangChange(() => {
+    if (session.phase === "ended") renderEnded();
+    renderLobbyLeader();
+  });
   $("room-name").textContent = slug;
   prejoin.show();
   window.addEventListener("pagehide", () => {

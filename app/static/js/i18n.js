@@ -157,6 +157,34 @@ const TEXTS = {
   mute_requested: ["The leader has muted your microphone.", "Die Leitung hat dein Mikrofon stummgeschaltet."],
   reconnecting: ["Connection lost. Reconnecting …", "Verbindung unterbrochen. Verbinde neu …"],
   reconnected: ["Connected again.", "Wieder verbunden."],
+  // staying in the meeting through drops and restarts (app.js)
+  reconnect_trying: [
+    "No connection to the server for {s} s. Still trying; you will be back in the room without waiting in the lobby.",
+    "Seit {s} s keine Verbindung zum Server. Wir versuchen es weiter; du kommst ohne Warteraum zurück in den Raum.",
+  ],
+  reconnect_rejoining: ["Connected again. Returning to the room …", "Wieder verbunden. Zurück in den Raum …"],
+  reconnect_waiting_leader: [
+    "The server was restarted. The room opens again as soon as the leader is back; you will not have to wait in the lobby.",
+    "Der Server wurde neu gestartet. Der Raum öffnet wieder, sobald die Leitung zurück ist; in den Warteraum musst du nicht.",
+  ],
+  back_in_room: ["You are back in the room.", "Du bist wieder im Raum."],
+  leader_left: [
+    "The leader has left the room. Nobody can let new people in until a leader is back.",
+    "Die Leitung hat den Raum verlassen. Bis eine Leitung zurück ist, kann niemand Neues hereingelassen werden.",
+  ],
+  leader_left_successor: [
+    "The leader has left the room. {name} leads the room now.",
+    "Die Leitung hat den Raum verlassen. {name} leitet den Raum jetzt.",
+  ],
+  leader_left_you: [
+    "The leader has left the room. You lead the room now.",
+    "Die Leitung hat den Raum verlassen. Du leitest den Raum jetzt.",
+  ],
+  leader_back: ["A leader is in the room again.", "Eine Leitung ist wieder im Raum."],
+  lobby_text_no_leader: [
+    "No leader is in the room right now, so nobody can let you in yet. You can keep this page open: you will be let in once a leader is back.",
+    "Gerade ist keine Leitung im Raum, deshalb kann dich noch niemand hereinlassen. Du kannst diese Seite offen lassen: Sobald eine Leitung zurück ist, geht es weiter.",
+  ],
   server_restart: ["The server is restarting. You will be reconnected.", "Der Server startet neu. Du wirst gleich wieder verbunden."],
   share_failed: ["Screen sharing was not started.", "Bildschirmteilen wurde nicht gestartet."],
   device_failed: ["The device could not be started.", "Das Gerät konnte nicht gestartet werden."],
