@@ -219,9 +219,8 @@ class Relay:
         token = data.get("resume")
         if kind not in ("join", "watch") or not isinstance(token, str):
             return False
-        signer: Any = getattr(self.hub, "signer", None)  # app/resume.py, via the hub
-        claim = signer.verify(token, slug, time.time()) if signer is not None else None
-        return claim is not None and bool(claim.role == "leader")
+        claim = self.hub.signer.verify(token, slug, time.time())
+        return claim is not None and claim.role == "leader"
 
     async def move_waiting(self, conn: Connection, owner: str) -> None:
         """A room this connection waits for has opened on another node: knock there."""
