@@ -219,7 +219,7 @@ class Relay:
         token = data.get("resume")
         if kind not in ("join", "watch") or not isinstance(token, str):
             return False
-        claim = self.hub.signer.verify(token, slug, time.time())
+        claim = self.hub.tokens.signer.verify(token, slug, time.time())
         return claim is not None and claim.role == "leader"
 
     async def move_waiting(self, conn: Connection, owner: str) -> None:
