@@ -221,7 +221,12 @@ async def test_owner_killed_everyone_back_on_another_node_without_knocking(
         for p in people:
             await wait_for(lambda p=p: _in_room(p), 90, "in the room", show=lambda: _states(people))
         for p in people:
-            await wait_for(lambda p=p: sees_and_hears(p, 2), 90, "video and audio decoded")
+            await wait_for(
+                lambda p=p: sees_and_hears(p, 2),
+                90,
+                "video and audio decoded",
+                show=lambda: asyncio.gather(*(media(q) for q in people)),
+            )
         waiting = await pages.open(url, "Wartend")
         await wait_for(lambda: _state_is(waiting, "lobby"), 60, "in the lobby")
         print(f"set up after {time.monotonic() - began:.0f} s")
