@@ -181,7 +181,7 @@ class Console:
 
     async def admit_next(self) -> str:
         while True:
-            queue = await self.client.expect("lobby_queue", timeout=30)
+            queue = await self.client.expect("lobby_queue", timeout=120)
             if queue["entrants"]:
                 entrant = queue["entrants"][-1]
                 await self.client.send({"type": "admit", "room": self.slug, "id": entrant["id"]})
