@@ -231,7 +231,6 @@ async def one_failover(nodes: list[KreisServer], index: int) -> tuple[float, int
     await creator.request(
         {"type": "create_room", "slug": slug, "lobby": True, "password": None}, "room_created"
     )
-    await creator.close()
     owner = next(i for i, n in enumerate(nodes) if rooms_on(n) > before[i])
     entry = nodes[(owner + 1) % len(nodes)]
     console = await leader(entry.url)
@@ -243,6 +242,7 @@ async def one_failover(nodes: list[KreisServer], index: int) -> tuple[float, int
 
     console.on_message.append(lambda m: keep(m, "console"))
     await console.request({"type": "watch", "room": slug}, "room_state")
+    await creator.close()  # the room is watched now: it does not end empty
     guests = []
     for name in ("Ahorn", "Birke"):
         guest = KreisClient(entry.url)
