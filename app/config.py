@@ -60,6 +60,8 @@ def unknown_key_error(dotted: str, key: str, known: list[str]) -> ConfigError:
 
 def _check_text(key: str, value: str, check: str, base_dir: Path) -> str:
     """Validates a string by its `check` kind; returns it (paths made absolute)."""
+    if check == "redis_url" and not re.match(r"^(rediss?|unix)://\S+$", value):
+        raise _problem(key, "redis_url")
     if check == "url" and value and not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
         raise _problem(key, "url")
     if check == "turn_url" and value and not re.match(r"^turns?:\S+$", value):
@@ -262,6 +264,35 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """`[cluster]`: several `kreis serve` nodes on one Redis (docs/cluster.md). Without
+    this table the server runs alone and needs no Redis."""
+
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"check": "redis_url"})
+    """Redis holding the routing (never meetings): `redis://`, `rediss://` (TLS) or
+    `unix://`; a password goes in the URL (`rediss://:secret@host:6380/0`)."""
+    tls_ca: str = field(default="", metadata={"check": "path"})
+    """CA certificate that signed Redis's TLS certificate (for `rediss://`)."""
+    sentinels: tuple[str, ...] = ()
+    """`host:port` of Redis Sentinels; when set, the master named `sentinel_master` is
+    asked of them and `redis_url` supplies only password, database and TLS."""
+    sentinel_master: str = "kreis"
+    """The Sentinel master name."""
+    key: str = ""
+    """Secret shared by all nodes (at least 32 characters), never stored in Redis: keys
+    in Redis are HMACs under it, and resume tokens are signed with it."""
+    address: str = field(default="", metadata={"check": "url"})
+    """URL the other nodes reach this node's signalling at (`http://10.0.0.2:8080`)."""
+    allow_persisting_redis: bool = False
+    """Run even against a Redis that writes to disk (`save`, `appendonly`). Off: such
+    a Redis is refused, because routing keys must not outlive a restart."""
+    heartbeat_seconds: int = field(default=2, metadata=_range(1, 60))
+    """How often a node refreshes its registry entry and its rooms' keys."""
+    ttl_seconds: int = field(default=6, metadata=_range(2, 600))
+    """Lifetime of every key; a dead node's rooms are free again after this long."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with `load_config`."""
 
@@ -287,6 +318,8 @@ class Config:
     """The `[sip]` table, unvalidated (the gateway validates it)."""
     console_raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """The `[console]` table, unvalidated (the console validates it)."""
+    cluster: ClusterConfig | None = None
+    """`[cluster]`, or None: one server alone (the embedded default)."""
 
 
 _SECTIONS: dict[str, type] = {
@@ -299,7 +332,7 @@ _SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
 }
 _RAW_SECTIONS = ("sip", "console")
-_KNOWN_TOP = (*_SECTIONS, "gateway", "groups", *_RAW_SECTIONS)
+_KNOWN_TOP = (*_SECTIONS, "gateway", "groups", "cluster", *_RAW_SECTIONS)
 
 
 def _table(name: str, raw: object) -> dict[str, Any]:
@@ -354,6 +387,17 @@ def _gateway(raw: object) -> GatewayConfig:
         raise ConfigError(bad.key, bad.english, bad.german) from None
 
 
+def _cluster(raw: object, base_dir: Path) -> ClusterConfig:
+    cluster = _section(ClusterConfig, "cluster", raw, base_dir)
+    if len(cluster.key) < 32:
+        raise _problem("cluster.key", "cluster_key")
+    if not cluster.address:
+        raise _problem("cluster.address", "cluster_address")
+    if cluster.ttl_seconds < 2 * cluster.heartbeat_seconds:
+        raise _problem("cluster.ttl_seconds", "cluster_ttl")
+    return cluster
+
+
 def _cross_checks(config: Config) -> None:
     if config.media.port_min > config.media.port_max:
         raise _problem("media.port_min", "port_order")
@@ -381,6 +425,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> C
         groups=_groups(data.get("groups", {})),
         sip_raw=raw["sip"],
         console_raw=raw["console"],
+        cluster=_cluster(data["cluster"], base) if "cluster" in data else None,
     )
     _cross_checks(config)
     return config
@@ -505,7 +550,10 @@ def _is_loopback(host: str) -> bool:
 def resume_key(config: Config) -> bytes:
     """The key resume tokens are signed with (app/resume.py): `server.resume_key`, or,
     without one, derived from the groups' password hashes, which are secrets only this
-    server holds (salted scrypt hashes) and survive a restart unchanged."""
+    server holds (salted scrypt hashes) and survive a restart unchanged. In a cluster,
+    the cluster key: every node must verify a token another node issued."""
+    if config.cluster is not None:
+        return hashlib.sha256(b"kreis-resume\0cluster\0" + config.cluster.key.encode()).digest()
     explicit = config.server.resume_key
     if explicit:
         return hashlib.sha256(b"kreis-resume\0" + explicit.encode()).digest()

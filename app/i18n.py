@@ -129,6 +129,25 @@ TEXTS: dict[str, tuple[str, str]] = {
         "must be set when turn.url is set",
         "muss gesetzt sein, wenn turn.url gesetzt ist",
     ),
+    "config.redis_url": (
+        "must be a URL starting with redis://, rediss:// or unix://",
+        "muss eine mit redis://, rediss:// oder unix:// beginnende URL sein",
+    ),
+    "config.cluster_key": (
+        "must be at least 32 characters (e.g. from 'openssl rand -base64 48'); the same "
+        "on every node",
+        "muss mindestens 32 Zeichen lang sein (z. B. aus 'openssl rand -base64 48'); auf "
+        "jedem Knoten derselbe",
+    ),
+    "config.cluster_address": (
+        "must be the URL the other nodes reach this node at (http://… or https://…)",
+        "muss die URL sein, unter der die anderen Knoten diesen erreichen (http://… oder "
+        "https://…)",
+    ),
+    "config.cluster_ttl": (
+        "must be at least twice cluster.heartbeat_seconds",
+        "muss mindestens doppelt so groß wie cluster.heartbeat_seconds sein",
+    ),
     "config.no_groups": (
         "no group is configured; add one with 'kreis group add NAME'",
         "keine Gruppe eingerichtet; mit 'kreis group add NAME' eine hinzufügen",

@@ -14,6 +14,10 @@ group, a name or an address:
 | `kreis_lobby_waiting` | gauge | entrants waiting in a lobby |
 | `kreis_forwarded_packets_total` | counter | RTP packets the SFU forwarded |
 | `kreis_forwarded_bytes_total` | counter | RTP bytes the SFU forwarded |
+| `kreis_cluster_nodes` | gauge | nodes alive in the registry (`[cluster]` only) |
+| `kreis_cluster_rooms` | gauge | live rooms on all nodes (with `[cluster]` only) |
+| `kreis_cluster_participants` | gauge | people in rooms and lobbies, all nodes (`[cluster]`) |
+| `kreis_node_draining` | gauge | 1 while this node drains (with `[cluster]` only) |
 
 The numbers come from a `snapshot()` callable read at scrape time (no copy of room
 state is kept here); when it fails, `/metrics` answers 503 and the failure is logged,
@@ -96,6 +100,15 @@ class KreisCollector(Collector):
             "RTP bytes forwarded by the SFU.",
             value=_count(stats.get("forwarded_bytes")),
         )
+        cluster = stats.get("cluster")
+        if isinstance(cluster, Mapping):
+            for name, key, help_text in (
+                ("kreis_cluster_nodes", "nodes", "Cluster nodes alive in the registry."),
+                ("kreis_cluster_rooms", "rooms", "Live rooms on all cluster nodes."),
+                ("kreis_cluster_participants", "participants", "People on all cluster nodes."),
+                ("kreis_node_draining", "draining", "1 while this node drains."),
+            ):
+                yield GaugeMetricFamily(name, help_text, value=_count(cluster.get(key)))
 
 
 def build_registry(snapshot: Snapshot) -> CollectorRegistry:

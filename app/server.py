@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -44,7 +45,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     from app.signalling import handle_ws
 
     hub = request.app[HUB_KEY]
-    return await handle_ws(request, hub, client_address(request, hub.config))
+    address = client_address(request, hub.config)
+    cluster = hub.config.cluster
+    if cluster is None:
+        return await handle_ws(request, hub, address)
+    from app.cluster import NODE_KEY, RELAY_HEADER, verify_relay
+
+    header = request.headers.get(RELAY_HEADER)
+    if header is not None:  # another node's link: it speaks for the client's address
+        relayed = verify_relay(cluster.key, header, time.time())
+        if relayed is None:
+            raise web.HTTPForbidden()
+        return await handle_ws(request, hub, relayed)
+    return await handle_ws(request, hub, address, request.app[NODE_KEY].relay)
 
 
 async def index_page(request: web.Request) -> web.StreamResponse:
@@ -98,6 +111,21 @@ def snapshot(hub: Hub) -> dict[str, object]:
     return counts
 
 
+def cluster_snapshot(hub: Hub, app: web.Application) -> dict[str, object]:
+    """The node's counts plus the cluster's totals (from its last heartbeat)."""
+    from app.cluster import NODE_KEY
+
+    counts = snapshot(hub)
+    node = app[NODE_KEY]
+    counts["cluster"] = {
+        "nodes": node.totals.nodes,
+        "rooms": node.totals.rooms,
+        "participants": node.totals.participants,
+        "draining": node.state == "draining",
+    }
+    return counts
+
+
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     setup_security(app, config)
@@ -110,7 +138,13 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws", websocket)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
-    setup_metrics(app, config, lambda: snapshot(hub))
+    if config.cluster is not None:
+        from app.cluster import setup_cluster
+
+        setup_cluster(app, hub, config)
+        setup_metrics(app, config, lambda: cluster_snapshot(hub, app))
+    else:
+        setup_metrics(app, config, lambda: snapshot(hub))
     app.router.add_get("/{slug}", room_page)
     return app
 
@@ -143,6 +177,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if config.cluster is not None:
+        from app.cluster import NODE_KEY
+
+        app[NODE_KEY].on_drained = stop.set  # a drained node exits by itself
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()

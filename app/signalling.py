@@ -10,6 +10,7 @@ connection stays open.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -27,7 +28,17 @@ HEARTBEAT_SECONDS = 8
 vanished client is listed `away` within about 12 s (browsers also ping every 4 s)."""
 
 
-async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSocketResponse:
+class FrameRelay(Protocol):
+    """Forwards frames for rooms on other cluster nodes (app/cluster/relay.py)."""
+
+    async def got_frame(self, conn: Connection, text: str) -> bool: ...
+    async def closed(self, conn: Connection) -> None: ...
+
+
+async def handle_ws(
+    request: web.Request, hub: Hub, address: str, relay: FrameRelay | None = None
+) -> web.WebSocketResponse:
+    """`relay`: in a cluster, what forwards frames for rooms on other nodes."""
     limits = hub.config.limits
     source = address_key(address)
     strangers = sum(
@@ -56,9 +67,12 @@ async def handle_ws(request: web.Request, hub: Hub, address: str) -> web.WebSock
                 log.warning("closing a flooding connection from %s", conn.tag)
                 await ws.close(code=1008, message=b"flood")
                 break
-            await dispatch(hub, conn, frame.data)
+            if relay is None or not await relay.got_frame(conn, frame.data):
+                await dispatch(hub, conn, frame.data)
     finally:
         hub.connections.discard(conn)
+        if relay is not None:
+            await relay.closed(conn)
         try:
             await hub.leave(conn, dropped=True)
         finally:

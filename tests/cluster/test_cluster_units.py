@@ -1,0 +1,44 @@
+"""The `[cluster]` table and the relay's signed header, without Redis or a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.cluster.relay import sign_relay, verify_relay
+from app.config import config_from_dict, resume_key
+from app.errors import ConfigError
+
+KEY = "k" * 40
+
+
+def test_without_a_cluster_table_nothing_changes() -> None:
+    assert config_from_dict({}).cluster is None
+
+
+def test_cluster_table_is_checked() -> None:
+    good = {"key": KEY, "address": "http://10.0.0.2:8080"}
+    config = config_from_dict({"cluster": good})
+    assert config.cluster is not None and config.cluster.ttl_seconds == 6
+    # tokens are signed with the cluster key: every node verifies every other's
+    assert resume_key(config) == resume_key(config_from_dict({"cluster": dict(good)}))
+    assert resume_key(config) != resume_key(config_from_dict({}))
+    for bad, key in (
+        ({**good, "key": "short"}, "cluster.key"),
+        ({"key": KEY}, "cluster.address"),
+        ({**good, "redis_url": "http://x"}, "cluster.redis_url"),
+        ({**good, "ttl_seconds": 3}, "cluster.ttl_seconds"),
+        ({**good, "sentinel": []}, "cluster.sentinel"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            config_from_dict({"cluster": bad})
+        assert refused.value.key == key
+
+
+def test_relay_header_speaks_for_an_address_only_with_the_key() -> None:
+    header = sign_relay(KEY, "198.51.100.7", 1000.0)
+    assert verify_relay(KEY, header, 1010.0) == "198.51.100.7"
+    assert verify_relay("x" * 40, header, 1010.0) is None  # another cluster's key
+    assert verify_relay(KEY, header, 1000.0 + 3600) is None  # replayed much later
+    forged = header.replace("198.51.100.7", "203.0.113.9")
+    assert verify_relay(KEY, forged, 1010.0) is None
+    assert verify_relay(KEY, "nonsense", 1010.0) is None
