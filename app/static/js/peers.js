@@ -85,6 +85,28 @@ export function withoutStaleMsids(sdp) {
     .join("\r\n");
 }
 
+/**
+ * Asks our Opus encoder for in-band FEC: the browser turns it on only when the answer's
+ * fmtp says useinbandfec=1, and the SFU (which forwards Opus untouched and decodes
+ * nothing) answers without fmtp. Every Opus decoder understands FEC, so the receivers
+ * need nothing; the encoder spends bits on it only when receivers report loss.
+ */
+export function withOpusFec(sdp) {
+  const text = String(sdp);
+  const pts = [...text.matchAll(/\r\na=rtpmap:(\d+) opus\/48000/gi)].map((m) => m[1]);
+  let out = text;
+  for (const pt of pts) {
+    const fmtp = new RegExp(`\\r\\na=fmtp:${pt} ([^\\r]*)`);
+    const found = out.match(fmtp);
+    if (!found) {
+      out = out.replace(new RegExp(`(\\r\\na=rtpmap:${pt} [^\\r]*)`), `$1\r\na=fmtp:${pt} useinbandfec=1`);
+    } else if (!/useinbandfec=/.test(found[1])) {
+      out = out.replace(fmtp, `\r\na=fmtp:${pt} ${found[1]};useinbandfec=1`);
+    }
+  }
+  return out;
+}
+
 const DISCONNECTED_GRACE_MS = 8000;
 
 /**
@@ -215,7 +237,14 @@ export class UpConnection {
       const report = await transceiver.sender.getStats();
       for (const s of report.values()) {
         if (s.type !== "outbound-rtp") continue;
-        out.push({ source, kind: s.kind, packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0 });
+        out.push({
+          source,
+          kind: s.kind,
+          packetsSent: s.packetsSent || 0,
+          bytesSent: s.bytesSent || 0,
+          retransmittedBytesSent: s.retransmittedBytesSent || 0,
+          frameWidth: s.frameWidth || 0,
+        });
       }
     }
     return out;
@@ -226,6 +255,17 @@ export class UpConnection {
     if (this.answerWaiter) this.answerWaiter = null;
     this.pc.close();
   }
+}
+
+/** The local UDP port of the connection a stats report belongs to (0 when unknown). */
+function localPort(report) {
+  for (const s of report.values()) {
+    if (s.type !== "transport" || !s.selectedCandidatePairId) continue;
+    const pair = report.get(s.selectedCandidatePairId);
+    const local = pair && report.get(pair.localCandidateId);
+    if (local && local.port) return local.port;
+  }
+  return 0;
 }
 
 /** Our receiving connection: the server offers, we answer. */
@@ -323,6 +363,11 @@ export class DownConnection {
           framesDecoded: s.framesDecoded || 0,
           totalAudioEnergy: s.totalAudioEnergy || 0,
           audioLevel: s.audioLevel || 0,
+          concealedSamples: s.concealedSamples || 0,
+          totalSamplesReceived: s.totalSamplesReceived || 0,
+          frameWidth: s.frameWidth || 0,
+          packetsLost: s.packetsLost || 0,
+          localPort: localPort(report),
         });
       }
     }
