@@ -15,7 +15,8 @@ Per window: the lowest frame rate any receiver decodes, the share of concealed a
 samples, what the publishers send (and how much of it is retransmission). The last
 line is the one to compare between builds:
 
-    RESULT others_fps_ratio=… capped_concealed_pct=… jitter_retx_pct=… loss10_concealed_pct=… recovered=yes|no
+    RESULT others_fps_ratio=… capped_concealed_pct=… jitter_retx_pct=…
+           loss10_concealed_pct=… recovered=yes|no     (one line)
 
 others_fps_ratio: the lowest of A, B and C's mean received frame rate while D is capped,
 divided by the same in the clean window. capped_concealed_pct: D's concealed audio while
@@ -111,7 +112,7 @@ async def measure(name: str, pages: dict[str, Any], ids: dict[str, str]) -> Wind
 
 
 async def open_room(page: Any, slug: str, name: str) -> None:
-    await page.goto(f"/{slug}")
+    await page.goto(f"/{slug}", wait_until="domcontentloaded")
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
@@ -160,7 +161,8 @@ async def resume_time(page: Any, lifted: float, limit: float) -> float | None:
 def table(windows: list[Window]) -> None:
     print()
     print(
-        f"| condition | video fps (min) | width (min) | audio concealed (max) | publishers' rate kbit/s (retx) |"
+        "| condition | video fps (min) | width (min) | audio concealed (max) "
+        "| publishers' rate kbit/s (retx) |"
     )
     print("|---|---|---|---|---|")
     for w in windows:
@@ -175,7 +177,8 @@ def table(windows: list[Window]) -> None:
             d = [v for (r, _), v in w.fps.items() if r == "D"]
             others = [v for (r, _), v in w.fps.items() if r != "D"]
             print(
-                f"|  ↳ capped D / others | {min(d, default=0):.1f} / {min(others, default=0):.1f} | "
+                f"|  ↳ capped D / others | {min(d, default=0):.1f} / "
+                f"{min(others, default=0):.1f} | "
                 f"| D {w.concealed['D']:.1f} % / others "
                 f"{max(v for k, v in w.concealed.items() if k != 'D'):.1f} % | |"
             )
@@ -202,10 +205,11 @@ async def run() -> None:
             for name in NAMES:
                 context = await browser.new_context(base_url=srv.url, locale="en-US")
                 await context.grant_permissions(["camera", "microphone"])
+                context.set_default_timeout(120_000)
                 pages[name] = await context.new_page()
                 await open_room(pages[name], slug, name)
             for name, page in pages.items():
-                await wait_for(lambda p=page: all_videos(p, 3), 60, f"{name} sees three videos")
+                await wait_for(lambda p=page: all_videos(p, 3), 120, f"{name} sees three videos")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
             print("four people in the room", flush=True)
             windows = [await measure("clean", pages, ids)]
@@ -257,7 +261,8 @@ async def run() -> None:
     retx_pct = 100.0 * jitter.retx_kbit / max(1.0, jitter.sent_kbit)
     print(f"others' width ratio while D is capped: {min(widths, default=0):.2f}")
     print(
-        f"RESULT others_fps_ratio={min(ratios):.2f} capped_concealed_pct={capped.concealed['D']:.1f}"
+        f"RESULT others_fps_ratio={min(ratios):.2f}"
+        f" capped_concealed_pct={capped.concealed['D']:.1f}"
         f" jitter_retx_pct={retx_pct:.1f} loss10_concealed_pct={loss_concealed:.1f}"
         f" recovered={'yes' if recovered else 'no'}"
     )

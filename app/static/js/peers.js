@@ -131,6 +131,36 @@ function watchConnection(pc, onBroken) {
 
 const KIND_OF = { mic: "audio", camera: "video", screen: "video" };
 
+const QUALITY_EVERY_MS = 2000;
+
+/**
+ * How well each remote participant's media reaches us, judged every QUALITY_EVERY_MS
+ * from our own receivers: {participant: {quality: "good"|"fair"|"poor" (packet loss),
+ * videoStalled, audioFlowing}}. The SFU pauses video to us when our link cannot carry it (audio
+ * keeps flowing); a stalled video with flowing audio is how that looks from here.
+ * Published as a "kreis:link-quality" event on window (tiles.js shows it).
+ */
+export function judgeQuality(before, after) {
+  const out = {};
+  const old = new Map(before.map((s) => [`${s.participant}:${s.kind}:${s.source}`, s]));
+  for (const s of after) {
+    if (s.source === "screen") continue;
+    const prev = old.get(`${s.participant}:${s.kind}:${s.source}`);
+    if (!prev) continue;
+    const entry = (out[s.participant] ||= { lost: 0, got: 0, videoStalled: false, audioFlowing: false });
+    const got = s.packetsReceived - prev.packetsReceived;
+    entry.got += got;
+    entry.lost += Math.max(0, s.packetsLost - prev.packetsLost);
+    if (s.kind === "video") entry.videoStalled = got === 0;
+    else entry.audioFlowing = got > 0;
+  }
+  for (const entry of Object.values(out)) {
+    const loss = entry.got + entry.lost > 0 ? entry.lost / (entry.got + entry.lost) : 0;
+    entry.quality = loss >= 0.08 ? "poor" : loss >= 0.02 ? "fair" : "good";
+  }
+  return out;
+}
+
 /** Our sending connection. */
 export class UpConnection {
   constructor(sig, iceServers) {
@@ -221,7 +251,7 @@ export class UpConnection {
     performance.mark("kreis:up-offer");
     const msg = await answer;
     if (this.closed) return;
-    await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    await this.pc.setRemoteDescription({ type: "answer", sdp: withOpusFec(msg.sdp) });
   }
 
   gotAnswer(msg) {
@@ -281,6 +311,16 @@ export class DownConnection {
     this.closed = false;
     this.chain = Promise.resolve();
     watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
+    this.lastStats = [];
+    this.qualityTimer = setInterval(() => this.judge(), QUALITY_EVERY_MS);
+  }
+
+  async judge() {
+    if (this.closed) return;
+    const now = await this.stats();
+    const quality = judgeQuality(this.lastStats, now);
+    this.lastStats = now;
+    window.dispatchEvent(new CustomEvent("kreis:link-quality", { detail: quality }));
   }
 
   gotOffer(msg) {
@@ -376,6 +416,7 @@ export class DownConnection {
 
   close() {
     this.closed = true;
+    clearInterval(this.qualityTimer);
     this.pc.close();
   }
 }
