@@ -209,7 +209,7 @@ async def run() -> None:
                 pages[name] = await context.new_page()
                 await open_room(pages[name], slug, name)
             for name, page in pages.items():
-                await wait_for(lambda p=page: all_videos(p, 3), 120, f"{name} sees three videos")
+                await wait_for(lambda p=page: all_videos(p, 3), 300, f"{name} sees three videos")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
             print("four people in the room", flush=True)
             windows = [await measure("clean", pages, ids)]
