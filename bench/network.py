@@ -205,11 +205,11 @@ async def run() -> None:
             for name in NAMES:
                 context = await browser.new_context(base_url=srv.url, locale="en-US")
                 await context.grant_permissions(["camera", "microphone"])
-                context.set_default_timeout(120_000)
+                context.set_default_timeout(240_000)
                 pages[name] = await context.new_page()
                 await open_room(pages[name], slug, name)
             for name, page in pages.items():
-                await wait_for(lambda p=page: all_videos(p, 3), 300, f"{name} sees three videos")
+                await wait_for(lambda p=page: all_videos(p, 3), 420, f"{name} sees three videos")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
             print("four people in the room", flush=True)
             windows = [await measure("clean", pages, ids)]
