@@ -35,6 +35,8 @@ PAUSE_BELOW = 0.5
 """Pause when the subscriber's fallen estimate is below this share of its video."""
 PAUSE_LOSS = 0.3
 """…or when its receiver reports lose this share of the video packets."""
+MIN_NEED = 200_000
+"""Below this many bits/s of video (a call starting, cameras off) nothing is paused."""
 STRIKES = 2
 """Ticks in a row the link must look overloaded before video pauses."""
 GRACE = 3.0
@@ -78,7 +80,8 @@ class DownLink:
                 d.set_paused(True)  # a track that came while paused
             self._probe(videos, need, stats, now)
             return
-        if now - self.since < GRACE:
+        if now - self.since < GRACE or need < MIN_NEED:
+            self.strikes = 0
             return
         feedback = [d.feedback for d in videos]
         latest = max(feedback, key=lambda f: f.remb_at)
