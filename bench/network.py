@@ -18,7 +18,8 @@ line is the one to compare between builds:
     RESULT others_fps_ratio=… capped_concealed_pct=… jitter_retx_pct=…
            loss10_concealed_pct=… recovered=yes|no     (one line)
 
-others_fps_ratio: the lowest of A, B and C's mean received frame rate while D is capped,
+others_fps_ratio: the lowest of A, B and C's mean received frame rate while D is capped
+(KREIS_BENCH_PEOPLE=3: A and B, with C capped),
 divided by the same in the clean window. capped_concealed_pct: D's concealed audio while
 capped. recovered: D decodes every video again within 10 s of the cap lifting, and in
 the last window every stream runs at ≥ 85 % of its clean frame rate.
@@ -37,7 +38,10 @@ from typing import Any
 from bench import impair
 from bench import server as bench_server
 
-NAMES = ["A", "B", "C", "D"]
+PEOPLE = int(os.environ.get("KREIS_BENCH_PEOPLE", "4"))
+"""Participants (3 or 4); the last one's downlink is capped."""
+NAMES = ["A", "B", "C", "D"][:PEOPLE]
+CAPPED = NAMES[-1]
 WINDOW = float(os.environ.get("KREIS_BENCH_WINDOW", "20"))
 SETTLE = 6.0
 CAP_KBIT = 500
@@ -151,7 +155,7 @@ async def resume_time(page: Any, lifted: float, limit: float) -> float | None:
             s["participant"]: s["framesDecoded"] for s in snap["inbound"] if s["kind"] == "video"
         }
         moving = [p for p, n in now.items() if p in prev and n >= prev[p] + 3]
-        if prev and len(moving) == len(now) == 3:
+        if prev and len(moving) == len(now) == PEOPLE - 1:
             return time.monotonic() - lifted
         prev = now
         await asyncio.sleep(0.5)
@@ -174,13 +178,13 @@ def table(windows: list[Window]) -> None:
             f"{w.sent_kbit:,.0f} ({w.retx_kbit:,.0f}) |"
         )
         if w.name == "capped":
-            d = [v for (r, _), v in w.fps.items() if r == "D"]
-            others = [v for (r, _), v in w.fps.items() if r != "D"]
+            d = [v for (r, _), v in w.fps.items() if r == CAPPED]
+            others = [v for (r, _), v in w.fps.items() if r != CAPPED]
             print(
                 f"|  ↳ capped D / others | {min(d, default=0):.1f} / "
                 f"{min(others, default=0):.1f} | "
-                f"| D {w.concealed['D']:.1f} % / others "
-                f"{max(v for k, v in w.concealed.items() if k != 'D'):.1f} % | |"
+                f"| D {w.concealed[CAPPED]:.1f} % / others "
+                f"{max(v for k, v in w.concealed.items() if k != CAPPED):.1f} % | |"
             )
 
 
@@ -209,7 +213,7 @@ async def run() -> None:
                 pages[name] = await context.new_page()
                 await open_room(pages[name], slug, name)
             for name, page in pages.items():
-                await wait_for(lambda p=page: all_videos(p, 3), 420, f"{name} sees three videos")
+                await wait_for(lambda p=page: all_videos(p, PEOPLE - 1), 420, f"{name} sees all")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
             print("four people in the room", flush=True)
             windows = [await measure("clean", pages, ids)]
@@ -230,13 +234,12 @@ async def run() -> None:
             delayer.wait(timeout=5)
             delayer = None
 
-            impair.cap_port(await down_port(pages["D"]), CAP_KBIT, CAP_BUFFER)
+            impair.cap_port(await down_port(pages[CAPPED]), CAP_KBIT, CAP_BUFFER)
             windows.append(await measure("capped", pages, ids))
             impair.uncap()
-            resumed = await resume_time(pages["D"], time.monotonic(), RESUME_LIMIT)
-            print(
-                f"  video to D resumed after {resumed if resumed is None else round(resumed, 1)} s"
-            )
+            resumed = await resume_time(pages[CAPPED], time.monotonic(), RESUME_LIMIT)
+            shown = "never" if resumed is None else f"{resumed:.1f} s"
+            print(f"  video to {CAPPED} resumed after {shown}")
             windows.append(await measure("clean2", pages, ids))
             await browser.close()
         await leader.close()
@@ -247,11 +250,11 @@ async def run() -> None:
 
     table(windows)
     clean, loss10, jitter, capped, final = windows
-    ratios = [mean_fps(capped, r) / max(0.1, mean_fps(clean, r)) for r in NAMES[:3]]
+    ratios = [mean_fps(capped, r) / max(0.1, mean_fps(clean, r)) for r in NAMES[:-1]]
     widths = [
         capped.width[k] / max(1, clean.width[k])
         for k in capped.width
-        if k[0] != "D" and k in clean.width
+        if k[0] != CAPPED and k in clean.width
     ]
     recovered = resumed is not None and resumed <= RESUME_LIMIT
     for key, value in clean.fps.items():
@@ -259,10 +262,10 @@ async def run() -> None:
             recovered = False
     loss_concealed = sum(loss10.concealed.values()) / len(loss10.concealed)
     retx_pct = 100.0 * jitter.retx_kbit / max(1.0, jitter.sent_kbit)
-    print(f"others' width ratio while D is capped: {min(widths, default=0):.2f}")
+    print(f"others' width ratio while {CAPPED} is capped: {min(widths, default=0):.2f}")
     print(
         f"RESULT others_fps_ratio={min(ratios):.2f}"
-        f" capped_concealed_pct={capped.concealed['D']:.1f}"
+        f" capped_concealed_pct={capped.concealed[CAPPED]:.1f}"
         f" jitter_retx_pct={retx_pct:.1f} loss10_concealed_pct={loss_concealed:.1f}"
         f" recovered={'yes' if recovered else 'no'}"
     )
