@@ -69,7 +69,7 @@ async def test_a_capped_downlink_pauses_only_its_own_video(
     leaders.append(await start_room(shared_server, slug))
     ada, bea, cleo = [await people.page() for _ in range(3)]
     for page in (ada, bea, cleo):
-        page.set_default_navigation_timeout(90_000)  # three video calls on two cores
+        page.set_default_timeout(90_000)  # three video calls on two shared cores
     for page, name in ((ada, "Ada"), (bea, "Bea"), (cleo, "Cleo")):
         await open_room(page, slug, name)
     for page in (ada, bea, cleo):
