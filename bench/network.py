@@ -198,7 +198,13 @@ async def run() -> None:
 
     from tests.chromium_flags import CHROMIUM, CHROMIUM_ARGS
 
-    srv = bench_server.start()
+    for attempt in range(3):  # a loaded machine can take longer than 30 s to start it
+        try:
+            srv = bench_server.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     delayer: subprocess.Popen[bytes] | None = None
     try:
         slug = "netzprobe"
