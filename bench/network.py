@@ -28,6 +28,7 @@ the last window every stream runs at ≥ 85 % of its clean frame rate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from typing import Any
 
 from bench import impair
 from bench import server as bench_server
+from tests.kreis_server import wait_healthy
 
 PEOPLE = int(os.environ.get("KREIS_BENCH_PEOPLE", "4"))
 """Participants (3 or 4); the last one's downlink is capped."""
@@ -198,13 +200,9 @@ async def run() -> None:
 
     from tests.chromium_flags import CHROMIUM, CHROMIUM_ARGS
 
-    for attempt in range(3):  # a loaded machine can take longer than 30 s to start it
-        try:
-            srv = bench_server.start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
+    # A loaded machine can take longer than wait_healthy's 30 s to start the server.
+    bench_server.wait_healthy = functools.partial(wait_healthy, timeout=240)  # type: ignore[attr-defined]
+    srv = bench_server.start()
     delayer: subprocess.Popen[bytes] | None = None
     try:
         slug = "netzprobe"
