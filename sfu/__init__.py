@@ -33,12 +33,17 @@ offers); see docs/protocol.md. Beyond the shape agreed with app/:
   is offered after the answer (or after ANSWER_TIMEOUT = 20 s without one).
 - Codecs: Opus, VP8 and H.264 only, no RTX (retransmissions reuse the SSRC).
 - MediaSettings.test_drop_rate / test_down_drop_rate simulate loss (tests only).
+- Each subscriber's own link decides what it gets (downlink): video to a subscriber
+  whose link cannot carry it pauses (audio keeps flowing) and resumes when a probe
+  shows the link recovered; publishers get the best subscriber's REMB, so a weak
+  link never lowers what everyone else receives.
 - No decoder or encoder is ever made for the router's connections; the tests prove it
   by wrapping aiortc's codec factories (tests/sfu/codec_watch.py).
 
 Modules: conn (vocabulary), settings, router (this API), peer (up/down peer
-connections), uptrack, downtrack (rewrite, packet cache, sender reports), rtpheader,
-rtcp, stats, errors, aiortc_private (every use of aiortc/aioice internals).
+connections), uptrack, downtrack (rewrite, packet cache, sender reports), downlink
+(per-subscriber pause/probe/resume), keyframe (where decoding can start; padding),
+rtpheader, rtcp, stats, errors, aiortc_private (every use of aiortc/aioice internals).
 """
 
 from __future__ import annotations

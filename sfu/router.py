@@ -6,6 +6,10 @@ participant of its room. When that set changes the router builds a new down offe
 and hands it to the server through the participant's send_down_offer callback;
 renegotiations of one participant are serialised (a change during an outstanding
 offer leads to a new offer once the answer is in).
+
+Every downlink.TICK the router lets each subscriber's DownLink judge that subscriber's
+own link (sfu/downlink.py): video to it pauses when the link cannot carry it, and
+resumes when a probe shows it can again. No subscriber's link lowers another's media.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sfu import downlink
 from sfu.conn import DownTrackInfo, TrackInfo
+from sfu.downlink import DownLink
 from sfu.errors import BadSdp, UnknownParticipant
 from sfu.peer import DownConnection, DownKey, UpConnection
 from sfu.settings import MediaSettings
@@ -48,6 +54,8 @@ class _Participant:
     up_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     muted: set[str] = field(default_factory=set)
     """Sources not to forward, also for tracks published after the mute."""
+    link: DownLink = field(default_factory=DownLink)
+    """Whether this participant's own down link carries its video."""
 
 
 class Router:
@@ -67,6 +75,9 @@ class Router:
 
     async def start(self) -> None:
         self._running = True
+        task = asyncio.create_task(self._judge_links())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         """Closes every peer connection and forgets every room."""
@@ -183,6 +194,18 @@ class Router:
                 up.request_keyframe()
 
     # --- internals -----------------------------------------------------------------
+
+    async def _judge_links(self) -> None:
+        while self._running:
+            await asyncio.sleep(downlink.TICK)
+            for members in list(self._rooms.values()):
+                for p in list(members.values()):
+                    if p.down is None:
+                        continue
+                    try:
+                        p.link.tick(p.down.tracks.values(), self.stats)
+                    except Exception:
+                        logger.exception("judging a down link failed")
 
     def _get(self, room: str, participant: str) -> _Participant:
         p = self._rooms.get(room, {}).get(participant)

@@ -15,6 +15,7 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
     unpack_remb_fci,
@@ -33,6 +34,7 @@ __all__ = [
     "Feedback",
     "classify",
     "nack",
+    "ntp_middle",
     "pli",
     "receiver_report",
     "remb",
@@ -47,6 +49,7 @@ class Feedback:
     KEYFRAME = "keyframe"
     REMB = "remb"
     SR = "sr"
+    RR = "rr"
     OTHER = "other"
 
 
@@ -65,7 +68,14 @@ def classify(packet: AnyRtcpPacket) -> tuple[str, object]:
             return Feedback.REMB, bitrate
     if isinstance(packet, RtcpSrPacket):
         return Feedback.SR, packet.sender_info
+    if isinstance(packet, RtcpRrPacket):
+        return Feedback.RR, list(packet.reports)
     return Feedback.OTHER, None
+
+
+def ntp_middle(ntp_timestamp: int) -> int:
+    """The middle 32 bits of a 64-bit NTP timestamp: what receivers echo as LSR."""
+    return (ntp_timestamp >> 16) & 0xFFFFFFFF
 
 
 def pli(sender_ssrc: int, media_ssrc: int) -> bytes:

@@ -31,6 +31,12 @@ class Stats:
     """Of those, retransmitted from a down-track's packet cache."""
     nacks_missed: int = 0
     """Of those, no longer (or never) in the cache."""
+    nacks_refused: int = 0
+    """Of those, in the cache but not resent: too old, just resent, or over the
+    subscriber's retransmission budget."""
+    late_packets_repaired: int = 0
+    """Gaps from publishers that filled in by themselves within the reordering window
+    (no NACK sent)."""
     nacks_sent_upstream: int = 0
     """Sequence numbers the SFU asked publishers to retransmit."""
     keyframes_requested: int = 0
@@ -38,7 +44,15 @@ class Stats:
     plis_sent_upstream: int = 0
     """PLIs actually sent to publishers (after throttling)."""
     rembs_sent_upstream: int = 0
-    """REMB messages sent to publishers (lowest subscriber estimate)."""
+    """REMB messages sent to publishers (the best subscriber's estimate)."""
+    video_pauses: int = 0
+    """Times a subscriber's link could not carry its video and the video was paused."""
+    video_resumes: int = 0
+    """Times a probe showed the link recovered and the video was resumed."""
+    probes_sent: int = 0
+    """Link probes (padding burst + sender report) sent to paused subscribers."""
+    probe_bytes: int = 0
+    """Bytes of padding those probes sent."""
     receiver_reports_sent: int = 0
     """RTCP receiver reports sent to publishers (loss and RTT for their congestion control)."""
     sender_reports_sent: int = 0

@@ -2,8 +2,17 @@
 
 Packets arrive as raw bytes (after SRTP) from aiortc_private.tap_rtp; the header is
 parsed once here and each down-track builds its own header from the result. The
-up-track also talks back to the publisher: NACKs for packets lost on the way in,
-throttled PLIs on behalf of subscribers, and the lowest subscriber REMB.
+up-track also talks back to the publisher: NACKs for packets lost on the way in (only
+after a short reordering window), throttled PLIs on behalf of subscribers, receiver
+reports, and a REMB.
+
+Congestion control is per link. The publisher's own link is judged by its encoder from
+our receiver reports (loss, RTT) and from the REMB we pass up: the best subscriber's
+estimate, which is bounded by the publisher's uplink too (the abs-send-time it reads
+was stamped by the publisher). A subscriber whose link is weaker never lowers what the
+publisher sends: its video is paused for it alone (sfu/downlink.py). For audio the
+receiver report carries the worst loss a subscriber reports, so the Opus encoder turns
+on in-band FEC when someone needs it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,12 @@ RENACK_INTERVAL = 0.02
 """Seconds before the same sequence number is NACKed upstream again."""
 MAX_NACK_GAP = 100
 """A bigger jump in sequence numbers is treated as a restart, not as loss."""
+REORDER_WINDOW = 0.03
+"""Seconds a missing packet may still arrive late (reordered) before it is NACKed."""
+NACK_MAX_AGE = 0.5
+"""Seconds after which a missing packet is given up: a resend would come too late."""
+RATE_WINDOW = 1.0
+"""Seconds over which the incoming bitrate is measured."""
 
 PayloadTap = Callable[[str, str, bytes], None]
 """Test-only observer of forwarded packets: (participant, kind, RTP payload without
@@ -81,6 +96,12 @@ class RtpUpTrack:
         self._expected_prior = 0
         self._received_prior = 0
         self._nacked: dict[int, float] = {}
+        self._missing: dict[int, float] = {}
+        """Sequence numbers not yet seen → when the gap was noticed."""
+        self._rate_bytes = 0
+        self._rate_start = time.monotonic()
+        self.bitrate = 0.0
+        """Incoming bits/s over the last RATE_WINDOW (what a subscriber needs for it)."""
         self._last_pli = 0.0
         self._pli_timer: asyncio.TimerHandle | None = None
         self._pli_wanted = False
@@ -138,7 +159,10 @@ class RtpUpTrack:
         if view.ssrc != self.ssrc:
             self._new_source(view.ssrc)
         self._received += 1
+        self._rate_bytes += len(data)
         self._track_sequence(view.sequence_number)
+        if self._missing:
+            self._nack_overdue()
         if self._pli_wanted:
             self._pli_wanted = False
             self._send_pli()
@@ -157,6 +181,7 @@ class RtpUpTrack:
         self._max_seq = None
         self._cycles = self._received = self._expected_prior = self._received_prior = 0
         self._nacked.clear()
+        self._missing.clear()
         self.sender_report = None
 
     def _track_sequence(self, seq: int) -> None:
@@ -170,9 +195,23 @@ class RtpUpTrack:
             self._max_seq = seq
             gap = (seq - last) & 0xFFFF
             if 1 < gap <= MAX_NACK_GAP and self.info.kind == "video":
-                self.nack_upstream([(last + i) & 0xFFFF for i in range(1, gap)])
+                # Not lost yet: on a path with jitter the packet may just come later.
+                now = time.monotonic()
+                for i in range(1, gap):
+                    self._missing[(last + i) & 0xFFFF] = now
         else:
             self._stats.late_packets_received += 1
+            if self._missing.pop(seq, None) is not None:
+                self._stats.late_packets_repaired += 1
+
+    def _nack_overdue(self) -> None:
+        now = time.monotonic()
+        due = [seq for seq, at in self._missing.items() if now - at >= REORDER_WINDOW]
+        if not due:
+            return
+        for seq in due:
+            del self._missing[seq]
+        self.nack_upstream(due)
 
     def nack_upstream(self, lost: list[int]) -> None:
         """Asks the publisher again for packets subscribers miss and no cache holds
@@ -186,7 +225,12 @@ class RtpUpTrack:
                 if now - at > 2.0:
                     del nacked[seq]
         # Several subscribers miss the same packet: one request per RENACK_INTERVAL.
+        # A packet gone for longer than NACK_MAX_AGE is not asked for again.
         wanted = [seq for seq in lost if now - nacked.get(seq, 0.0) >= RENACK_INTERVAL]
+        if self._max_seq is not None:
+            newest = self._max_seq
+            horizon = max(MAX_NACK_GAP, int(self.bitrate * NACK_MAX_AGE / 8000))
+            wanted = [seq for seq in wanted if (newest - seq) & 0xFFFF <= horizon]
         if wanted and self._writer.write_rtcp(rtcp.nack(self._rtcp_ssrc, self.ssrc, wanted)):
             for seq in wanted:
                 nacked[seq] = now
@@ -235,7 +279,12 @@ class RtpUpTrack:
 
     def send_feedback(self) -> None:
         """Periodic RTCP to the publisher: a receiver report (loss, LSR/DLSR for its
-        RTT) and the lowest subscriber bandwidth estimate (REMB)."""
+        RTT) and the best subscriber's bandwidth estimate (REMB)."""
+        now = time.monotonic()
+        span = now - self._rate_start
+        if span > 0:
+            self.bitrate = self._rate_bytes * 8 / span
+        self._rate_bytes, self._rate_start = 0, now
         if self.ssrc is None or self._max_seq is None:
             return
         highest = self._cycles + self._max_seq
@@ -246,6 +295,10 @@ class RtpUpTrack:
         fraction = 0
         if interval_expected > 0 and interval_lost > 0:
             fraction = (interval_lost << 8) // interval_expected
+        if self.info.kind == "audio":
+            # The encoder protects what the worst receiver loses, not only our uplink.
+            worst = max((d.feedback.fraction_lost for d in self._downs), default=0.0)
+            fraction = max(fraction, min(255, int(worst * 256)))
         lsr = dlsr = 0
         if self.sender_report is not None:
             ntp, _, at = self.sender_report
@@ -256,7 +309,7 @@ class RtpUpTrack:
         )
         estimates = [d.remb for d in self._downs if d.remb is not None]
         if estimates:
-            packet += rtcp.remb(self._rtcp_ssrc, min(estimates), [self.ssrc])
+            packet += rtcp.remb(self._rtcp_ssrc, max(estimates), [self.ssrc])
         if self._writer.write_rtcp(packet):
             self._stats.receiver_reports_sent += 1
             if estimates:

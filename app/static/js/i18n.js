@@ -140,6 +140,14 @@ const TEXTS = {
   camera_off_icon: ["camera off", "Kamera aus"],
   hand_icon: ["hand raised", "Hand gehoben"],
   speaking: ["speaking", "spricht"],
+  // connection quality (tiles.js): marks on a tile, and the hint about our own link
+  link_fair: ["unstable connection", "wackelige Verbindung"],
+  link_poor: ["weak connection", "schwache Verbindung"],
+  video_paused: ["video paused", "Video angehalten"],
+  link_weak: [
+    "Your connection is weak: video paused, you can still hear and be heard.",
+    "Deine Verbindung ist schwach: Video angehalten, du kannst weiterhin hören und gehört werden.",
+  ],
   role_leader: ["leader", "Leitung"],
   role_coleader: ["co-leader", "Co-Leitung"],
   role_phone: ["phone", "Telefon"],

@@ -85,6 +85,28 @@ export function withoutStaleMsids(sdp) {
     .join("\r\n");
 }
 
+/**
+ * Asks our Opus encoder for in-band FEC: the browser turns it on only when the answer's
+ * fmtp says useinbandfec=1, and the SFU (which forwards Opus untouched and decodes
+ * nothing) answers without fmtp. Every Opus decoder understands FEC, so the receivers
+ * need nothing; the encoder spends bits on it only when receivers report loss.
+ */
+export function withOpusFec(sdp) {
+  const text = String(sdp);
+  const pts = [...text.matchAll(/\r\na=rtpmap:(\d+) opus\/48000/gi)].map((m) => m[1]);
+  let out = text;
+  for (const pt of pts) {
+    const fmtp = new RegExp(`\\r\\na=fmtp:${pt} ([^\\r]*)`);
+    const found = out.match(fmtp);
+    if (!found) {
+      out = out.replace(new RegExp(`(\\r\\na=rtpmap:${pt} [^\\r]*)`), `$1\r\na=fmtp:${pt} useinbandfec=1`);
+    } else if (!/useinbandfec=/.test(found[1])) {
+      out = out.replace(fmtp, `\r\na=fmtp:${pt} ${found[1]};useinbandfec=1`);
+    }
+  }
+  return out;
+}
+
 const DISCONNECTED_GRACE_MS = 8000;
 
 /**
@@ -108,6 +130,36 @@ function watchConnection(pc, onBroken) {
 }
 
 const KIND_OF = { mic: "audio", camera: "video", screen: "video" };
+
+const QUALITY_EVERY_MS = 2000;
+
+/**
+ * How well each remote participant's media reaches us, judged every QUALITY_EVERY_MS
+ * from our own receivers: {participant: {quality: "good"|"fair"|"poor" (packet loss),
+ * videoStalled, audioFlowing}}. The SFU pauses video to us when our link cannot carry it (audio
+ * keeps flowing); a stalled video with flowing audio is how that looks from here.
+ * Published as a "kreis:link-quality" event on window (tiles.js shows it).
+ */
+export function judgeQuality(before, after) {
+  const out = {};
+  const old = new Map(before.map((s) => [`${s.participant}:${s.kind}:${s.source}`, s]));
+  for (const s of after) {
+    if (s.source === "screen") continue;
+    const prev = old.get(`${s.participant}:${s.kind}:${s.source}`);
+    if (!prev) continue;
+    const entry = (out[s.participant] ||= { lost: 0, got: 0, videoStalled: false, audioFlowing: false });
+    const got = s.packetsReceived - prev.packetsReceived;
+    entry.got += got;
+    entry.lost += Math.max(0, s.packetsLost - prev.packetsLost);
+    if (s.kind === "video") entry.videoStalled = got === 0;
+    else entry.audioFlowing = got > 0;
+  }
+  for (const entry of Object.values(out)) {
+    const loss = entry.got + entry.lost > 0 ? entry.lost / (entry.got + entry.lost) : 0;
+    entry.quality = loss >= 0.08 ? "poor" : loss >= 0.02 ? "fair" : "good";
+  }
+  return out;
+}
 
 /** Our sending connection. */
 export class UpConnection {
@@ -199,7 +251,7 @@ export class UpConnection {
     performance.mark("kreis:up-offer");
     const msg = await answer;
     if (this.closed) return;
-    await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    await this.pc.setRemoteDescription({ type: "answer", sdp: withOpusFec(msg.sdp) });
   }
 
   gotAnswer(msg) {
@@ -215,7 +267,14 @@ export class UpConnection {
       const report = await transceiver.sender.getStats();
       for (const s of report.values()) {
         if (s.type !== "outbound-rtp") continue;
-        out.push({ source, kind: s.kind, packetsSent: s.packetsSent || 0, bytesSent: s.bytesSent || 0 });
+        out.push({
+          source,
+          kind: s.kind,
+          packetsSent: s.packetsSent || 0,
+          bytesSent: s.bytesSent || 0,
+          retransmittedBytesSent: s.retransmittedBytesSent || 0,
+          frameWidth: s.frameWidth || 0,
+        });
       }
     }
     return out;
@@ -226,6 +285,17 @@ export class UpConnection {
     if (this.answerWaiter) this.answerWaiter = null;
     this.pc.close();
   }
+}
+
+/** The local UDP port of the connection a stats report belongs to (0 when unknown). */
+function localPort(report) {
+  for (const s of report.values()) {
+    if (s.type !== "transport" || !s.selectedCandidatePairId) continue;
+    const pair = report.get(s.selectedCandidatePairId);
+    const local = pair && report.get(pair.localCandidateId);
+    if (local && local.port) return local.port;
+  }
+  return 0;
 }
 
 /** Our receiving connection: the server offers, we answer. */
@@ -241,6 +311,16 @@ export class DownConnection {
     this.closed = false;
     this.chain = Promise.resolve();
     watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
+    this.lastStats = [];
+    this.qualityTimer = setInterval(() => this.judge(), QUALITY_EVERY_MS);
+  }
+
+  async judge() {
+    if (this.closed) return;
+    const now = await this.stats();
+    const quality = judgeQuality(this.lastStats, now);
+    this.lastStats = now;
+    window.dispatchEvent(new CustomEvent("kreis:link-quality", { detail: quality }));
   }
 
   gotOffer(msg) {
@@ -323,6 +403,11 @@ export class DownConnection {
           framesDecoded: s.framesDecoded || 0,
           totalAudioEnergy: s.totalAudioEnergy || 0,
           audioLevel: s.audioLevel || 0,
+          concealedSamples: s.concealedSamples || 0,
+          totalSamplesReceived: s.totalSamplesReceived || 0,
+          frameWidth: s.frameWidth || 0,
+          packetsLost: s.packetsLost || 0,
+          localPort: localPort(report),
         });
       }
     }
@@ -331,6 +416,7 @@ export class DownConnection {
 
   close() {
     this.closed = true;
+    clearInterval(this.qualityTimer);
     this.pc.close();
   }
 }

@@ -11,7 +11,7 @@
  * off, camera off, hand raised; the active speaker's tile gets a highlighted frame.
  */
 
-import { $, el } from "./dom.js";
+import { $, el, notice } from "./dom.js";
 import { t } from "./i18n.js";
 import { audioOnly, kindMark, kindOf } from "./participants.js";
 
@@ -24,6 +24,35 @@ export class Tiles {
     this.people = new Map(); // pid -> participant entry
     this.myId = null;
     this.speaker = null;
+    this.quality = {}; // pid -> {quality, videoStalled, audioFlowing} (peers.js judgeQuality)
+    this.weakSince = 0;
+    this.weakShown = false;
+    window.addEventListener("kreis:link-quality", (event) => this.setQuality(event.detail));
+  }
+
+  /**
+   * Connection quality per remote tile, and the hint to us when it is our own link that
+   * is weak: every camera that is on arrives without video while their voices arrive.
+   */
+  setQuality(quality) {
+    this.quality = quality || {};
+    const cams = Object.entries(this.quality).filter(([pid]) => {
+      const p = this.people.get(pid);
+      return p && p.camera !== false && pid !== this.myId;
+    });
+    const paused = cams.length > 0 && cams.every(([, q]) => q.videoStalled && q.audioFlowing);
+    const now = Date.now();
+    if (!paused) {
+      this.weakSince = 0;
+      this.weakShown = false;
+    } else if (!this.weakSince) {
+      this.weakSince = now;
+    } else if (!this.weakShown && now - this.weakSince >= 3000) {
+      this.weakShown = true;
+      notice(t("link_weak"), { urgent: true, seconds: 12 });
+    }
+    document.body.classList.toggle("link-weak", this.weakShown);
+    this.renderAll();
   }
 
   reset() {
@@ -155,6 +184,9 @@ export class Tiles {
     tile.root.classList.toggle("audio-only", !!p && audioOnly(p) && tile.source === "camera");
     tile.root.classList.toggle("away", !!p && !!p.away);
     if (p) tile.root.dataset.kind = kindOf(p);
+    const q = tile.source === "camera" && !mine ? this.quality[tile.pid] : null;
+    if (q) tile.root.dataset.quality = q.quality;
+    else delete tile.root.dataset.quality;
     const marks = [];
     if (p && tile.source === "camera") {
       if (kind) marks.push(kind);
@@ -163,6 +195,8 @@ export class Tiles {
       if (p.camera === false && !audioOnly(p)) marks.push(["camera-off", t("camera_off_icon")]);
       if (p.hand) marks.push(["hand", t("hand_icon")]);
       if (tile.pid === this.speaker) marks.push(["speaking", t("speaking")]);
+      if (q && q.videoStalled && cameraOn && q.audioFlowing) marks.push(["quality poor", t("video_paused")]);
+      else if (q && q.quality !== "good") marks.push([`quality ${q.quality}`, t(`link_${q.quality}`)]);
     }
     tile.marks.replaceChildren(...marks.map(([cls, text]) => el("span", { cls: `mark ${cls}`, text })));
   }

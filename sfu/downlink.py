@@ -1,0 +1,139 @@
+"""Whether one subscriber's link carries the video it receives: audio first.
+
+The SFU forwards without decoding and publishers send one encoding each, so a
+subscriber cannot be given a smaller picture. What it can be given is less: when its
+own link cannot carry the video, the SFU pauses video to that subscriber alone (audio
+keeps flowing) and the publishers keep sending what everybody else's links carry.
+
+Pausing: the subscriber's REMB fell (its delay-based detector saw the link overused)
+to below PAUSE_BELOW of the video it receives, or its receiver reports show heavy loss,
+on two ticks in a row.
+
+Resuming: every PROBE_EVERY seconds a paused subscriber gets a probe, PROBE_BYTES of
+RTP padding back to back and a sender report behind them. The receiver echoes the
+report (LSR/DLSR); the extra round-trip time over the usual one is how long the burst
+queued, so PROBE_BYTES / extra is what the link drains. When that carries the video,
+the video resumes (at the next keyframe). A REMB cannot decide this: while paused it
+hears nothing, and after a pause Chromium's estimate climbs only about 8 % a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sfu.downtrack import RtpDownTrack
+from sfu.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+TICK = 0.5
+"""Seconds between decisions."""
+PAUSE_BELOW = 0.5
+"""Pause when the subscriber's fallen estimate is below this share of its video."""
+PAUSE_LOSS = 0.3
+"""…or when its receiver reports lose this share of the video packets."""
+MIN_NEED = 200_000
+"""Below this many bits/s of video (a call starting, cameras off) nothing is paused."""
+STRIKES = 2
+"""Ticks in a row the link must look overloaded before video pauses."""
+GRACE = 3.0
+"""Seconds after a resume before the link is judged again (keyframe, queues)."""
+PROBE_EVERY = 5.0
+"""Seconds between probes of a paused link."""
+PROBE_BYTES = 10_000
+"""Size of a probe burst: it queues for 160 ms on a 500 kbit/s link."""
+PROBE_TIMEOUT = 3.0
+"""Seconds to wait for a probe's echo before giving it up."""
+RTT_SAMPLES = 20
+"""Ordinary round-trip samples kept for the baseline (their minimum)."""
+
+
+@dataclass
+class DownLink:
+    """The adaptation state of one subscriber's down connection."""
+
+    paused: bool = False
+    """Video to this subscriber is paused because its link cannot carry it."""
+    since: float = 0.0
+    """time.monotonic() of the last pause or resume."""
+    strikes: int = 0
+    falls_at_change: int = 0
+    probe_track: RtpDownTrack | None = None
+    probe_sent: float = 0.0
+    rtts: list[float] = field(default_factory=list)
+
+    def tick(self, downs: Iterable[RtpDownTrack], stats: Stats, now: float | None = None) -> None:
+        """One decision over the subscriber's down-tracks."""
+        now = time.monotonic() if now is None else now
+        tracks = list(downs)
+        self._sample_rtt(tracks)
+        videos = [d for d in tracks if d.kind == "video" and d.up is not None]
+        if not videos:
+            self.paused = False
+            return
+        need = sum(d.up.bitrate for d in videos if d.up is not None)
+        if self.paused:
+            for d in videos:
+                d.set_paused(True)  # a track that came while paused
+            self._probe(videos, need, stats, now)
+            return
+        if now - self.since < GRACE or need < MIN_NEED:
+            self.strikes = 0
+            return
+        feedback = [d.feedback for d in videos]
+        latest = max(feedback, key=lambda f: f.remb_at)
+        falls = sum(f.remb_falls for f in feedback)
+        fell = falls > self.falls_at_change and latest.remb_at > self.since
+        overused = fell and latest.remb is not None and latest.remb < PAUSE_BELOW * need
+        lossy = max(f.fraction_lost for f in feedback) >= PAUSE_LOSS
+        self.strikes = self.strikes + 1 if overused or lossy else 0
+        if self.strikes >= STRIKES:
+            self._set(videos, True, now)
+            stats.video_pauses += 1
+            logger.info("down link overloaded: video paused (need %d kbit/s)", need // 1000)
+
+    def _sample_rtt(self, tracks: list[RtpDownTrack]) -> None:
+        for d in tracks:
+            rtt = d.feedback.rtt
+            if rtt is not None:
+                d.feedback.rtt = None
+                self.rtts = [*self.rtts[-(RTT_SAMPLES - 1) :], rtt]
+
+    def _probe(self, videos: list[RtpDownTrack], need: float, stats: Stats, now: float) -> None:
+        track = self.probe_track
+        if track is not None:
+            echo = track.feedback.probe_rtt
+            if echo is not None:
+                self.probe_track = None
+                base = min(self.rtts) if self.rtts else 0.0
+                extra = max(0.001, echo - base)
+                carries = PROBE_BYTES * 8 / extra
+                logger.debug("probe: %d kbit/s, need %d", carries // 1000, need // 1000)
+                if carries >= need:
+                    self._set(videos, False, now)
+                    stats.video_resumes += 1
+                    logger.info("down link recovered: video resumed")
+                return
+            if now - self.probe_sent < PROBE_TIMEOUT:
+                return
+            self.probe_track = None
+        if now - max(self.probe_sent, self.since) < PROBE_EVERY:
+            return
+        for d in videos:
+            if d.probe(PROBE_BYTES):
+                self.probe_track = d
+                self.probe_sent = now
+                stats.probes_sent += 1
+                return
+
+    def _set(self, videos: list[RtpDownTrack], paused: bool, now: float) -> None:
+        self.paused = paused
+        self.since = now
+        self.strikes = 0
+        self.probe_track = None
+        self.falls_at_change = sum(d.feedback.remb_falls for d in videos)
+        for d in videos:
+            d.set_paused(paused)

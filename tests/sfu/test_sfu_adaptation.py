@@ -1,0 +1,232 @@
+"""Unit tests of the per-subscriber parts of the SFU, one module each, with the wire
+replaced by a list (no connection): the sliding sequence window of a down-track (the
+freeze after long meetings), the retransmission budget, pausing until a keyframe, the
+reordering window before a NACK, the keyframe parser, and the DownLink decisions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from sfu import downlink, downtrack, uptrack
+from sfu.conn import DownTrackInfo, TrackInfo
+from sfu.downlink import DownLink
+from sfu.downtrack import LinkFeedback, RtpDownTrack
+from sfu.keyframe import starts_keyframe
+from sfu.rtpheader import RtpView
+from sfu.stats import Stats
+from sfu.uptrack import RtpUpTrack
+
+VP8_KEY = bytes([0x90, 0x80, 0x01, 0x00]) + b"\x9d\x01\x2a"  # X, S; I: picture id; P=0
+VP8_DELTA = bytes([0x90, 0x80, 0x02, 0x01]) + b"\x00" * 3  # P=1: a delta frame
+
+
+class Wire:
+    """Stands in for RtpWriter: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.rtp: list[bytes] = []
+        self.rtcp: list[bytes] = []
+
+    def write_rtp(self, data: bytes) -> bool:
+        self.rtp.append(data)
+        return True
+
+    def write_rtcp(self, data: bytes) -> bool:
+        self.rtcp.append(data)
+        return True
+
+
+def packet(seq: int, payload: bytes = b"x" * 100, ts: int = 0, ssrc: int = 1234) -> RtpView:
+    return RtpView(struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, ts, ssrc) + payload)
+
+
+@pytest.fixture
+async def down() -> Any:
+    pc = RTCPeerConnection()
+    t = pc.addTransceiver("video", direction="sendonly")
+    info = DownTrackInfo(mid="0", participant="p", kind="video", source="camera")
+    track = RtpDownTrack("s", info, t, Stats())
+    track._writer = Wire()  # type: ignore[assignment]
+    track._pt_map = {96: 96}
+    track._mime = {96: "video/VP8"}
+    track._negotiated = True
+    yield track
+    await pc.close()
+
+
+def sent_seqs(track: RtpDownTrack) -> list[int]:
+    return [struct.unpack_from("!H", d, 2)[0] for d in track._writer.rtp]  # type: ignore[attr-defined]
+
+
+async def test_a_long_stream_keeps_flowing(down: RtpDownTrack) -> None:
+    # 70,000 packets: more than twice 32768. The fixed segment start stopped
+    # forwarding after 32768 packets (three minutes of video) for the next 32768.
+    start = 60000
+    for i in range(70000):
+        down.write_rtp(packet(start + i))
+    seqs = sent_seqs(down)
+    assert len(seqs) == 70000
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    # a packet much older than the newest is still refused (its number may be taken)
+    down.write_rtp(packet(start + 70000 - 0x5000))
+    assert len(sent_seqs(down)) == 70000
+
+
+async def test_retransmissions_stay_within_the_budget(down: RtpDownTrack) -> None:
+    for i in range(400):
+        down.write_rtp(packet(i, b"x" * 1000))
+    sent = sent_seqs(down)
+    forwarded = sum(len(d) for d in down._writer.rtp)  # type: ignore[attr-defined]
+    down._writer.rtp.clear()  # type: ignore[attr-defined]
+    down._answer_nack(sent)  # a receiver claims it lost everything
+    resent = sum(len(d) for d in down._writer.rtp)  # type: ignore[attr-defined]
+    assert 0 < resent <= downtrack.RETX_BURST
+    assert resent < 0.25 * forwarded
+    assert down._stats.nacks_refused > 0
+    # the same packets again right away: nothing (the receiver repeats itself)
+    down._writer.rtp.clear()  # type: ignore[attr-defined]
+    down._retx_tokens = downtrack.RETX_BURST
+    down._answer_nack(sent[:5])
+    assert down._writer.rtp == []  # type: ignore[attr-defined]
+
+
+async def test_old_packets_are_not_resent(down: RtpDownTrack) -> None:
+    down.write_rtp(packet(1))
+    entry = down._cache[sent_seqs(down)[0] & (downtrack.CACHE_SIZE - 1)]
+    assert entry is not None
+    seq, data, _ = entry
+    down._cache[seq & (downtrack.CACHE_SIZE - 1)] = (seq, data, time.monotonic() - 2)
+    down._writer.rtp.clear()  # type: ignore[attr-defined]
+    down._answer_nack([seq])
+    assert down._writer.rtp == []  # type: ignore[attr-defined]
+
+
+async def test_a_paused_track_resumes_at_a_keyframe_without_a_gap(down: RtpDownTrack) -> None:
+    down.write_rtp(packet(10, VP8_DELTA))
+    down.set_paused(True)
+    for seq in range(11, 20):
+        down.write_rtp(packet(seq, VP8_DELTA))
+    assert len(sent_seqs(down)) == 1
+    down.probe(1000)  # padding while paused takes sequence numbers (no SR: no publisher)
+    probes = len(sent_seqs(down)) - 1
+    assert probes >= 4
+    down.set_paused(False)
+    down.write_rtp(packet(20, VP8_DELTA))  # not a place to start decoding
+    down.write_rtp(packet(21, VP8_KEY))
+    down.write_rtp(packet(22, VP8_DELTA))  # the rest of the frame and after
+    seqs = sent_seqs(down)
+    assert len(seqs) == 1 + probes + 2
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+
+
+def test_keyframes_are_recognised() -> None:
+    assert starts_keyframe("video/VP8", VP8_KEY) is True
+    assert starts_keyframe("video/VP8", VP8_DELTA) is False
+    assert starts_keyframe("video/VP8", bytes([0x10, 0x00])) is True  # no extension
+    assert starts_keyframe("video/VP8", bytes([0x00, 0x00])) is False  # not a start
+    assert starts_keyframe("video/H264", bytes([0x65, 0])) is True  # IDR
+    assert starts_keyframe("video/H264", bytes([0x7C, 0x85])) is True  # FU-A start, IDR
+    assert starts_keyframe("video/H264", bytes([0x41, 0])) is False
+    assert starts_keyframe("audio/opus", b"\x00") is None
+
+
+async def test_a_reordered_packet_is_not_nacked_a_lost_one_is() -> None:
+    wire = Wire()
+    stats = Stats()
+    info = TrackInfo(mid="0", kind="video", source="camera")
+    up = RtpUpTrack("p", info, [], {}, wire, 1, stats)  # type: ignore[arg-type]
+    for seq in (1, 2, 4, 3, 5):  # 3 comes late, within the window
+        up.on_rtp(packet(seq).data)
+    time_past = time.monotonic() + uptrack.REORDER_WINDOW * 2
+    while time.monotonic() < time_past:
+        pass
+    up.on_rtp(packet(6).data)
+    assert wire.rtcp == [] and stats.late_packets_repaired == 1
+    up.on_rtp(packet(8).data)  # 7 is lost
+    deadline = time.monotonic() + uptrack.REORDER_WINDOW * 2
+    while time.monotonic() < deadline:
+        pass
+    up.on_rtp(packet(9).data)
+    assert len(wire.rtcp) == 1 and stats.nacks_sent_upstream == 1
+    up.close()
+
+
+@dataclass
+class FakeUp:
+    bitrate: float
+
+
+@dataclass
+class FakeDown:
+    """What DownLink reads and calls on a down-track."""
+
+    kind: str
+    up: FakeUp
+    feedback: LinkFeedback = field(default_factory=LinkFeedback)
+    paused: bool = False
+    probes: int = 0
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
+    def probe(self, nbytes: int) -> bool:
+        self.probes += 1
+        return True
+
+
+def test_one_weak_link_pauses_its_video_and_a_probe_brings_it_back() -> None:
+    stats = Stats()
+    link = DownLink()
+    videos = [FakeDown("video", FakeUp(1_700_000)) for _ in range(3)]
+    audio = FakeDown("audio", FakeUp(40_000))
+    tracks: list[Any] = [*videos, audio]
+    audio.feedback.rtt = 0.002
+    t = 100.0
+    link.tick(tracks, stats, t)
+    # a healthy link: the estimate dipped, but stays above half of what it receives
+    for f in (v.feedback for v in videos):
+        f.remb, f.remb_falls, f.remb_at = 4_000_000, 1, t
+    for _ in range(4):
+        t += downlink.TICK
+        link.tick(tracks, stats, t)
+    assert not link.paused
+    # capped: the estimate falls to what the link drains
+    for f in (v.feedback for v in videos):
+        f.remb, f.remb_falls, f.remb_at = 450_000, 2, t
+    t += downlink.TICK
+    link.tick(tracks, stats, t)
+    assert not link.paused  # one tick is not enough
+    t += downlink.TICK
+    link.tick(tracks, stats, t)
+    assert link.paused and all(v.paused for v in videos) and not audio.paused
+    # probes: the first echo shows 160 ms of queueing (still capped), the next 3 ms
+    t += downlink.PROBE_EVERY
+    link.tick(tracks, stats, t)
+    probed = link.probe_track
+    assert probed is not None and probed.probes == 1  # type: ignore[attr-defined]
+    probed.feedback.probe_rtt = 0.002 + 0.160
+    t += downlink.TICK
+    link.tick(tracks, stats, t)
+    assert link.paused
+    t += downlink.PROBE_EVERY
+    link.tick(tracks, stats, t)
+    probed = link.probe_track
+    assert probed is not None
+    probed.feedback.probe_rtt = 0.002 + 0.003
+    t += downlink.TICK
+    link.tick(tracks, stats, t)
+    assert not link.paused and not any(v.paused for v in videos)
+    assert (stats.video_pauses, stats.video_resumes) == (1, 1)
+    # right after the resume the old, low estimate does not pause it again
+    for _ in range(10):
+        t += downlink.TICK
+        link.tick(tracks, stats, t)
+    assert not link.paused
