@@ -209,6 +209,7 @@ class UpConnection(_Connection):
 
     def _dropped(self) -> None:
         self.stats.dropped_packets += 1
+        self.stats.dropped_up_packets += 1
 
     def _drop(self, mid: str) -> RtpUpTrack:
         up = self.tracks.pop(mid)

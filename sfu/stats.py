@@ -23,6 +23,8 @@ class Stats:
     SFU asked for)."""
     dropped_packets: int = 0
     """Packets dropped by the test_drop_rate / test_down_drop_rate hooks."""
+    dropped_up_packets: int = 0
+    """Of those, dropped on arrival from publishers (test_drop_rate, before decryption)."""
     unforwardable_packets: int = 0
     """Packets with a payload type the subscriber did not negotiate, or too old."""
     nacks_received: int = 0

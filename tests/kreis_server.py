@@ -183,7 +183,9 @@ def start_server(
     )
     server = KreisServer(f"http://127.0.0.1:{port}", port, config_path, log_dir, process)
     try:
-        wait_healthy(server.url, process, tmp / "server.out")
+        # SFU worker processes each import aiortc before the server answers.
+        workers = int((media or {}).get("workers", 1))
+        wait_healthy(server.url, process, tmp / "server.out", 30 + 15 * (workers - 1))
     except RuntimeError:
         server.stop()
         raise

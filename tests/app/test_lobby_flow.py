@@ -196,6 +196,7 @@ async def test_lobby_off_admits_after_password(connect: Connect, kreis_server: A
     joined = await guest.request({"type": "join", "room": slug, "name": "Direkt"}, "joined")
     assert joined["settings"]["lobby"] is False
     await leader.send({"type": "set_lobby", "room": slug, "on": True})
+    await settled(leader)  # the lobby is on before the next guest knocks
     later = await knock(connect, slug, "Spaeter")
     assert later.latest("joined") is None
 

@@ -108,6 +108,12 @@ async def test_end_room_forgets_everything(connect: Connect, kreis_server: Any) 
     slug = "ende-gut-1"
     leader = await leader_with_room(connect, kreis_server, slug)
     guest, _ = await admitted_guest(connect, leader, slug, "Gast")
+    # The old room had chat, and a latecomer to it would have been given it: so the
+    # newcomer below seeing none means the end forgot it, not that there was none.
+    await guest.send({"type": "chat", "text": "Altes Thema"})
+    assert (await leader.expect("chat"))["text"] == "Altes Thema"
+    latecomer, _ = await admitted_guest(connect, leader, slug, "Spaet")
+    assert (await latecomer.expect("chat"))["text"] == "Altes Thema"
     waiting = await knock(connect, slug, "Wartend")
     await entrant_id(leader, "Wartend")
     assert live_rooms(kreis_server) == 1
@@ -122,6 +128,7 @@ async def test_end_room_forgets_everything(connect: Connect, kreis_server: Any) 
     newcomer, _ = await admitted_guest(connect, leader, slug, "Neu")
     [since_joined] = await settled(newcomer)
     assert newcomer.latest("chat") is None, since_joined
+    assert "Altes Thema" not in json.dumps(newcomer.history)
 
 
 async def test_empty_room_ends_by_itself(server_factory: Any) -> None:

@@ -47,16 +47,21 @@ def harness() -> Any:
 
 
 @pytest.fixture
-def audit_server(tmp_path: Path) -> Iterator[Any]:
+def audit_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A real `kreis serve` with the test hooks on and a /metrics token, so a test can
     look into its memory and read its metrics. Everything it may write (logs, XDG
-    dirs, stdout/stderr) lands under `server.config_path.parent`."""
+    dirs, stdout/stderr) lands under `server.config_path.parent`. Parametrized
+    indirectly with a number, it runs the SFU in that many worker processes
+    (`[media] workers`), whose memory the hooks search as well."""
     harness = _harness()
+    workers = int(getattr(request, "param", 1))
     server = harness.start_server(
         tmp_path / "server",
         extra_config=f'\n[metrics]\ntoken = "{METRICS_TOKEN}"\nloopback_only = true\n',
         hooks=True,
+        media={"workers": workers} if workers > 1 else None,
     )
+    server.workers = workers
     server.metrics_token = METRICS_TOKEN
     try:
         yield server

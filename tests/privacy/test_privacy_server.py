@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from app.client import KreisClient
 from app.security import CONTENT_SECURITY_POLICY
@@ -89,14 +90,9 @@ async def _memory(server: Any, needles: list[str]) -> dict[str, Any]:
         return result
 
 
-async def _healthz(server: Any) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(server.url + "/healthz") as resp:
-        assert resp.status == 200
-        try:
-            data: dict[str, Any] = await resp.json(content_type=None)
-        except ValueError:
-            data = {}
-        return data
+def _traces(memory: dict[str, Any]) -> bool:
+    """Whether a `/_test/memory` answer found anything, in the server or a worker."""
+    return any(any(m["found"]) or bool(m["objects"]) for m in [memory, *memory.get("workers", [])])
 
 
 def _files_containing(base: Path, needles: list[str]) -> dict[str, list[str]]:
@@ -113,8 +109,10 @@ def _files_containing(base: Path, needles: list[str]) -> dict[str, list[str]]:
     return {n: files for n, files in hits.items() if files}
 
 
+@pytest.mark.parametrize("audit_server", [1, 2], indirect=True, ids=["sfu-inline", "sfu-workers"])
 async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
     server = audit_server
+    ids: list[str] = []  # the participants' ids: what the SFU (and its workers) knew
     base = server.config_path.parent
     leader = await _leader(server)
     guest = await _guest(server, GUEST_IP)
@@ -127,7 +125,11 @@ async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
         await leader.request(
             {"type": "set_password", "room": SLUG, "password": ROOM_PASSWORD}, "room_state"
         )
-        await leader.request({"type": "join", "room": SLUG, "name": "Leitung"}, "joined")
+        ids.append(
+            (await leader.request({"type": "join", "room": SLUG, "name": "Leitung"}, "joined"))[
+                "id"
+            ]
+        )
 
         await guest.request(
             {"type": "join", "room": SLUG, "name": GUEST, "password": ROOM_PASSWORD},
@@ -138,7 +140,7 @@ async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
         )
         [entrant] = [e for e in queue["entrants"] if e["name"] == GUEST]
         await leader.send({"type": "admit", "room": SLUG, "id": entrant["id"]})
-        await guest.expect("joined")
+        ids.append((await guest.expect("joined"))["id"])
         await guest.send({"type": "media_state", "mic": True, "camera": False, "screen": False})
 
         await waiting.request(
@@ -183,6 +185,17 @@ async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
         live = await _memory(server, [SLUG, GUEST, WAITING_GUEST, CHAT])
         assert all(live["found"]), live
         assert any("Room" in name for name in live["objects"]), live
+        # With SFU workers, the one holding the room knows its participants (by id
+        # only: no worker ever holds a name, the slug or chat).
+        live = await _memory(server, [*MEETING_STRINGS, *ids])
+        assert len(live["workers"]) == (server.workers if server.workers > 1 else 0), live
+        holding = [w for w in live["workers"] if any(w["found"][len(MEETING_STRINGS) :])]
+        if server.workers > 1:
+            [worker] = holding
+            assert all(worker["found"][len(MEETING_STRINGS) :]), worker
+            assert any("Participant" in name for name in worker["objects"]), worker
+        for worker in live["workers"]:
+            assert not any(worker["found"][: len(MEETING_STRINGS)]), worker
 
         await leader.send({"type": "end_room", "room": SLUG})
         await guest.expect("room_ended")
@@ -191,19 +204,24 @@ async def test_meeting_leaves_no_trace(audit_server: Any) -> None:
         for client in (guest, waiting, leader):
             await client.close()
 
-    # The room is gone from the process: no room-like object, no meeting string.
-    health = await _healthz(server)
-    if "rooms" in health:
-        assert health["rooms"] == 0, health
+    # The room is gone from the process and from every SFU worker: no room-like
+    # object, no meeting string, no participant id.
+    auth = {"Authorization": f"Bearer {server.metrics_token}"}
+    assert _values((await _metrics(server, auth))[1])["kreis_rooms"] == 0
+    needles = [*MEETING_STRINGS, *ids]
     memory: dict[str, Any] = {}
     for _ in range(3):  # closing sockets and tasks settles within a moment
         await asyncio.sleep(1)
-        memory = await _memory(server, MEETING_STRINGS)
-        if not any(memory["found"]) and not memory["objects"]:
+        memory = await _memory(server, needles)
+        if not _traces(memory):
             break
-    leftovers = [n for n, found in zip(MEETING_STRINGS, memory["found"], strict=True) if found]
+    leftovers = [n for n, found in zip(needles, memory["found"], strict=True) if found]
     assert not leftovers, f"still in server memory after the room ended: {leftovers} {memory}"
     assert not memory["objects"], f"room objects still alive: {memory['objects']}"
+    for k, worker in enumerate(memory["workers"]):
+        leftovers = [n for n, found in zip(needles, worker["found"], strict=True) if found]
+        assert not leftovers, f"still in SFU worker {k} after the room ended: {leftovers} {worker}"
+        assert not worker["objects"], f"room objects alive in SFU worker {k}: {worker['objects']}"
 
     server.stop()  # flush everything the process might write on its way out
     assert server.process.returncode is not None
