@@ -601,6 +601,14 @@ class DownOffer(DownMessage):
 
 
 @dataclass
+class MediaRestart(DownMessage):
+    """The SFU lost this participant's peer connections (its worker died and runs
+    again): close both, offer a fresh up connection; a fresh down offer follows."""
+
+    type: ClassVar[str] = "media_restart"
+
+
+@dataclass
 class E2eeKeyDown(DownMessage):
     type: ClassVar[str] = "e2ee_key"
     payload: str = ""
@@ -613,7 +621,7 @@ DOWN_TYPES: dict[str, type[DownMessage]] = {
         HelloDown, Pong, Error, LoginOk, GatewayOk, RoomList, SlugCheck, RoomCreated,
         WaitingForLeader, LobbyStatus, Joined, Participants, LobbyQueue, RoomState,
         ChatDown, MuteRequestDown, Removed, RoomEnded, ServerRestart, UpAnswer, DownOffer,
-        E2eeKeyDown,
+        E2eeKeyDown, MediaRestart,
     )
 }  # fmt: skip
 
