@@ -141,8 +141,10 @@ def start_server(
     rooms: dict[str, int] | None = None,
     hooks: bool = False,
     limits: dict[str, int] | None = None,
+    health_timeout: float = 30,
 ) -> KreisServer:
-    """Starts `python -m app serve` on a free loopback port and waits for /healthz.
+    """Starts `python -m app serve` on a free loopback port and waits for /healthz
+    (at most `health_timeout` seconds).
 
     `hooks`: start tests/serve_with_hooks.py instead, which adds the test-only
     `/_test/*` endpoints (tests/server_hooks.py) to the same app. `limits`: `[limits]`
@@ -178,7 +180,7 @@ def start_server(
     )
     server = KreisServer(f"http://127.0.0.1:{port}", port, config_path, log_dir, process)
     try:
-        wait_healthy(server.url, process, tmp / "server.out")
+        wait_healthy(server.url, process, tmp / "server.out", health_timeout)
     except RuntimeError:
         server.stop()
         raise

@@ -33,7 +33,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KreisSer
     write_config(config, free_port())
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("[media]\n", "[media]\nworkers = 2\n", 1), encoding="utf-8")
-    server = start_server(tmp)
+    server = start_server(tmp, health_timeout=120)  # two worker processes to spawn
     try:
         yield server
     finally:
