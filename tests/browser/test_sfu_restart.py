@@ -82,17 +82,19 @@ async def test_a_killed_sfu_worker_brings_media_back_within_10_s(
     slug = "arbeiter-neustart"
     leaders.append(await start_room(shared_server, slug))
     pages = [await people.page() for _ in range(2)]
+    for page in pages:
+        page.set_default_timeout(90_000)  # two Chromium pages on a busy machine load slowly
     for page, name in zip(pages, ["Esche", "Linde"], strict=True):
         await open_room(page, slug, name)
     for page in pages:
-        await wait_state(page, "room")
+        await wait_state(page, "room", 60)
 
     async def flowing(page: Any) -> bool:
         frames, energy = await _video_and_audio(page)
         return frames > 10 and energy > 0
 
     for page in pages:
-        await wait_for(lambda p=page: flowing(p), 30, "video and audio before the kill")
+        await wait_for(lambda p=page: flowing(p), 60, "video and audio before the kill")
     assert _health(shared_server.url) == {"status": "ok", "media": True}
 
     # The worker that holds the room is the one with the peer connections' sockets.
