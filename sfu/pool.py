@@ -118,7 +118,6 @@ class _Worker:
     """time.monotonic() of the last start."""
     quick_deaths: int = 0
     """Deaths in a row within STABLE_AFTER seconds of starting."""
-    restarts: int = 0
 
 
 class WorkerPool:
@@ -295,7 +294,9 @@ class WorkerPool:
 
     def _notify(self, w: _Worker, method: str, *args: Any) -> None:
         if not w.alive or w.channel is None:
-            logger.warning("SFU worker %d is not running", w.index)
+            # While a dead worker restarts: mutes are replayed to the new one, the rest
+            # (keyframe requests, adds) is redone when the participants offer again.
+            logger.debug("SFU worker %d is not running", w.index)
             return
         if not w.channel.send((0, method, args)):
             self._died(w)
@@ -361,10 +362,11 @@ class WorkerPool:
             except Exception as exc:
                 logger.error("SFU worker %d did not start again: %s", w.index, type(exc).__name__)
                 self._lost(w)
+                if w.process is not None and w.process.is_alive():
+                    w.process.kill()  # hung while starting: the next try needs its ports
                 w.quick_deaths += 1
         if self._stopping:
             return
-        w.restarts += 1
         reset = [
             (room, participant)
             for room, members in self._members.items()
