@@ -4,7 +4,8 @@
 The SFU (`sfu/`) knows only opaque room and participant ids. This module tells it when
 a participant is admitted (subscribe to everyone else) or leaves, and which sources to
 stop forwarding when a participant mutes. Lobby entrants are never added, so they
-cannot receive any media.
+cannot receive any media. When an SFU worker process dies and runs again, every
+participant it held is told `media_restart` and offers afresh.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ class Media:
             port_max=m.port_max,
         )
         self.router: Any
+        self._peers: dict[tuple[str, str], Any] = {}
+        """(room id, member id) → the member's connection, for media_restart."""
         if m.workers > 1:
             from sfu.pool import WorkerPool
 
             # Rooms are placed on workers by the pool's own table (sfu.pool.Placement);
             # a cluster would hand it a shared one.
-            self.router = WorkerPool(settings, m.workers, use_uvloop=_uvloop_wanted())
+            self.router = WorkerPool(
+                settings, m.workers, use_uvloop=_uvloop_wanted(), on_reset=self._reset
+            )
         else:
             self.router = Router(settings)
 
@@ -52,9 +57,21 @@ class Media:
 
     async def stop(self) -> None:
         await self.router.stop()
+        self._peers.clear()
+
+    @property
+    def healthy(self) -> bool:
+        """False while an SFU worker is down (its participants have no media)."""
+        return bool(getattr(self.router, "healthy", True))
+
+    def _reset(self, room_id: str, member_id: str) -> None:
+        peer = self._peers.get((room_id, member_id))
+        if peer is not None:
+            peer.send(p.MediaRestart())
 
     def admitted(self, room: Room, member: Member) -> None:
         peer = member.peer
+        self._peers[(room.id, member.id)] = peer
 
         async def send_down_offer(sdp: str, tracks: list[Any]) -> None:
             peer.send(p.DownOffer(sdp, [dataclasses.asdict(t) for t in tracks]))
@@ -64,6 +81,7 @@ class Media:
     async def left(self, room: Room, member: Member) -> None:
         from sfu import UnknownParticipant
 
+        self._peers.pop((room.id, member.id), None)
         # A participant whose media never started is unknown to the SFU: nothing to undo.
         with contextlib.suppress(UnknownParticipant):
             await self.router.remove_participant(room.id, member.id)

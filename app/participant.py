@@ -44,7 +44,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from app.client import KreisClient
-from app.protocol import DownOffer, Joined, UpAnswer, parse_down
+from app.protocol import DownOffer, Joined, MediaRestart, UpAnswer, parse_down
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,9 @@ class RoomParticipant:
         self.up: RTCPeerConnection | None = None
         self.down: RTCPeerConnection | None = None
         self.offers_answered = 0
+        self.restarts = 0
+        """`media_restart`s followed (the server's SFU worker died and runs again)."""
+        self._published: list[tuple[MediaStreamTrack, str]] = []
         self._owners: dict[str, str] = {}
         self._up_answer: asyncio.Future[UpAnswer] | None = None
         self._down_lock = asyncio.Lock()
@@ -252,7 +255,7 @@ class RoomParticipant:
         task.add_done_callback(self._tasks.discard)
 
     def _got(self, data: dict[str, Any]) -> None:
-        if data.get("type") not in ("joined", "up_answer", "down_offer"):
+        if data.get("type") not in ("joined", "up_answer", "down_offer", "media_restart"):
             return  # the rest is the owner's business (console, gateway, test)
         msg = parse_down(data)
         if isinstance(msg, Joined):
@@ -262,6 +265,27 @@ class RoomParticipant:
                 self._up_answer.set_result(msg)
         elif isinstance(msg, DownOffer):
             self._spawn(self._answer(msg))  # its own task: the reader keeps reading
+        elif isinstance(msg, MediaRestart):
+            self._spawn(self._restart())
+
+    async def _restart(self) -> None:
+        """Both connections died with the server's SFU worker: new ones, same tracks.
+        Holds the down lock, so the down offers that follow wait for the new state."""
+        async with self._down_lock:
+            if self._closed:
+                return
+            old = (self.up, self.down)
+            self.up = self.down = None
+            for pc in old:
+                if pc is not None:
+                    with contextlib.suppress(Exception):
+                        await pc.close()
+            self.restarts += 1
+        if self._published:
+            try:
+                await self.publish(self._published)
+            except Exception as exc:
+                log.warning("publishing again after a media restart failed: %s", exc)
 
     # ------------------------------------------------------------------ up
 
@@ -270,6 +294,7 @@ class RoomParticipant:
     ) -> None:
         """Publishes `(track, source)` pairs ("mic", "camera", "screen") on the up
         connection; audio is offered as Opus only, the codec every browser decodes."""
+        self._published = list(tracks)
         up = self.up = RTCPeerConnection(rtc_configuration(self.client.hello))
         described = []
         for track, source in tracks:

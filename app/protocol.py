@@ -626,6 +626,14 @@ class DownOffer(DownMessage):
 
 
 @dataclass
+class MediaRestart(DownMessage):
+    """The SFU lost this participant's peer connections (its worker died and runs
+    again): close both, offer a fresh up connection; a fresh down offer follows."""
+
+    type: ClassVar[str] = "media_restart"
+
+
+@dataclass
 class E2eeKeyDown(DownMessage):
     type: ClassVar[str] = "e2ee_key"
     payload: str = ""
@@ -638,7 +646,7 @@ DOWN_TYPES: dict[str, type[DownMessage]] = {
         HelloDown, Pong, Error, LoginOk, GatewayOk, RoomList, SlugCheck, RoomCreated,
         WaitingForLeader, LobbyStatus, Joined, Participants, LobbyQueue, RoomState,
         ChatDown, MuteRequestDown, Removed, RoomEnded, ServerRestart, UpAnswer, DownOffer,
-        E2eeKeyDown, ResumeToken, LeaderState,
+        E2eeKeyDown, ResumeToken, LeaderState, MediaRestart,
     )
 }  # fmt: skip
 

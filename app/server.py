@@ -36,9 +36,11 @@ RESTART_NOTICE_SECONDS = 5
 
 async def healthz(request: web.Request) -> web.Response:
     """Up or not, for load balancers and monitoring. No counts: anyone may ask, and
-    how many rooms are live is for `/metrics`, which is restricted."""
+    how many rooms are live is for `/metrics`, which is restricted. While an SFU
+    worker is down (and being restarted) media is false and status "degraded"."""
     hub = request.app[HUB_KEY]
-    return web.json_response({"status": "ok", "media": hub.media is not None})
+    media = hub.media is not None and hub.media.healthy
+    return web.json_response({"status": "ok" if media else "degraded", "media": media})
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -25,8 +25,11 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.codecs
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import aiortc.sdp
 import pylibsrtp
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -61,6 +64,10 @@ PRIVATE_NAMES: tuple[tuple[Any, str], ...] = (
     (RTCDtlsTransport, "_recv_next"),
     (aioice.ice.Connection, "gather_candidates"),
     (aioice.ice, "StunProtocol"),
+    (aiortc.sdp.SessionDescription, "parse"),
+    (aiortc.rtcpeerconnection, "find_common_codecs"),
+    (aiortc.codecs, "CODECS"),
+    (RTCPeerConnection, "_RTCPeerConnection__connect"),
 )
 
 #: Instance attributes this module relies on, by the kind of object that holds them.
@@ -429,3 +436,52 @@ def writer_for(transceiver: RTCRtpTransceiver) -> RtpWriter:
 
 def dtls_of(transceiver: RTCRtpTransceiver) -> RTCDtlsTransport:
     return transceiver.receiver.transport
+
+
+# --- SDP, checked before aiortc applies it (sfu/sdpcheck.py) ------------------------
+
+
+def parse_sdp(text: str) -> Any:
+    """aiortc's own reading of a session description (an aiortc.sdp.SessionDescription);
+    raises whatever its parser raises on text it cannot read."""
+    return aiortc.sdp.SessionDescription.parse(text)
+
+
+def can_negotiate(kind: str, codecs: list[RTCRtpCodecParameters]) -> bool:
+    """Whether setRemoteDescription finds a codec in common for an m-line of kind with
+    these codecs (it raises OperationError half-way through the SDP otherwise)."""
+    local = aiortc.codecs.CODECS.get(kind, [])
+    return bool(aiortc.rtcpeerconnection.find_common_codecs(local, codecs))
+
+
+# --- background tasks aiortc starts and never awaits ---------------------------------
+
+_CONNECT = "RTCPeerConnection.__connect"
+
+
+async def applying(pc: RTCPeerConnection, call: Awaitable[None]) -> None:
+    """Awaits pc.setRemoteDescription / setLocalDescription (call) and adopts the
+    connect task aiortc starts inside it (`asyncio.ensure_future(self.__connect())`,
+    whose exception nobody retrieves): an ICE or DTLS failure of one client is logged
+    as one line, not as "Task exception was never retrieved" with a traceback."""
+    before = asyncio.all_tasks()
+    try:
+        await call
+    finally:
+        for task in asyncio.all_tasks() - before:
+            coro = task.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            if (
+                getattr(coro, "__qualname__", "") == _CONNECT
+                and frame is not None
+                and frame.f_locals.get("self") is pc
+            ):
+                task.add_done_callback(_connect_done)
+
+
+def _connect_done(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        logger.info("a media connection did not come up: %s", type(exc).__name__)

@@ -29,7 +29,8 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from sfu import aiortc_private as private
 from sfu.conn import DownTrackInfo, TrackInfo
 from sfu.downtrack import RtpDownTrack
-from sfu.errors import BadSdp
+from sfu.errors import BadSdp, SfuError
+from sfu.sdpcheck import check_down_answer, check_up_offer
 from sfu.settings import MediaSettings
 from sfu.stats import Stats
 from sfu.uptrack import RtpUpTrack
@@ -52,19 +53,6 @@ def _allowed(codec: Any) -> bool:
 def codec_preferences(kind: str) -> list[Any]:
     """aiortc's capabilities for kind restricted to the forwarded codecs."""
     return [c for c in RTCRtpSender.getCapabilities(kind).codecs if _allowed(c)]
-
-
-MAX_SDP_LENGTH = 100_000
-
-
-def check_sdp(sdp: str) -> None:
-    """Refuses what cannot be a complete session description before aiortc sees it
-    (aiortc's parser accepts almost any text, including one without media)."""
-    if not isinstance(sdp, str) or len(sdp) > MAX_SDP_LENGTH:
-        raise BadSdp("SDP missing or too long")
-    lines = sdp.replace("\r\n", "\n").split("\n")
-    if lines[0].strip() != "v=0" or not any(line.startswith("m=") for line in lines):
-        raise BadSdp("not a session description with media")
 
 
 def msid_token(participant: str) -> str:
@@ -121,7 +109,10 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception as exc:  # closing must go on for the other connections
+            logger.warning("closing a peer connection failed: %s", type(exc).__name__)
 
 
 class UpConnection(_Connection):
@@ -139,26 +130,23 @@ class UpConnection(_Connection):
         self, sdp: str, tracks: list[TrackInfo]
     ) -> tuple[str, list[RtpUpTrack], list[RtpUpTrack]]:
         """Answers an up offer; returns (answer SDP, added tracks, removed tracks)."""
-        check_sdp(sdp)
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:
-            raise BadSdp(f"offer rejected: {type(exc).__name__}") from exc
+        check_up_offer(sdp, tracks)  # BadSdp before aiortc sees anything
+        # From here on the offer is one the SFU can use: a failure is the SFU's own
+        # (internal), never the client's bad_sdp.
+        offer = RTCSessionDescription(sdp=sdp, type="offer")
+        await private.applying(self.pc, self.pc.setRemoteDescription(offer))
         transceivers = {t.mid: t for t in self.pc.getTransceivers() if t.mid is not None}
         for info in tracks:
             t = transceivers.get(info.mid)
             if t is None or t.kind != info.kind:
-                raise BadSdp(f"no {info.kind} m-line with mid {info.mid!r}")
+                raise SfuError("aiortc did not make a transceiver for a checked m-line")
         for t in transceivers.values():
             private.restrict_codecs(t, _allowed)
             if not private.negotiated_codecs(t):
                 t.direction = "inactive"
         self._configure_ice()
-        try:
-            answer = await self.pc.createAnswer()
-            await self.pc.setLocalDescription(answer)
-        except Exception as exc:
-            raise BadSdp(f"cannot answer offer: {type(exc).__name__}") from exc
+        answer = await self.pc.createAnswer()
+        await private.applying(self.pc, self.pc.setLocalDescription(answer))
 
         added: list[RtpUpTrack] = []
         wanted = {info.mid: info for info in tracks}
@@ -238,6 +226,8 @@ class DownConnection(_Connection):
         super().__init__(participant, settings, stats)
         self.tracks: dict[DownKey, RtpDownTrack] = {}
         """Live down-tracks by (publisher, source, kind)."""
+        self._offered: list[tuple[str, str]] = []
+        """(kind, mid) of every m-line of the last offer, in order."""
 
     async def make_offer(
         self, desired: dict[DownKey, RtpUpTrack]
@@ -266,7 +256,9 @@ class DownConnection(_Connection):
             self.tracks[key] = down
         self._configure_ice()
         offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
+        await private.applying(self.pc, self.pc.setLocalDescription(offer))
+        offer_sdp: str = self.pc.localDescription.sdp
+        self._offered = [(m.kind, m.rtp.muxId) for m in private.parse_sdp(offer_sdp).media]
         infos = []
         for down in self.tracks.values():
             i = down.info
@@ -278,17 +270,14 @@ class DownConnection(_Connection):
             )
             down.info = info
             infos.append(info)
-        offer_sdp: str = self.pc.localDescription.sdp
         return offer_sdp, infos
 
     async def got_answer(self, sdp: str) -> None:
-        check_sdp(sdp)
         if self.pc.signalingState != "have-local-offer":
             raise BadSdp("no down offer is outstanding")
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except Exception as exc:
-            raise BadSdp(f"answer rejected: {type(exc).__name__}") from exc
+        check_down_answer(sdp, self._offered)  # BadSdp before aiortc sees anything
+        answer = RTCSessionDescription(sdp=sdp, type="answer")
+        await private.applying(self.pc, self.pc.setRemoteDescription(answer))
         for down in self.tracks.values():
             down.negotiated()
         self._start_rtcp()

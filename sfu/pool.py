@@ -18,6 +18,13 @@ Errors come back with their class (BadSdp, UnknownParticipant, ...). set_forward
 and request_keyframe stay synchronous and, like the Router's, ignore participants the
 pool does not know; they do not wait for the worker. `stats` sums the counters the
 workers push about once a second.
+
+A worker that dies (a crash, SIGKILL, the OOM killer) is started again with the same
+port slice; its rooms' participants are added to the new worker (with their mutes)
+and `on_reset(room, participant)` tells the server, which asks each client to offer
+again: their peer connections died with the worker. `healthy` is False from the
+death until the new worker runs. The pipes are read and written without blocking
+the event loop (sfu/channel.py).
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ import contextlib
 import itertools
 import logging
 import multiprocessing as mp
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from sfu import errors
+from sfu.channel import Channel
 from sfu.conn import DownTrackInfo, TrackInfo
 from sfu.settings import MediaSettings
 from sfu.stats import Stats
@@ -41,8 +49,13 @@ from sfu.worker import worker_main
 logger = logging.getLogger(__name__)
 
 SendDownOffer = Callable[[str, list[DownTrackInfo]], Awaitable[None]]
+OnReset = Callable[[str, str], None]
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+RESTART_DELAYS = (0.0, 0.5, 2.0, 5.0, 15.0)
+"""Seconds before restarting a dead worker: the first restart is at once, and a worker
+that keeps dying within STABLE_AFTER seconds of its start waits longer each time."""
+STABLE_AFTER = 30.0
 
 
 class Placement(Protocol):
@@ -95,12 +108,16 @@ class _Worker:
     index: int
     settings: MediaSettings
     process: Any = None
-    conn: Connection | None = None
+    channel: Channel | None = None
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     participants: int = 0
     ready: asyncio.Future[None] | None = None
     alive: bool = False
+    started: float = 0.0
+    """time.monotonic() of the last start."""
+    quick_deaths: int = 0
+    """Deaths in a row within STABLE_AFTER seconds of starting."""
 
 
 class WorkerPool:
@@ -112,52 +129,75 @@ class WorkerPool:
         workers: int,
         placement: Placement | None = None,
         use_uvloop: bool = False,
+        on_reset: OnReset | None = None,
     ) -> None:
         self.settings = settings
+        self.on_reset = on_reset
+        """Called with (room, participant) for each participant whose connections died
+        with a worker, once the new worker runs: the client must offer again."""
         self.placement: Placement = placement if placement is not None else DictPlacement()
         self._use_uvloop = use_uvloop
         self._workers = [_Worker(k, s) for k, s in enumerate(port_slices(settings, workers))]
         self._members: dict[str, dict[str, SendDownOffer]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._forwarding: dict[tuple[str, str], dict[str, bool]] = {}
+        """(room, participant) → source → enabled, replayed to a restarted worker."""
+        self._stopping = False
 
     @property
     def workers(self) -> int:
         return len(self._workers)
 
+    @property
+    def healthy(self) -> bool:
+        """Every worker runs (False while a dead one is being restarted)."""
+        return not self._stopping and all(w.alive for w in self._workers)
+
+    def worker_health(self) -> list[bool]:
+        """Whether each worker runs, by index."""
+        return [w.alive for w in self._workers]
+
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Spawns every worker and waits until each runs its Router."""
-        loop = asyncio.get_running_loop()
-        ctx = mp.get_context("spawn")
-        for w in self._workers:
-            parent, child = ctx.Pipe()
-            w.process = ctx.Process(
-                target=worker_main,
-                args=(child, w.settings, self._use_uvloop),
-                name=f"kreis-sfu-{w.index}",
-                daemon=True,
-            )
-            w.process.start()
-            child.close()
-            w.conn = parent
-            w.ready = loop.create_future()
-            w.alive = True
-            loop.add_reader(parent.fileno(), self._readable, w)
+        self._stopping = False
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(w.ready for w in self._workers if w.ready)), START_TIMEOUT
-            )
+            await asyncio.gather(*(self._spawn(w) for w in self._workers))
         except BaseException:
             await self.stop()
             raise
 
+    async def _spawn(self, w: _Worker) -> None:
+        """Starts w's process and waits until it runs its Router."""
+        loop = asyncio.get_running_loop()
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        w.process = ctx.Process(
+            target=worker_main,
+            args=(child, w.settings, self._use_uvloop),
+            name=f"kreis-sfu-{w.index}",
+            daemon=True,
+        )
+        # Spawning forks and execs a fresh interpreter: off the event loop.
+        await loop.run_in_executor(None, w.process.start)
+        child.close()
+        w.channel = Channel(parent, lambda msg: self._got(w, msg), lambda: self._closed(w))
+        await w.channel.open()
+        w.ready = loop.create_future()
+        w.started = time.monotonic()
+        await asyncio.wait_for(w.ready, START_TIMEOUT)
+        w.alive = True
+
     async def stop(self) -> None:
         """Closes every connection (each worker stops its Router) and ends the workers."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
         for w in self._workers:
             if w.alive:
-                with contextlib.suppress(errors.SfuError):
+                with contextlib.suppress(errors.SfuError, asyncio.TimeoutError):
                     await asyncio.wait_for(self._request(w, "stop"), STOP_TIMEOUT)
         loop = asyncio.get_running_loop()
         for w in self._workers:
@@ -166,9 +206,11 @@ class WorkerPool:
                 await loop.run_in_executor(None, w.process.join, STOP_TIMEOUT)
                 if w.process.is_alive():
                     w.process.terminate()
-        for task in list(self._tasks):
-            task.cancel()
+            if w.channel is not None:
+                await w.channel.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._members.clear()
+        self._forwarding.clear()
 
     # --- the Router's API ------------------------------------------------------------
 
@@ -185,6 +227,7 @@ class WorkerPool:
         if members is None or participant not in members:
             return
         del members[participant]
+        self._forwarding.pop((room, participant), None)
         w = self._worker_for(room)
         w.participants -= 1
         if not members:
@@ -205,6 +248,7 @@ class WorkerPool:
     def set_forwarding(self, room: str, participant: str, source: str, enabled: bool) -> None:
         # Like Router: unknown participants are ignored (app calls this for every member).
         if participant in self._members.get(room, {}):
+            self._forwarding.setdefault((room, participant), {})[source] = enabled
             w = self._worker_for(room)
             self._notify(w, "set_forwarding", room, participant, source, enabled)
 
@@ -249,35 +293,25 @@ class WorkerPool:
         return self._workers[index]
 
     def _notify(self, w: _Worker, method: str, *args: Any) -> None:
-        if not w.alive or w.conn is None:
-            logger.warning("SFU worker %d is not running", w.index)
+        if not w.alive or w.channel is None:
+            # While a dead worker restarts: mutes are replayed to the new one, the rest
+            # (keyframe requests, adds) is redone when the participants offer again.
+            logger.debug("SFU worker %d is not running", w.index)
             return
-        try:
-            w.conn.send((0, method, args))
-        except (OSError, ValueError):
-            self._lost(w)
+        if not w.channel.send((0, method, args)):
+            self._died(w)
 
     async def _request(self, w: _Worker, method: str, *args: Any) -> Any:
-        if not w.alive or w.conn is None:
+        if not w.alive or w.channel is None:
             raise errors.SfuError(f"SFU worker {w.index} is not running")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         w.pending[request_id] = future
-        try:
-            w.conn.send((request_id, method, args))
-        except (OSError, ValueError):
-            self._lost(w)
+        if not w.channel.send((request_id, method, args)):
+            self._died(w)
         return await future
 
-    def _readable(self, w: _Worker) -> None:
-        assert w.conn is not None
-        try:
-            msg = w.conn.recv()
-        except (EOFError, OSError):
-            if w.alive:
-                logger.error("SFU worker %d exited", w.index)
-            self._lost(w)
-            return
+    def _got(self, w: _Worker, msg: Any) -> None:
         kind = msg[0]
         if kind == "reply":
             _, request_id, ok, result = msg
@@ -291,21 +325,79 @@ class WorkerPool:
             _, room, participant, sdp, tracks = msg
             callback = self._members.get(room, {}).get(participant)
             if callback is not None:
-                task = asyncio.create_task(_deliver(callback, sdp, tracks))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn_task(_deliver(callback, sdp, tracks))
         elif kind == "stats":
             w.stats = msg[1]
         elif kind == "ready" and w.ready is not None and not w.ready.done():
             w.ready.set_result(None)
 
+    def _closed(self, w: _Worker) -> None:
+        if w.ready is not None and not w.ready.done():
+            w.ready.set_exception(errors.SfuError(f"SFU worker {w.index} did not start"))
+        elif w.alive and not self._stopping:
+            self._died(w)
+
+    def _died(self, w: _Worker) -> None:
+        """w's process is gone (or its pipe broke) while it should run: restart it."""
+        if not w.alive or self._stopping:
+            return
+        code = w.process.exitcode if w.process is not None else None
+        logger.error("SFU worker %d exited (code %s); restarting it", w.index, code)
+        self._lost(w)
+        self._spawn_task(self._restart(w))
+
+    async def _restart(self, w: _Worker) -> None:
+        loop = asyncio.get_running_loop()
+        if w.process is not None:  # reap it (and make sure it is gone)
+            await loop.run_in_executor(None, w.process.join, STOP_TIMEOUT)
+            if w.process.is_alive():
+                w.process.kill()
+        lived = time.monotonic() - w.started
+        w.quick_deaths = w.quick_deaths + 1 if lived < STABLE_AFTER else 0
+        while not self._stopping:
+            await asyncio.sleep(RESTART_DELAYS[min(w.quick_deaths, len(RESTART_DELAYS) - 1)])
+            try:
+                await self._spawn(w)
+                break
+            except Exception as exc:
+                logger.error("SFU worker %d did not start again: %s", w.index, type(exc).__name__)
+                self._lost(w)
+                if w.process is not None and w.process.is_alive():
+                    w.process.kill()  # hung while starting: the next try needs its ports
+                w.quick_deaths += 1
+        if self._stopping:
+            return
+        reset = [
+            (room, participant)
+            for room, members in self._members.items()
+            if self.placement.worker_for(room) == w.index
+            for participant in members
+        ]
+        for room, participant in reset:
+            self._notify(w, "add_participant", room, participant)
+            for source, enabled in self._forwarding.get((room, participant), {}).items():
+                self._notify(w, "set_forwarding", room, participant, source, enabled)
+        logger.warning("SFU worker %d runs again; %d participants offer again", w.index, len(reset))
+        if self.on_reset is not None:
+            for room, participant in reset:
+                try:
+                    self.on_reset(room, participant)
+                except Exception:
+                    logger.exception("telling a participant to offer again failed")
+
+    def _spawn_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("SFU pool task failed: %s", type(task.exception()).__name__)
+
     def _lost(self, w: _Worker) -> None:
-        if w.conn is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(w.conn.fileno())
-            with contextlib.suppress(Exception):
-                w.conn.close()
-        w.conn = None
+        if w.channel is not None:
+            w.channel.close()
         w.alive = False
         for future in w.pending.values():
             if not future.done():

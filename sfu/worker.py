@@ -5,7 +5,7 @@ The server process (sfu/pool.py, WorkerPool) starts one worker per core and plac
 whole rooms on them, so every packet of a room is forwarded inside one process and
 no media crosses a process boundary; only control messages do. Messages are pickled
 tuples (the pipe connects a parent to the child it spawned, nothing else can write
-to it):
+to it; sfu/channel.py carries them without blocking either event loop):
 
     server → worker   (request_id, method, args)     request_id 0: no reply wanted
     worker → server   ("ready",)                     the Router is running
@@ -28,6 +28,7 @@ import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sfu.channel import Channel
 from sfu.conn import DownTrackInfo
 from sfu.errors import SfuError
 from sfu.router import Router
@@ -43,38 +44,36 @@ class Worker:
     """Serves one Router over one pipe until told to stop (or the pipe closes)."""
 
     def __init__(self, conn: Connection, settings: MediaSettings) -> None:
-        self.conn = conn
+        # The server being gone (channel closed) means: close every connection, exit.
+        self.channel = Channel(conn, self._got, self._server_gone)
         self.router = Router(settings)
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         await self.router.start()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self.conn.fileno(), self._readable)
+        await self.channel.open()
         self._send(("ready",))
         pusher = asyncio.create_task(self._push_stats())
         try:
             await self._done.wait()
         finally:
-            loop.remove_reader(self.conn.fileno())
             pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pusher
             await self.router.stop()
+            await self.channel.drain()  # the reply to "stop" goes out before we exit
+            await self.channel.stop()
 
     def _send(self, msg: tuple[Any, ...]) -> None:
-        try:
-            self.conn.send(msg)
-        except (OSError, ValueError):
+        if not self.channel.send(msg):
             self._done.set()
 
-    def _readable(self) -> None:
-        try:
-            request_id, method, args = self.conn.recv()
-        except (EOFError, OSError):
-            self._done.set()  # the server is gone: close every connection and exit
-            return
+    def _server_gone(self) -> None:
+        self._done.set()
+
+    def _got(self, msg: Any) -> None:
+        request_id, method, args = msg
         task = asyncio.create_task(self._call(request_id, method, args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

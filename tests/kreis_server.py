@@ -145,8 +145,10 @@ def start_server(
     hooks: bool = False,
     limits: dict[str, int] | None = None,
     media: dict[str, int] | None = None,
+    health_timeout: float = 60,
 ) -> KreisServer:
-    """Starts `python -m app serve` on a free loopback port and waits for /healthz.
+    """Starts `python -m app serve` on a free loopback port and waits for /healthz
+    (at most `health_timeout` seconds).
 
     `hooks`: start tests/serve_with_hooks.py instead, which adds the test-only
     `/_test/*` endpoints (tests/server_hooks.py) to the same app. `limits`: `[limits]`
@@ -185,7 +187,7 @@ def start_server(
     try:
         # SFU worker processes each import aiortc before the server answers.
         workers = int((media or {}).get("workers", 1))
-        wait_healthy(server.url, process, tmp / "server.out", 30 + 15 * (workers - 1))
+        wait_healthy(server.url, process, tmp / "server.out", health_timeout + 15 * (workers - 1))
     except RuntimeError:
         server.stop()
         raise

@@ -295,6 +295,9 @@ sig.on("joined", async (msg) => {
 sig.on("participants", (msg) => room.gotParticipants(msg));
 sig.on("down_offer", (msg) => room.gotDownOffer(msg));
 sig.on("up_answer", (msg) => room.gotUpAnswer(msg));
+sig.on("media_restart", () => {
+  if (session.phase === "room") room.restartMedia();
+});
 sig.on("lobby_queue", (msg) => room.leader.gotLobbyQueue(msg));
 sig.on("room_state", (msg) => room.leader.gotRoomState(msg));
 sig.on("mute_request", () => room.gotMuteRequest());

@@ -77,10 +77,22 @@ export class RoomView {
     if (this.media.screenOn) this.tiles.setVideo(this.tiles.tile(joined.id, "screen"), this.media.screen);
     this.renderAll();
     this.startSpeakerLoop();
+    await this.startMedia();
+  }
+
+  /** Our up connection, offered with whatever we send; the down one follows the server's offer. */
+  async startMedia() {
     this.up = new UpConnection(this.sig, this.iceServers);
     this.up.onFailed = () => this.onMediaFailed && this.onMediaFailed();
     this.sendMediaState();
     await this.up.start({ mic: this.media.mic, camera: this.media.camera, screen: this.media.screen });
+  }
+
+  /** `media_restart`: the server's media process lost our connections; new ones, same seat. */
+  async restartMedia() {
+    if (!this.me) return;
+    this.closePeers();
+    await this.startMedia();
   }
 
   closePeers() {
