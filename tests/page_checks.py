@@ -10,6 +10,7 @@ console, that logs in and starts a room.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -66,3 +67,54 @@ async def start_room(server: Any, slug: str, lobby: bool = False) -> KreisClient
         "room_created",
     )
     return leader
+
+
+AUDIO_PEAK_JS = """(async () => {
+  const SOURCE = %(source)s, MS = %(ms)d;
+  let stream = null;
+  if (SOURCE === "mic") {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } else {
+    const playing = [...document.querySelectorAll("audio")].filter(
+      (a) => a.srcObject && a.srcObject.getAudioTracks().length);
+    if (playing.length !== 1) return { error: "audio elements: " + playing.length };
+    stream = playing[0].srcObject;
+  }
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const power = new Float64Array(analyser.frequencyBinCount);
+  const end = performance.now() + MS;
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 40));
+    analyser.getFloatFrequencyData(bins);
+    for (let i = 1; i < bins.length; i++) if (isFinite(bins[i])) power[i] += 10 ** (bins[i] / 10);
+  }
+  if (SOURCE === "mic") stream.getTracks().forEach((t) => t.stop());
+  const hz = ctx.sampleRate / analyser.fftSize;
+  await ctx.close();
+  let peak = 1, total = 0;
+  for (let i = 1; i < power.length; i++) {
+    total += power[i];
+    if (power[i] > power[peak]) peak = i;
+  }
+  let near = 0;
+  for (let i = 1; i < power.length; i++) if (Math.abs(i - peak) * hz <= 50) near += power[i];
+  return { peakHz: peak * hz, share: total > 0 ? near / total : 0, total };
+})()"""
+
+
+async def audio_peak(page: Evaluating, source: str = "remote", seconds: float = 1.5) -> Any:
+    """Peak frequency of audio in the page, measured by a Web Audio analyser (FFT).
+
+    `source` "remote": the one `<audio>` element playing another participant;
+    "mic": a fresh capture of the page's own (fake) microphone, i.e. what it sends.
+    Returns `{peakHz, share, total}`: `share` is the part of the energy within ±50 Hz
+    of the peak.
+    """
+    script = AUDIO_PEAK_JS % {"source": json.dumps(source), "ms": int(seconds * 1000)}
+    return await page.evaluate(script)

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from bidi import Firefox, Tab, launch_firefox
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from page_checks import Evaluating, media, start_room, wait_for
+from page_checks import Evaluating, audio_peak, media, start_room, wait_for
 from playwright.async_api import Page, async_playwright
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
@@ -164,6 +164,22 @@ async def exchanging(fox: Tab, chrome: Page, fox_id: str, chrome_id: str) -> Non
     )
     await rising(fox, chrome_id)
     await rising(chrome, fox_id)
+    await same_tone(fox, chrome)
+    await same_tone(chrome, fox)
+
+
+async def same_tone(sender: Evaluating, receiver: Evaluating) -> None:
+    """The receiver plays the sender's microphone tone: same peak frequency (FFT).
+
+    Energy alone would pass for noise or the wrong stream; the fake microphones of both
+    browsers make a steady tone, measured at the source and at the listener.
+    """
+    sent = await audio_peak(sender, "mic")
+    heard = await audio_peak(receiver, "remote")
+    assert sent["total"] > 0 and sent["share"] > 0.5, sent
+    assert heard.get("total", 0) > 0, heard
+    assert abs(heard["peakHz"] - sent["peakHz"]) <= 50, (sent, heard)
+    assert heard["share"] > 0.5, (sent, heard)
 
 
 # --- the tests ----------------------------------------------------------------------------
