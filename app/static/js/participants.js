@@ -14,7 +14,7 @@
  * everywhere in this page (list, tiles, lobby), for as long as both are here.
  */
 
-import { $, el, confirmDialog } from "./dom.js";
+import { $, el, confirmDialog, notice } from "./dom.js";
 import { t } from "./i18n.js";
 
 /**
@@ -166,8 +166,7 @@ export class PeopleList {
       });
       ask.addEventListener("click", () => {
         if (this.sig.send({ type: "mute_request", room: this.room, id: p.id, ask: true })) {
-          ask.disabled = true;
-          ask.textContent = t("mute_asked_sent", { name });
+          notice(t("mute_asked_sent", { name }));
         }
       });
     }

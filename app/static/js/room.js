@@ -368,6 +368,7 @@ export class RoomView {
   }
 
   renderAll() {
+    if (this.me) document.title = t("title_in_room");
     this.renderControls();
     this.tiles.renderAll();
     this.people.render();
