@@ -19,6 +19,7 @@ Other people are protocol clients (`KreisClient`) where a browser adds nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,12 +27,11 @@ import pytest
 from kreis_server import start_server
 from meeting_pages import next_entrant, open_room, start_room, wait_for, wait_state
 from playwright.async_api import Page
+from walkthrough import AXE, HELP_LINE, VIEWPORTS, axe_violations, walk
 
 from app.client import KreisClient, ServerError
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-HELP_LINE = "Telefonseelsorge 0800 111 0 111"
 
 TRACKS = """(() => {
   const tracks = [];
@@ -501,3 +501,27 @@ async def test_devices_can_still_be_switched_on_after_a_refusal(
     await page.click("#toggle-camera")
     await page.locator("#no-devices").wait_for(timeout=5000)
     assert await page.get_attribute("#toggle-camera", "aria-pressed") == "false"
+
+
+# ---- the whole walk, checked by axe-core ----------------------------------------------
+
+
+async def test_every_screen_of_the_walk_passes_axe(browser: Any, shared_server: Any) -> None:
+    """axe-core (WCAG 2.x A and AA) on every screen, at 1280 px and on a 390×844 phone."""
+    assert AXE.exists(), "axe-core is missing: npm ci --prefix tests (scripts/test does it)"
+    found: dict[str, Any] = {}
+    visited: list[str] = []
+
+    async def visit(name: str, page: Page) -> None:
+        for viewport, (width, height) in VIEWPORTS.items():
+            await page.set_viewport_size({"width": width, "height": height})
+            violations = await axe_violations(page)
+            if violations:
+                found[f"{name} ({viewport})"] = violations
+        width, height = VIEWPORTS["desktop"]
+        await page.set_viewport_size({"width": width, "height": height})
+        visited.append(name)
+
+    await walk(browser, shared_server, visit, slug="der-ganze-weg")
+    assert len(visited) >= 14, visited
+    assert not found, json.dumps(found, indent=1, ensure_ascii=False)
