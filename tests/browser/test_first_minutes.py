@@ -234,18 +234,20 @@ async def test_hands_in_order_and_honest_muting(
     await wait_for(lambda: _count_is(lead, "3"), 10, "the count in the control bar")
     assert await lead.is_hidden("#side")  # the count shows without opening the panel
 
-    await berta.send({"type": "hand", "raised": True})
-    raised = "Berta hat die Hand gehoben"
-    await wait_for(lambda: _has_text(lead, "#notice", raised), 10, "hand notice")
+    # Anna came second but raises first: the order is the raising, not the arriving
     await anna.send({"type": "hand", "raised": True})
+    raised = "Anna hat die Hand gehoben"
+    await wait_for(lambda: _has_text(lead, "#notice", raised), 10, "hand notice")
+    await berta.send({"type": "hand", "raised": True})
     await lead.click("#btn-people")
-    await wait_for(lambda: _hands(lead, ["Berta", "Anna"]), 10, "hands in the order raised")
+    await wait_for(lambda: _hands(lead, ["Anna", "Berta"]), 10, "hands in the order raised")
     await switch_lang(lead)
-    lower = lead.locator(f'#hands li[data-participant="{berta_id}"] [data-action="lower-hand"]')
+    lower = lead.locator(f'#hands li[data-participant="{anna_id}"] [data-action="lower-hand"]')
     assert await lower.text_content() == "Lower hand"
     await lower.click()
-    await wait_for(lambda: _hands(lead, ["Anna"]), 10, "Berta's hand lowered")
-    assert not _entry(berta.latest("participants"), berta_id)["hand"]
+    await wait_for(lambda: _hands(lead, ["Berta"]), 10, "Anna's hand lowered")
+    assert not _entry(anna.latest("participants"), anna_id)["hand"]
+    assert _entry(berta.latest("participants"), berta_id)["hand"]
 
     # mute everyone: every participant with a microphone on is muted
     await anna.send({"type": "media_state", "mic": True, "camera": False, "screen": False})
@@ -501,6 +503,36 @@ async def test_devices_can_still_be_switched_on_after_a_refusal(
     await page.click("#toggle-camera")
     await page.locator("#no-devices").wait_for(timeout=5000)
     assert await page.get_attribute("#toggle-camera", "aria-pressed") == "false"
+
+
+# ---- safety words ------------------------------------------------------------------
+
+
+async def test_safety_number_is_the_same_in_german_and_english(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    """A mixed group compares one number, read out in any language, and each page says
+    what to do if it differs."""
+    slug = "gleiche-nummer-fuer-alle"
+    leader = await start_room(shared_server, slug)
+    leaders.append(leader)
+    await leader.send({"type": "set_e2ee", "room": slug, "on": True})
+    await leader.expect("room_state")
+    de, en = await people.page("de-DE"), await people.page("en-US")
+    for page, name in ((de, "Dora"), (en, "Emma")):
+        await open_room(page, slug, name, invite=shared_server.invite(slug), devices=False)
+    for page in (de, en):
+        await wait_state(page, "room")
+
+    async def same_digits() -> str | None:
+        shown = [await text(p, "#e2ee-status .digits") for p in (de, en)]
+        return shown[0] if shown[0] and shown[0] == shown[1] else None
+
+    digits = await wait_for(same_digits, 30, "one safety number on both pages")
+    assert len(digits.replace(" ", "")) >= 15 and digits.replace(" ", "").isdigit(), digits
+    assert "Weicht sie auf einem Bildschirm ab" in await text(de, "#e2ee-status .e2ee-differ")
+    assert "If it differs on any screen" in await text(en, "#e2ee-status .e2ee-differ")
+    assert "leave" in await text(en, "#e2ee-status .e2ee-differ")
 
 
 # ---- the whole walk, checked by axe-core ----------------------------------------------
