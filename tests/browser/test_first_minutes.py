@@ -408,7 +408,7 @@ CONTRAST = """() => {
 }"""
 
 
-async def test_control_bar_shortcuts_and_contrast(
+async def test_control_bar_rows_and_shortcuts(
     shared_server: Any, people: Any, leaders: list[Any]
 ) -> None:
     slug = "eine-reihe-reicht"
@@ -436,6 +436,14 @@ async def test_control_bar_shortcuts_and_contrast(
     await lead.keyboard.press("h")
     await lead.locator('#btn-hand[aria-pressed="true"]').wait_for(timeout=10000)
 
+
+async def test_focus_ring_and_field_borders_reach_3_to_1(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    slug = "ring-und-rand-sichtbar"
+    leaders.append(await start_room(shared_server, slug))
+    lead = await people.page()
+    await browser_leader_in(lead, shared_server, slug)
     await lead.click("#btn-chat")
     ratios = await lead.evaluate(CONTRAST)
     assert all(v >= 3 for v in ratios.values()), ratios

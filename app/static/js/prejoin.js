@@ -104,6 +104,7 @@ export class Prejoin {
       }
     }
     this.setBusy(false);
+    this.renderToggles();
     // joining waits for this: whoever presses Join quickly must still bring their devices
     this.devicesReady = (async () => {
       // only what the person switched on before (nothing on a first visit)
