@@ -546,6 +546,7 @@ async def test_safety_number_is_the_same_in_german_and_english(
 # ---- the whole walk, checked by axe-core ----------------------------------------------
 
 
+@pytest.mark.timeout(600)  # fifteen screens, two sizes each: the longest test here
 async def test_every_screen_of_the_walk_passes_axe(browser: Any, shared_server: Any) -> None:
     """axe-core (WCAG 2.x A and AA) on every screen, at 1280 px and on a 390×844 phone."""
     assert AXE.exists(), "axe-core is missing: npm ci --prefix tests (scripts/test does it)"
