@@ -74,6 +74,7 @@ async def walk(browser: Browser, server: Any, visit: Visit, slug: str = "diensta
             locale=lang, viewport={"width": width, "height": height}, base_url=server.url
         )
         await context.grant_permissions(["camera", "microphone"])
+        context.set_default_timeout(60000)  # a busy machine; every step is still bounded
         contexts.append(context)
         return await context.new_page()
 
