@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import getpass
 import importlib
 import os
@@ -160,8 +161,17 @@ def _serve(args: argparse.Namespace, lang: Lang) -> int:
     check_can_serve(config)
     from app import server  # late: group commands need no aiohttp or aiortc
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
-        asyncio.run(server.serve(config, path))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
+            asyncio.run(server.serve(config, path))
+    except OSError as e:
+        # the listening socket: name the setting to change, not the bind call
+        key = {errno.EADDRINUSE: "port_taken", errno.EACCES: "port_denied"}.get(e.errno or 0)
+        if key is None or f", {config.server.port})" not in str(e):
+            raise
+        where = {"port": config.server.port, "host": config.server.host, "path": path}
+        print(t(key, lang, **where), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -170,6 +170,9 @@ class RoomsConfig:
     """Entrants waiting in one room's lobby at once."""
     max_rooms: int = field(default=200, metadata=_range(1, 100000))
     """Live rooms on this server."""
+    help_line: str = ""
+    """One line shown on the pages that end a visit (denied, removed, ended), for
+    example a group's help line: "Telefonseelsorge 0800 111 0 111". Empty: none."""
 
 
 @dataclass(frozen=True)

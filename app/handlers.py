@@ -56,6 +56,7 @@ async def got_hello(hub: Hub, conn: Connection, msg: p.Hello) -> None:
         p.HelloDown(
             ice_servers=ice_servers(hub),
             max_frame_bytes=hub.config.limits.max_frame_bytes,
+            help_line=hub.config.rooms.help_line,
         )
     )
 
@@ -320,7 +321,7 @@ def send_as_leader(
 
 async def got_hand(hub: Hub, conn: Connection, msg: p.Hand) -> None:
     room, member = admitted_member(conn)
-    member.hand = msg.raised
+    room.set_hand(member, msg.raised)
     room.broadcast_participants()
 
 

@@ -68,6 +68,21 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Error: {message}",
         "Fehler: {message}",
     ),
+    "port_taken": (
+        "Error: port {port} on {host} is already in use (another program, or Kreis is"
+        " already running). Change `port` under [server] in {path}, or start with"
+        " --port OTHER_PORT.",
+        "Fehler: Port {port} auf {host} ist schon belegt (ein anderes Programm, oder Kreis"
+        " läuft schon). Ändere `port` unter [server] in {path} oder starte mit"
+        " --port ANDERER_PORT.",
+    ),
+    "port_denied": (
+        "Error: port {port} on {host} may not be used by this user (ports below 1024 need"
+        " extra rights). Change `port` under [server] in {path}, or start with --port 8080.",
+        "Fehler: Port {port} auf {host} darf dieser Benutzer nicht öffnen (Ports unter 1024"
+        " brauchen besondere Rechte). Ändere `port` unter [server] in {path} oder starte"
+        " mit --port 8080.",
+    ),
     "config.bool": ("must be true or false", "muss true oder false sein"),
     "config.int": (
         "must be an integer between {low} and {high}",

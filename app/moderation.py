@@ -1,5 +1,5 @@
-"""Leader-only room commands: admit, deny, password, lobby, lock, E2EE, dial-in, mute,
-remove, promote, end.
+"""Leader-only room commands: admit, deny, password, lobby, lock, E2EE, dial-in, mute
+(ask or mute, one or everyone), lower a hand, remove, promote, end.
 
 Every handler first asks `leader_room()` (`app/access.py`), which refuses anyone who
 is not a leader of the room's group or a co-leader of that room. The room password is
@@ -112,9 +112,23 @@ async def got_set_dial_in(hub: Hub, conn: Connection, msg: p.SetDialIn) -> None:
 
 
 async def got_mute_request(hub: Hub, conn: Connection, msg: p.MuteRequest) -> None:
+    """`ask`: the person is asked and decides; otherwise their client mutes."""
     room = leader_room(hub, conn, msg.room)
     target = participant(room, msg.id)
-    target.peer.send(p.MuteRequestDown(room.slug, conn.id))
+    target.peer.send(p.MuteRequestDown(room.slug, conn.id, msg.ask))
+
+
+async def got_mute_all(hub: Hub, conn: Connection, msg: p.MuteAll) -> None:
+    room = leader_room(hub, conn, msg.room)
+    for member in list(room.participants.values()):
+        if member.peer is not conn and member.mic:
+            member.peer.send(p.MuteRequestDown(room.slug, conn.id))
+
+
+async def got_lower_hand(hub: Hub, conn: Connection, msg: p.LowerHand) -> None:
+    room = leader_room(hub, conn, msg.room)
+    room.set_hand(participant(room, msg.id), False)
+    room.broadcast_participants()
 
 
 async def got_remove(hub: Hub, conn: Connection, msg: p.Remove) -> None:

@@ -19,7 +19,13 @@ RESERVED_NAMES = frozenset(
 )  # fmt: skip
 """Labels Kreis itself shows (the leader, a console, a phone caller, the server): a guest
 may not take them, or a stranger could pass as the leader in the list and chat."""
-_RESERVED_FIRST_WORDS = frozenset({"leitung", "leader", "moderator", "moderation", "admin"})
+_RESERVED_WORDS = frozenset(
+    {"leitung", "leader", "moderator", "moderation", "admin", "coleitung", "coleader"}
+)
+"""Words of the leader's label: a name with one of them anywhere ("Anna (Leitung)",
+"Co-Leitung Anna") could pass as the leader."""
+_RESERVED_FIRST_WORDS = frozenset({"telefon", "phone"})
+"""A name that starts like a phone caller's label ("Telefon …47") could pass as one."""
 _LOOKALIKES = str.maketrans(
     {
         "а": "a", "е": "e", "і": "i", "ї": "i", "о": "o", "р": "p", "с": "c", "у": "y",
@@ -116,13 +122,19 @@ def clean_name(raw: str) -> str:
 
 
 def _reserved(text: str) -> bool:
-    """The name is a reserved label, or starts with one as its own word ("Leitung
-    Anna"), also when spelt with look-alike letters or fullwidth/mathematical forms."""
+    """The name is a reserved label, has a word of the leader's label in it ("Leitung
+    Anna", "Anna (Leitung)", "Co-Leitung Anna") or starts like a phone caller's label,
+    also when spelt with look-alike letters or fullwidth/mathematical forms."""
     folded = unicodedata.normalize("NFKC", text).casefold().translate(_LOOKALIKES)
     if folded in RESERVED_NAMES:
         return True
-    first = re.split(r"[^\w]", folded, maxsplit=1)[0]
-    return first in _RESERVED_FIRST_WORDS
+    words = [w for w in re.split(r"[^\w]+", folded) if w]
+    joined = re.sub(r"[^\w]+", "", folded)  # "Co-Leitung", "co leader"
+    if any(w in _RESERVED_WORDS for w in words) or any(
+        joined.startswith(w) for w in ("coleitung", "coleader")
+    ):
+        return True
+    return bool(words) and words[0] in _RESERVED_FIRST_WORDS
 
 
 def clean_chat(raw: str, limit: int = MAX_CHAT) -> str | None:

@@ -179,6 +179,23 @@ class SetDialIn(RoomCommand):
 class MuteRequest(RoomCommand):
     type: ClassVar[str] = "mute_request"
     id: str = field(default="", metadata=_lim(64, 1))
+    ask: bool = False
+    """True: ask the person, who decides; false: the leader mutes them."""
+
+
+@dataclass
+class MuteAll(RoomCommand):
+    """Mutes every participant but the sender (each can switch on again)."""
+
+    type: ClassVar[str] = "mute_all"
+
+
+@dataclass
+class LowerHand(RoomCommand):
+    """A leader lowers a participant's raised hand."""
+
+    type: ClassVar[str] = "lower_hand"
+    id: str = field(default="", metadata=_lim(64, 1))
 
 
 @dataclass
@@ -303,7 +320,7 @@ UP_TYPES: dict[str, type[UpMessage]] = {
         Hello, Ping, Login, GatewayAuth, ListRooms, CheckSlug, CreateRoom, Watch, Unwatch,
         Admit, Deny, AdmitAll, SetPassword, SetLobby, SetLock, SetE2ee, SetDialIn,
         MuteRequest, Remove, Promote, EndRoom, Join, DialIn, Leave, ChatUp, Hand,
-        MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp,
+        MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp, MuteAll, LowerHand,
     )
 }  # fmt: skip
 
@@ -447,6 +464,8 @@ class HelloDown(DownMessage):
     server: str = "kreis"
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     max_frame_bytes: int = 65536
+    help_line: str = ""
+    """`[rooms] help_line`: shown on the pages that end a visit (empty: none)."""
 
 
 @dataclass
@@ -571,6 +590,8 @@ class MuteRequestDown(DownMessage):
     type: ClassVar[str] = "mute_request"
     room: str = ""
     by: str = ""
+    ask: bool = False
+    """True: a request the person may decline; false: mute now."""
 
 
 @dataclass

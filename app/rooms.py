@@ -55,6 +55,8 @@ class Member:
     camera: bool = False
     screen: bool = False
     hand: bool = False
+    hand_seq: int | None = None
+    """While the hand is up: when it went up, as a number increasing within the room."""
     e2ee: str = "off"
     public_key: str | None = None
     e2ee_auth: str | None = None
@@ -82,6 +84,7 @@ class Member:
             "camera": self.camera,
             "screen": self.screen,
             "hand": self.hand,
+            "hand_seq": self.hand_seq,
             "e2ee": self.e2ee,
             "public_key": self.public_key,
             "auth": self.e2ee_auth,
@@ -136,6 +139,7 @@ class ResumeTicket:
             "camera": False,
             "screen": False,
             "hand": False,
+            "hand_seq": None,
             "e2ee": "off",
             "public_key": None,
             "away": True,
@@ -171,6 +175,8 @@ class Room:
         self.dial_in_pin: str | None = None
         self.refused = 0
         """Knocks turned away at a gate; leaders see the count, never who."""
+        self.hands_raised = 0
+        """Hands raised so far: the order in which raised hands are listed."""
         self.invite_url = ""
         """The invitation link leaders hand out (set by the hub when the room starts)."""
         self._password: tuple[bytes, bytes] | None = None
@@ -231,6 +237,15 @@ class Room:
             | (FLAG_LOCKED if settings.locked else 0)
             | (FLAG_E2EE if settings.e2ee else 0)
         )
+
+    def set_hand(self, member: Member, raised: bool) -> None:
+        """Raises or lowers a hand; a hand raised again goes to the end of the order."""
+        if raised and not member.hand:
+            self.hands_raised += 1
+            member.hand_seq = self.hands_raised
+        if not raised:
+            member.hand_seq = None
+        member.hand = raised
 
     def phones(self) -> list[Member]:
         return [m for m in [*self.participants.values(), *self.lobby.values()] if m.kind == "phone"]

@@ -88,6 +88,8 @@ ROUTES: Mapping[str, Route] = MappingProxyType(
         "set_e2ee": Route(mod.got_set_e2ee, LEADER),
         "set_dial_in": Route(mod.got_set_dial_in, LEADER),
         "mute_request": Route(mod.got_mute_request, LEADER),
+        "mute_all": Route(mod.got_mute_all, LEADER),
+        "lower_hand": Route(mod.got_lower_hand, LEADER),
         "remove": Route(mod.got_remove, LEADER),
         "promote": Route(mod.got_promote, LEADER),
         "end_room": Route(mod.got_end_room, LEADER),

@@ -21,17 +21,29 @@ async def open_room(
     *,
     leader: tuple[str, str] | None = None,
     invite: str | None = None,
+    devices: bool = True,
 ) -> None:
     """Opens /<slug> (with `?k=<invite>`, the room's invitation link, when given), fills
-    the pre-join form and presses Join."""
+    the pre-join form and presses Join. `devices`: switch camera and microphone on first
+    (they are off until the person does)."""
     query = f"?k={invite}" if invite else ""
     await page.goto(f"/{slug}{query}" + ("#leader" if leader else ""))
+    if devices:
+        await devices_on(page)
     await page.fill("#name", name)
     await page.check("#rules")
     if leader:
         await page.fill("#leader-group", leader[0])
         await page.fill("#leader-password", leader[1])
     await page.click("#join")
+
+
+async def devices_on(page: Page) -> None:
+    """Switches camera and microphone on in the pre-join (both start off)."""
+    for kind in ("camera", "mic"):
+        toggle = page.locator(f"#toggle-{kind}")
+        await toggle.click()
+        await page.locator(f'#toggle-{kind}[aria-pressed="true"]').wait_for(timeout=10000)
 
 
 async def state_of(page: Page) -> str:

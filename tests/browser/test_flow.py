@@ -141,7 +141,7 @@ async def test_leader_mutes_and_removes(shared_server: Any, people: Any) -> None
 
     await leader.click("#btn-people")
     row = leader.locator(f'#people li[data-participant="{guest_id}"]')
-    await row.locator("button", has_text="Ask to mute").click()
+    await row.locator('button[data-action="mute"]').click()  # the leader's "Mute"
     await wait_for(lambda: _mic_off(guest), 10, "guest muted by request")
     assert "muted your microphone" in (await guest.locator("#notice").text_content() or "")
     await row.locator(".mark.mic-off").wait_for(timeout=10000)

@@ -251,6 +251,7 @@ async def test_listener_without_devices_still_receives(
     )
     await open_room(host, slug, "Sprecherin")
     await listener.goto(f"/{slug}")
+    await listener.click("#toggle-camera")  # refused: the page says so
     await listener.locator("#no-devices").wait_for(timeout=5000)
     await listener.fill("#name", "Zuhörer")
     await listener.check("#rules")

@@ -82,9 +82,9 @@ async def test_camera_off_before_joining(
     await open_room(host, slug, "Gastgeberin")
     await wait_state(host, "room")
     await shy.goto(f"/{slug}")
-    await shy.locator("#camera-select option").nth(1).wait_for(state="attached", timeout=10000)
-    await shy.select_option("#camera-select", "")
-    await shy.locator("#preview-off").wait_for(timeout=5000)
+    await shy.locator("#preview-off").wait_for(timeout=5000)  # off until switched on
+    await shy.click("#toggle-mic")
+    await shy.locator('#toggle-mic[aria-pressed="true"]').wait_for(timeout=10000)
     await shy.fill("#name", "Scheu")
     await shy.check("#rules")
     await shy.click("#join")

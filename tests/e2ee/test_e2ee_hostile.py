@@ -66,6 +66,8 @@ async def pages_in(
         await context.grant_permissions(["camera", "microphone"])
         page = await context.new_page()
         await page.goto(f"/{slug}{fragment}")
+        await page.click("#toggle-camera")  # camera and microphone start off
+        await page.click("#toggle-mic")
         await page.fill("#name", name)
         await page.check("#rules")
         await page.click("#join")

@@ -31,6 +31,8 @@ async def until(page: Page, expression: str, timeout: float, what: str) -> None:
 
 async def open_room(page: Page, slug: str, name: str) -> None:
     await page.goto(f"/{slug}")
+    await page.click("#toggle-camera")  # camera and microphone start off
+    await page.click("#toggle-mic")
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")

@@ -52,12 +52,16 @@ async def chromium_page(base_url: str, errors: list[str]) -> AsyncIterator[Page]
 
 async def chromium_knocks(page: Page, slug: str, name: str, fragment: str = "") -> None:
     await page.goto(f"/{slug}{fragment}")
+    await page.click("#toggle-camera")  # camera and microphone start off
+    await page.click("#toggle-mic")
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
 
 
 FILL_AND_JOIN = """((name) => {
+  document.getElementById("toggle-camera").click(); // camera and microphone start off
+  document.getElementById("toggle-mic").click();
   const input = document.getElementById("name");
   input.value = name;
   input.dispatchEvent(new Event("input", { bubbles: true }));

@@ -23,6 +23,8 @@ async def _join(chromium: Any, url: str, name: str) -> tuple[Any, Any]:
     await context.add_init_script(path=str(FORCE_RELAY))
     page = await context.new_page()
     await page.goto(f"/{SLUG}")
+    await page.click("#toggle-camera")  # camera and microphone start off
+    await page.click("#toggle-mic")
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")

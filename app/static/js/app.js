@@ -19,6 +19,7 @@ import { LocalMedia } from "./media.js";
 import { Prejoin } from "./prejoin.js";
 import { LobbyView } from "./lobby.js";
 import { RoomView } from "./room.js";
+import { renderEnding } from "./endings.js";
 import { $, showScreen, notice, clearNotice } from "./dom.js";
 import { t, applyTexts, bindLangButton, errorText, onLangChange, currentLang } from "./i18n.js";
 import { mediaHooks } from "./peers.js";
@@ -219,10 +220,8 @@ function end(reason, { closeSocket = true } = {}) {
 }
 
 function renderEnded() {
-  const texts = { denied: "ended_denied", timeout: "ended_timeout", ended: "ended_room", room: "ended_room", removed: "ended_removed", left: "ended_left", lost: "err_connection" };
-  const key = Object.hasOwn(texts, session.endReason) ? texts[session.endReason] : "ended_left";
-  $("ended-text").textContent = t(key);
-  $("rejoin").hidden = session.endReason === "removed" || session.endReason === "room" || session.endReason === "ended";
+  const helpLine = (sig.hello && sig.hello.help_line) || "";
+  renderEnding({ reason: session.endReason, leader: room.leftAsLeader, helpLine });
 }
 
 // ---- what the server tells us -------------------------------------------------
@@ -300,7 +299,7 @@ sig.on("media_restart", () => {
 });
 sig.on("lobby_queue", (msg) => room.leader.gotLobbyQueue(msg));
 sig.on("room_state", (msg) => room.leader.gotRoomState(msg));
-sig.on("mute_request", () => room.gotMuteRequest());
+sig.on("mute_request", (msg) => room.gotMuteRequest(msg));
 sig.on("removed", () => end("removed"));
 sig.on("room_ended", () => end("room"));
 sig.on("chat", (msg) => {

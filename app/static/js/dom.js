@@ -36,6 +36,7 @@ export function showScreen(id) {
     const node = document.getElementById(name);
     if (node) node.hidden = name !== id;
   }
+  document.dispatchEvent(new CustomEvent("kreis:screen", { detail: id }));
   const screen = document.getElementById(id);
   const heading = screen && screen.querySelector("h1");
   if (heading) {
@@ -62,11 +63,21 @@ export function clearNotice() {
   if (box) box.hidden = true;
 }
 
-/** Asks a yes/no question in a modal dialog; resolves true for yes. */
-export function confirmDialog(question, yesLabel) {
+/**
+ * Asks a yes/no question in a modal dialog; resolves true for yes, false for no. With
+ * `option` (a sentence), a checkbox under the question: yes with it ticked is "option".
+ */
+export function confirmDialog(question, yesLabel, { option = null } = {}) {
   const dialog = document.getElementById("confirm");
   if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(window.confirm(question));
   document.getElementById("confirm-text").textContent = question;
+  const optionRow = document.getElementById("confirm-option");
+  const check = document.getElementById("confirm-check");
+  if (optionRow && check) {
+    optionRow.hidden = !option;
+    check.checked = false;
+    document.getElementById("confirm-check-label").textContent = option || "";
+  }
   const yes = document.getElementById("confirm-yes");
   const no = document.getElementById("confirm-no");
   yes.textContent = yesLabel;
@@ -79,7 +90,7 @@ export function confirmDialog(question, yesLabel) {
       dialog.close();
       resolve(answer);
     };
-    const onYes = () => finish(true);
+    const onYes = () => finish(option && check && check.checked ? "option" : true);
     const onNo = (ev) => {
       if (ev) ev.preventDefault();
       finish(false);

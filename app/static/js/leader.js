@@ -16,6 +16,7 @@
 import { $, el, chime, notice, clearNotice, confirmDialog } from "./dom.js";
 import { t, onLangChange, errorText } from "./i18n.js";
 import { fragmentFor } from "../e2ee/trust.js";
+import { sameNames } from "./participants.js";
 
 /** The word for each entrant kind in `lobby_queue`. */
 const ENTRANT_KINDS = new Map([
@@ -113,6 +114,7 @@ export class LeaderPanel {
     if (msg.room && this.room && msg.room !== this.room) return;
     const before = new Set(this.entrants.map((e) => e.id));
     this.entrants = msg.entrants || [];
+    sameNames.set("lobby", this.entrants); // a second "Anna" waiting reads "Anna (2)"
     this.refused = Number.isInteger(msg.refused) ? msg.refused : 0;
     const present = new Set(this.entrants.map((e) => e.id));
     for (const id of this.lobbyChat.keys()) if (!present.has(id)) this.lobbyChat.delete(id);
@@ -121,7 +123,7 @@ export class LeaderPanel {
     const newcomers = this.entrants.filter((e) => !before.has(e.id));
     if (msg.knock && newcomers.length) {
       chime();
-      notice(t("knock_notice", { name: newcomers.map((e) => e.name).join(", ") }), { seconds: 10 });
+      notice(t("knock_notice", { name: newcomers.map((e) => sameNames.label(e)).join(", ") }), { seconds: 10 });
       if (this.onKnock) this.onKnock();
     }
   }
@@ -200,7 +202,8 @@ export class LeaderPanel {
     $("dial-in-pin").textContent = show ? groupsOfThree(pin) : "";
   }
 
-  entrant(e) {
+  entrant(entry) {
+    const e = { ...entry, name: sameNames.label(entry) };
     const admit = el("button", {
       cls: "primary",
       text: t("admit"),

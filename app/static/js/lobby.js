@@ -3,7 +3,9 @@
  * the lobby (the leader has been told and will let us in). In the lobby the leader's
  * messages appear, and a short message can go back to the leaders.
  *
- * Nothing here touches media: a lobby entrant has no down connection at all.
+ * Nothing is captured while waiting: a lobby entrant has no down connection at all, and
+ * camera and microphone are off. Only if the person asks for it, a self-view shows
+ * their own camera to them alone; it goes off when they leave this screen.
  */
 
 import { $, el, showScreen } from "./dom.js";
@@ -19,7 +21,45 @@ export class LobbyView {
       ev.preventDefault();
       this.sendMessage();
     });
+    this.selfview = null; // the self-view's camera track, while the person wants it
+    $("selfview-toggle").addEventListener("click", () => (this.selfview ? this.stopSelfview() : this.startSelfview()));
+    document.addEventListener("kreis:screen", (ev) => {
+      if (ev.detail !== "screen-wait") this.stopSelfview();
+    });
     onLangChange(() => this.render());
+  }
+
+  async startSelfview() {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+      const track = stream.getVideoTracks()[0] || null;
+      if (!track || $("screen-wait").hidden) {
+        if (track) track.stop();
+        return;
+      }
+      this.selfview = track;
+      const video = $("selfview");
+      video.srcObject = new MediaStream([track]);
+      video.hidden = false;
+    } catch (_) {
+      this.selfview = null;
+    }
+    this.renderSelfview();
+  }
+
+  stopSelfview() {
+    if (this.selfview) this.selfview.stop();
+    this.selfview = null;
+    const video = $("selfview");
+    video.srcObject = null;
+    video.hidden = true;
+    this.renderSelfview();
+  }
+
+  renderSelfview() {
+    const button = $("selfview-toggle");
+    button.textContent = t(this.selfview ? "selfview_hide" : "selfview_show");
+    button.setAttribute("aria-pressed", String(!!this.selfview));
   }
 
   showConnecting() {
@@ -56,6 +96,9 @@ export class LobbyView {
       text.textContent = "";
     }
     $("lobby-box").hidden = this.mode !== "lobby";
+    // the tab says it too, for someone who looks at another tab meanwhile
+    document.title = t("title_waiting");
+    this.renderSelfview();
   }
 
   /** A chat message while waiting: from the leader, or our own echo. */

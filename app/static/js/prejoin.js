@@ -1,7 +1,15 @@
 /**
- * The pre-join screen: name or pseudonym, camera preview and device choice, the room's
- * rules to accept, the room password when the server asks for it, and the optional
- * leader sign-in.
+ * The pre-join screen: name or pseudonym first, camera and microphone toggles beside the
+ * preview, the room's rules to accept, the room password when the server asks for it,
+ * and the leader's sign-in ("Start the meeting").
+ *
+ * Camera and microphone are off until the person switches them on: nothing is captured
+ * before that, and nothing while waiting in the lobby either. Pressing Join stops the
+ * devices but remembers the choice (LocalMedia.micWanted/cameraWanted); the room turns
+ * them on again once the person is let in.
+ *
+ * A leader who opened the sign-in must give group and password: an empty field is an
+ * error here, never a quiet fall-back to joining as a guest.
  *
  * It only collects; app.js talks to the server and reports answers back through
  * showError() and askPassword().
@@ -33,18 +41,55 @@ export class Prejoin {
     this.busy = false;
     this.retrying = false; // after room_closed the Join button reads "Try again"
     this.devicesReady = Promise.resolve();
+    this.deviceFailed = false;
+    // off until the person switches them on (also after "Join again": their last choice)
+    media.micWanted = false;
+    media.cameraWanted = false;
     $("join-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.submit();
     });
     this.micSelect.addEventListener("change", () => this.chooseMic());
     this.cameraSelect.addEventListener("change", () => this.chooseCamera());
+    $("toggle-camera").addEventListener("click", () => this.toggle("camera"));
+    $("toggle-mic").addEventListener("click", () => this.toggle("mic"));
+    $("leader-login").addEventListener("toggle", () => this.setBusy(this.busy));
     onLangChange(() => {
       this.fillDevices();
-      this.setBusy(this.busy); // "Join" or "Try again" in the new language
+      this.renderToggles();
+      this.setBusy(this.busy); // "Join", "Start the meeting" or "Try again" in the new language
     });
     const leaderWanted = location.hash === "#leader";
     if (leaderWanted) $("leader-login").open = true;
+  }
+
+  /** The leader's sign-in is open: the button starts the meeting. */
+  get leading() {
+    return $("leader-login").open;
+  }
+
+  /** A big toggle: switches the device on (asking the browser) or off (light out). */
+  toggle(kind) {
+    this.devicesReady = this.devicesReady.then(async () => {
+      const on = kind === "mic" ? this.media.micOn : this.media.cameraOn;
+      const track = kind === "mic" ? await this.media.setMic(!on) : await this.media.setCamera(!on);
+      this.deviceFailed = !on && !track;
+      this.showPreview();
+      await this.fillDevices();
+    });
+    return this.devicesReady;
+  }
+
+  renderToggles() {
+    for (const [kind, on] of [
+      ["camera", this.media.cameraOn],
+      ["mic", this.media.micOn],
+    ]) {
+      const button = $(`toggle-${kind}`);
+      button.setAttribute("aria-pressed", String(on));
+      button.dataset.state = on ? "on" : "off";
+      button.querySelector(".label").textContent = t(`toggle_${kind}_${on ? "on" : "off"}`);
+    }
   }
 
   /** Shows the screen, starts the preview and restores a remembered name (this tab only). */
@@ -59,8 +104,10 @@ export class Prejoin {
       }
     }
     this.setBusy(false);
+    this.renderToggles();
     // joining waits for this: whoever presses Join quickly must still bring their devices
     this.devicesReady = (async () => {
+      // only what the person switched on before (nothing on a first visit)
       if (!this.media.micOn && !this.media.cameraOn) await this.media.start();
       this.showPreview();
       await this.fillDevices();
@@ -74,11 +121,13 @@ export class Prejoin {
     this.preview.srcObject = on ? new MediaStream([this.media.camera]) : null;
     this.preview.hidden = !on;
     $("preview-off").hidden = on;
-    $("no-devices").hidden = this.media.micOn || this.media.cameraOn;
+    $("no-devices").hidden = !this.deviceFailed;
+    this.renderToggles();
   }
 
   async fillDevices() {
     const devices = await this.media.devices();
+    if (!devices.video.length && !devices.audio.length) $("no-devices").hidden = false;
     fillSelect(this.cameraSelect, devices.video, this.media.cameraOn ? this.media.cameraDeviceId : "", t("camera_label"));
     fillSelect(this.micSelect, devices.audio, this.media.micOn ? this.media.micDeviceId : "", t("mic_label"));
   }
@@ -169,7 +218,8 @@ export class Prejoin {
     this.busy = busy;
     const button = $("join");
     button.disabled = busy;
-    button.textContent = busy ? t("connecting") : t(this.retrying ? "retry" : "join_button");
+    const idle = this.retrying ? "retry" : this.leading ? "leader_start_button" : "join_button";
+    button.textContent = busy ? t("connecting") : t(idle);
   }
 
   async submit() {
@@ -197,13 +247,30 @@ export class Prejoin {
     }
     const passwordRow = $("password-row");
     const password = passwordRow.hidden ? null : $("room-password").value || null;
-    const group = $("leader-group").value.trim();
-    const groupPassword = $("leader-password").value;
-    const leader = group && groupPassword ? { group, password: groupPassword } : null;
+    let leader = null;
+    if (this.leading) {
+      // a leader who forgot the password must hear so, not wait in their own lobby
+      const groupInput = $("leader-group");
+      const passwordInput = $("leader-password");
+      const group = groupInput.value.trim();
+      const groupPassword = passwordInput.value;
+      for (const input of [groupInput, passwordInput]) input.removeAttribute("aria-invalid");
+      if (!group || !groupPassword) {
+        const missing = !group ? groupInput : passwordInput;
+        missing.setAttribute("aria-invalid", "true");
+        this.showError(t("leader_missing"));
+        missing.focus();
+        return;
+      }
+      leader = { group, password: groupPassword };
+    }
     this.showError("");
     $("password-error").textContent = "";
     this.setBusy(true);
     await this.devicesReady.catch(() => {});
+    // nothing is captured while waiting: the devices go off, the choice is kept
+    this.hide();
+    this.media.stopAll();
     if (this.onSubmit) this.onSubmit({ name, password, leader });
   }
 

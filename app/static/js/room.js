@@ -7,7 +7,7 @@
  * nothing (replaceTrack(null)); `media_state` tells the others.
  */
 
-import { $, notice, confirmDialog } from "./dom.js";
+import { $, el, notice, confirmDialog, chime } from "./dom.js";
 import { t, onLangChange } from "./i18n.js";
 import { UpConnection, DownConnection } from "./peers.js";
 import { Tiles } from "./tiles.js";
@@ -48,8 +48,33 @@ export class RoomView {
     $("btn-chat").addEventListener("click", () => this.togglePanel("chat"));
     $("btn-leader").addEventListener("click", () => this.togglePanel("leader"));
     $("btn-leave").addEventListener("click", () => this.askLeave());
+    $("btn-more").addEventListener("click", () => this.toggleMenu());
+    $("menu-screen").addEventListener("click", () => {
+      this.closeMenu();
+      this.toggleScreen();
+    });
+    $("menu-shortcuts").addEventListener("click", () => {
+      this.closeMenu();
+      this.showShortcuts();
+    });
+    $("menu-invite").addEventListener("click", () => {
+      this.closeMenu();
+      this.leader.copyInvite();
+    });
+    $("shortcuts-close").addEventListener("click", () => $("shortcuts").close());
+    document.addEventListener("keydown", (ev) => this.shortcut(ev));
+    document.addEventListener("click", (ev) => {
+      if (!$("more-menu").hidden && !ev.target.closest(".menu-wrap")) this.closeMenu();
+    });
+    this.people.onLowerHand = (id) => this.sig.send({ type: "lower_hand", room: this.me && this.me.room, id });
     media.onScreenEnded = () => this.stopScreen();
     onLangChange(() => this.renderAll());
+  }
+
+  /** Starts the devices the person chose before joining (off while they waited). */
+  async startWantedDevices() {
+    if (this.media.micWanted && !this.media.micOn) await this.media.setMic(true);
+    if (this.media.cameraWanted && !this.media.cameraOn) await this.media.setCamera(true);
   }
 
   get isLeader() {
@@ -59,8 +84,18 @@ export class RoomView {
   /** `joined` arrived (first time or after a resume): fresh connections, fresh view. */
   async enter(joined, iceServers) {
     this.closePeers();
+    const firstEntry = !this.me || this.me.room !== joined.room;
     this.me = { id: joined.id, role: joined.role, room: joined.room };
+    this.leftAsLeader = false;
     this.iceServers = iceServers || [];
+    this.handsSeen = new Set();
+    if (firstEntry) {
+      // let in: a calm sound and the tab's title say so, also from another tab
+      if (joined.role === "guest") chime();
+      notice(t("admitted_notice"));
+    }
+    document.title = t("title_in_room");
+    await this.startWantedDevices();
     // the server starts every seat with the hand down and re-sends the recent chat
     this.chat.clear();
     this.hand = false;
@@ -109,7 +144,9 @@ export class RoomView {
     this.speakerTimer = null;
     this.tiles.reset();
     this.participants = [];
+    this.leftAsLeader = this.isLeader;
     this.me = null;
+    this.closeMenu();
     if (stopDevices) this.media.stopAll();
     else this.media.stopScreen();
   }
@@ -123,8 +160,24 @@ export class RoomView {
       this.people.isLeader = this.isLeader;
       $("btn-leader").hidden = !this.isLeader;
     }
+    // our own hand follows the server (a leader may lower it)
+    if (mine && this.hand && !mine.hand) notice(t("hand_lowered_by_leader"));
+    if (mine) this.hand = !!mine.hand;
+    this.noticeHands();
     this.tiles.update(this.participants);
     this.people.update(this.participants);
+    this.renderControls();
+  }
+
+  /** A leader hears of every newly raised hand, once. */
+  noticeHands() {
+    const raised = this.participants.filter((p) => p.hand);
+    const fresh = raised.filter((p) => !this.handsSeen.has(p.id) && p.id !== this.me.id);
+    this.handsSeen = new Set(raised.map((p) => p.id));
+    if (this.isLeader && fresh.length) {
+      chime();
+      notice(t("hand_notice", { name: fresh.map((p) => this.people.label(p)).join(", ") }), { seconds: 10 });
+    }
   }
 
   gotDownOffer(msg) {
@@ -150,7 +203,19 @@ export class RoomView {
     this.chat.gotChat(msg, this.me && this.me.id);
   }
 
-  async gotMuteRequest() {
+  /**
+   * `mute_request`: with `ask` the leader asks, and the person decides (a dialog with
+   * "Mute now" and "Keep it on"); without it the leader muted them, and they are told.
+   */
+  async gotMuteRequest(msg = {}) {
+    if (msg.ask) {
+      if (!this.media.micOn) return;
+      const dialog = $("mute-ask");
+      if (dialog.open) return;
+      const yes = await askDialog(dialog, $("mute-ask-yes"), $("mute-ask-no"));
+      if (yes && this.media.micOn) await this.setMic(false);
+      return;
+    }
     if (this.media.micOn) await this.setMic(false);
     notice(t("mute_requested"), { urgent: true, seconds: 10 });
   }
@@ -248,14 +313,74 @@ export class RoomView {
   }
 
   renderControls() {
-    setControl("btn-mic", this.media.micOn, t("mute"), t("unmute"));
-    setControl("btn-camera", this.media.cameraOn, t("camera_off"), t("camera_on"));
-    setControl("btn-screen", !this.media.screenOn, t("share_start"), t("share_stop"));
-    setControl("btn-hand", !this.hand, t("hand_raise"), t("hand_lower"));
-    $("btn-screen").hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+    setControl("btn-mic", this.media.micOn, t("ctl_mic_on"), t("ctl_mic_off"), t("mute"), t("unmute"));
+    setControl("btn-camera", this.media.cameraOn, t("ctl_camera_on"), t("ctl_camera_off"), t("camera_off"), t("camera_on"));
+    setControl("btn-screen", !this.media.screenOn, t("ctl_share"), t("ctl_share_stop"), t("share_start"), t("share_stop"));
+    setControl("btn-hand", !this.hand, t("ctl_hand"), t("ctl_hand_up"), t("hand_raise"), t("hand_lower"));
+    $("btn-hand").setAttribute("aria-pressed", String(this.hand));
+    const canShare = !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+    $("btn-screen").hidden = !canShare;
+    $("menu-screen").hidden = !canShare;
+    $("menu-screen").textContent = this.media.screenOn ? t("share_stop") : t("share_start");
+    // the count is always in sight, not only inside the panel
+    const n = this.participants.length;
+    $("people-count").textContent = n ? String(n) : "";
+    $("btn-people").setAttribute("aria-label", t("people_count_label", { n }));
+    $("menu-invite").hidden = !this.isLeader || $("invite").hidden;
+  }
+
+  toggleMenu() {
+    if ($("more-menu").hidden) this.openMenu();
+    else this.closeMenu();
+  }
+
+  openMenu() {
+    this.renderControls();
+    $("more-menu").hidden = false;
+    $("btn-more").setAttribute("aria-expanded", "true");
+    const first = [...$("more-menu").querySelectorAll("button")].find((b) => !b.hidden && b.offsetParent !== null);
+    if (first) first.focus();
+  }
+
+  closeMenu() {
+    $("more-menu").hidden = true;
+    $("btn-more").setAttribute("aria-expanded", "false");
+  }
+
+  showShortcuts() {
+    const list = $("shortcuts-list");
+    list.replaceChildren(
+      ...SHORTCUTS.flatMap(([key, label]) => [el("dt", {}, [el("kbd", { text: key })]), el("dd", { text: t(label) })]),
+    );
+    $("shortcuts").showModal();
+  }
+
+  /** Single keys in the room, never while typing or with a dialog open. */
+  shortcut(ev) {
+    if (!this.me || ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+    const target = ev.target;
+    if (target && (target.closest("input, textarea, select, [contenteditable]") || target.closest("dialog[open]"))) return;
+    if (ev.key === "Escape" && !$("more-menu").hidden) {
+      this.closeMenu();
+      $("btn-more").focus();
+      return;
+    }
+    const actions = {
+      m: () => this.toggleMic(),
+      v: () => this.toggleCamera(),
+      h: () => this.toggleHand(),
+      p: () => this.togglePanel("people"),
+      c: () => this.togglePanel("chat"),
+      "?": () => this.showShortcuts(),
+    };
+    const action = actions[ev.key.toLowerCase()];
+    if (!action) return;
+    ev.preventDefault();
+    action();
   }
 
   renderAll() {
+    if (this.me) document.title = t("title_in_room");
     this.renderControls();
     this.tiles.renderAll();
     this.people.render();
@@ -304,11 +429,45 @@ export class RoomView {
   }
 }
 
-/** A control button: `on` shows the action that turns it off, and vice versa. */
-function setControl(id, on, labelWhenOn, labelWhenOff) {
+const SHORTCUTS = [
+  ["M", "shortcut_mic"],
+  ["V", "shortcut_camera"],
+  ["H", "shortcut_hand"],
+  ["P", "shortcut_people"],
+  ["C", "shortcut_chat"],
+  ["?", "shortcut_help"],
+];
+
+/**
+ * A control button: a short visible label with its icon ("Mic off"), and the action
+ * it does as its accessible name ("Unmute microphone").
+ */
+function setControl(id, on, shortWhenOn, shortWhenOff, actionWhenOn, actionWhenOff) {
   const button = $(id);
-  const label = on ? labelWhenOn : labelWhenOff;
-  button.textContent = label;
-  button.setAttribute("aria-label", label);
+  button.querySelector(".label").textContent = on ? shortWhenOn : shortWhenOff;
+  button.setAttribute("aria-label", on ? actionWhenOn : actionWhenOff);
   button.dataset.state = on ? "on" : "off";
+}
+
+/** A modal question with two buttons; resolves true for `yes`. */
+function askDialog(dialog, yes, no) {
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      yes.removeEventListener("click", onYes);
+      no.removeEventListener("click", onNo);
+      dialog.removeEventListener("cancel", onNo);
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const onYes = () => finish(true);
+    const onNo = (ev) => {
+      if (ev) ev.preventDefault();
+      finish(false);
+    };
+    yes.addEventListener("click", onYes);
+    no.addEventListener("click", onNo);
+    dialog.addEventListener("cancel", onNo);
+    dialog.showModal();
+    yes.focus();
+  });
 }

@@ -13,7 +13,7 @@
 
 import { $, el, notice } from "./dom.js";
 import { t } from "./i18n.js";
-import { audioOnly, kindMark, kindOf } from "./participants.js";
+import { audioOnly, handsInOrder, kindMark, kindOf, sameNames } from "./participants.js";
 
 export class Tiles {
   constructor() {
@@ -153,7 +153,9 @@ export class Tiles {
 
   /** The participant list changed: names, marks, tiles for newcomers, none for leavers. */
   update(participants) {
+    sameNames.set("room", participants);
     this.people = new Map(participants.map((p) => [p.id, p]));
+    this.handPlace = new Map(handsInOrder(participants).map((p, i) => [p.id, i + 1]));
     for (const p of participants) this.tile(p.id, "camera");
     for (const tile of [...this.tiles.values()]) {
       const p = this.people.get(tile.pid);
@@ -167,7 +169,7 @@ export class Tiles {
 
   renderTile(tile) {
     const p = this.people.get(tile.pid);
-    const name = p ? p.name : "";
+    const name = p ? sameNames.label(p) : "";
     const mine = tile.pid === this.myId;
     const label = tile.source === "screen" ? t("screen_of", { name }) : mine ? `${name} (${t("you")})` : name;
     tile.name.textContent = label;
@@ -193,7 +195,7 @@ export class Tiles {
       if (p.away) marks.push(["away", t("away")]);
       if (p.mic === false) marks.push(["mic-off", t("mic_off_icon")]);
       if (p.camera === false && !audioOnly(p)) marks.push(["camera-off", t("camera_off_icon")]);
-      if (p.hand) marks.push(["hand", t("hand_icon")]);
+      if (p.hand) marks.push(["hand", `${t("hand_icon")} (${(this.handPlace && this.handPlace.get(p.id)) || 1})`]);
       if (tile.pid === this.speaker) marks.push(["speaking", t("speaking")]);
       if (q && q.videoStalled && cameraOn && q.audioFlowing) marks.push(["quality poor", t("video_paused")]);
       else if (q && q.quality !== "good") marks.push([`quality ${q.quality}`, t(`link_${q.quality}`)]);
