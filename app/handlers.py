@@ -374,6 +374,12 @@ async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None
         raise Refused("bad_sdp") from None
 
 
+async def got_receive(hub: Hub, conn: Connection, msg: p.Receive) -> None:
+    conn.receive = frozenset(msg.kinds)
+    if conn.member is not None and conn.room is not None and hub.media is not None:
+        hub.media.receive(conn.room, conn.member, conn.receive)
+
+
 async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:
     room, _member = admitted_member(conn)
     if msg.participant not in room.participants:

@@ -269,6 +269,17 @@ class DownAnswer(UpMessage):
 
 
 @dataclass
+class Receive(UpMessage):
+    """What this participant wants the SFU to send it: `audio` (microphones), `video`
+    (cameras), `screen` (screen shares). Before `join`/`dial_in` it holds from the
+    first down offer on (a phone or the console's audio never sees a video m-line);
+    later it changes what is forwarded (a browser on a weak link drops video)."""
+
+    type: ClassVar[str] = "receive"
+    kinds: list[Literal["audio", "video", "screen"]] = field(metadata={"max": 3})
+
+
+@dataclass
 class Keyframe(UpMessage):
     type: ClassVar[str] = "keyframe"
     participant: str = field(metadata=_lim(64, 1))
@@ -300,7 +311,7 @@ UP_TYPES: dict[str, type[UpMessage]] = {
         Hello, Ping, Login, GatewayAuth, ListRooms, CheckSlug, CreateRoom, Watch, Unwatch,
         Admit, Deny, AdmitAll, SetPassword, SetLobby, SetLock, SetE2ee, SetDialIn,
         MuteRequest, Remove, Promote, EndRoom, Join, DialIn, Leave, ChatUp, Hand,
-        MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp,
+        MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp, Receive,
     )
 }  # fmt: skip
 

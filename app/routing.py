@@ -4,8 +4,9 @@ Read `ROUTES` top to bottom to know everything a client can ask of the server. W
 send a message type at all:
 
 - `ANYONE`: any connection after `hello`, also before admission (a lobby entrant, a
-  stranger): `hello`, `ping`, `login`, `gateway_auth`, `join`, `dial_in`, `leave`, and
-  `chat` (from the lobby it reaches the leaders only).
+  stranger): `hello`, `ping`, `login`, `gateway_auth`, `join`, `dial_in`, `leave`,
+  `receive` (what media it wants, best said before entering), and `chat` (from the
+  lobby it reaches the leaders only).
 - `LEADER`: a logged-in leader of a group (also before it joins a room as a participant)
   or an admitted participant (a co-leader); the handler then checks that the connection
   leads *that* room (`app/access.py`).
@@ -72,6 +73,7 @@ ROUTES: Mapping[str, Route] = MappingProxyType(
         "dial_in": Route(h.got_dial_in, ANYONE),
         "leave": Route(h.got_leave, ANYONE),
         "chat": Route(h.got_chat, ANYONE),
+        "receive": Route(h.got_receive, ANYONE),
         # a leader's rooms
         "list_rooms": Route(h.got_list_rooms, LEADER),
         "check_slug": Route(h.got_check_slug, LEADER),

@@ -60,7 +60,7 @@ class ServerLink(RoomLink):
             await self.client.close()
             raise LinkError(f"cannot reach the server: {type(exc).__name__}") from None
         self.client.on_message.append(self._got_message)
-        self.media.start()
+        await self.media.start()
         self._watch = asyncio.create_task(self._watch_close())
         self.state = "connected"
 
