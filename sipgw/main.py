@@ -20,6 +20,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from app.logsetup import configure_process_logging
 from sipgw import config as config_module
 from sipgw.announce import Prompts
 from sipgw.config import BackendRole, Config, backend_role
@@ -155,11 +156,9 @@ async def serve_backend(
 def main(argv: list[str]) -> int:
     """Entry point of `kreis dial-in`; returns the process exit code."""
     args = parse_args(argv)
-    prefix = f"backend {args.backend} " if args.backend is not None else ""
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
-    )
+    # The server's JSON lines and masking (addresses, numbers, SDPs, ICE credentials);
+    # aioice and aiortc stay at WARNING even with --log-level DEBUG.
+    configure_process_logging(args.log_level)
     try:
         config = config_module.load(args.config)
         if args.backend is not None:
