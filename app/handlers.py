@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app import protocol as p
@@ -233,14 +234,43 @@ async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
             found.append(room)
         return room is not None
 
-    if not await hub.check_secret(conn, "pin", ok):
-        raise Refused("bad_pin")
+    if msg.caller_key is None:
+        if not await hub.check_secret(conn, "pin", ok):
+            raise Refused("bad_pin")
+    else:
+        check_caller_pin(hub, conn, msg, ok)
     caller = msg.caller if _CALLER_RE.match(msg.caller) else ""
-    if hub.config.gateway.hide_numbers or not caller.strip("…"):
+    if msg.withheld and not hub.config.gateway.hide_numbers:
+        name = "Telefon (unterdrückt)" if conn.lang == "de" else "Telefon (withheld)"
+    elif hub.config.gateway.hide_numbers or not caller.strip("…"):
         name = "Telefon"
     else:
         name = f"Telefon {caller if caller.startswith('…') else '…' + caller}"
     await hub.enter(conn, found[0], name, None, kind="phone")
+
+
+def check_caller_pin(hub: Hub, conn: Connection, msg: p.DialIn, ok: Callable[[], bool]) -> None:
+    """One PIN attempt of a phone caller, the lockout in one place for every gateway
+    process and machine: counted per call (the connection), per caller (a keyed hash of
+    its number: `[gateway] caller_tries`), per source (a trunk: 10x) and per dialled
+    number (30x); the gateway's own address is not a key, since it carries everybody.
+    The attempt that locks the caller is answered `rate_limited`, not `bad_pin`, so the
+    gateway can say so at once."""
+    tries = hub.config.gateway.caller_tries
+    keys = [("conn", f"pin:{conn.id}"), ("caller", f"pin:{msg.caller_key}")]
+    thresholds = {keys[0]: tries, keys[1]: tries}
+    for kind, value, factor in (("source", msg.source_key, 10), ("dialled", msg.dialled_key, 30)):
+        if value:
+            keys.append((kind, f"pin:{value}"))
+            thresholds[keys[-1]] = tries * factor
+    stamp = hub.limiter.begin(keys, thresholds=thresholds)
+    if stamp is None:
+        raise Refused("rate_limited", hub.limiter.retry_after(keys))
+    if ok():
+        hub.limiter.succeeded(keys, stamp)
+        return
+    wait = hub.limiter.retry_after(keys)
+    raise Refused("rate_limited", wait) if wait else Refused("bad_pin")
 
 
 async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:

@@ -314,11 +314,26 @@ THIRD_PARTY_LOGGERS = ("aioice", "aiortc", "av", "libav")
 """Held at WARNING or quieter by `configure_logging` (also with `level = "DEBUG"`)."""
 
 
-def configure_process_logging(level: str = "INFO", log_dir: str = "") -> None:
+def configure_process_logging(level: str = "INFO", log_dir: str = "", part: str = "") -> None:
     """`configure_logging` for a process without a server config (`kreis dial-in`,
-    `kreis console`): the same JSON lines, masking and retention."""
+    `kreis console`): the same JSON lines, masking and retention. `part` names the
+    process among its siblings (`backend 1`) in a `part` field of every line."""
     section = type("LoggingSection", (), {"level": level, "dir": log_dir, "retention_days": 0})
     configure_logging(type("ProcessConfig", (), {"logging": section})())
+    if part:
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, "_kreis", False):
+                handler.addFilter(_PartFilter(part))
+
+
+class _PartFilter(logging.Filter):
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.part = self.part
+        return True
 
 
 # --- the one line a room leaves behind -------------------------------------------------

@@ -217,6 +217,15 @@ class DialIn(UpMessage):
     type: ClassVar[str] = "dial_in"
     pin: str = field(metadata=_lim(16, 1))
     caller: str = field(default="", metadata=_lim(16))
+    caller_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the caller's number (withheld: of source, trunk and call
+    fingerprint): wrong PINs count against it on every gateway process and machine."""
+    source_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the address the call came from (a trunk carries many callers)."""
+    dialled_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the number that was dialled."""
+    withheld: bool = False
+    """The caller withheld its number."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ from sipgw.audio import CallAudio
 from sipgw.config import BackendRole, Config
 from sipgw.endpoint import PjsipThread
 from sipgw.link import CallerLabel, LinkFactory
-from sipgw.lockout import Lockout, LockoutBook
+from sipgw.lockout import caller_keys
 from sipgw.phone import GatewayAccount, IncomingCall
 from sipgw.session import CallSession, SessionSettings
 
@@ -81,15 +81,11 @@ class Gateway:
         prompts: Prompts,
         pjsip_log_level: int = 2,
         role: BackendRole | None = None,
-        lockout: LockoutBook | None = None,
     ) -> None:
         self.config = config
         self.link_factory = link_factory
         self.prompts = prompts
         self.role = role
-        self.lockout: LockoutBook = lockout or Lockout(
-            config.sip.pin_tries, config.sip.lockout_seconds
-        )
         self.settings = SessionSettings(
             pin_length=config.gateway.pin_length,
             pin_tries=config.sip.pin_tries,
@@ -134,7 +130,13 @@ class Gateway:
     def call_started(self, incoming: IncomingCall, audio: CallAudio) -> None:
         self.stats.calls += 1
         label = CallerLabel.from_digits(incoming.caller_digits, self.config.gateway.hide_numbers)
-        keys = self.lockout.keys(incoming.caller_digits, incoming.source_ip, incoming.called_user)
+        keys = caller_keys(
+            self.config.gateway.secret,
+            incoming.caller_digits,
+            incoming.source_ip,
+            incoming.called_user,
+            incoming.fingerprint,
+        )
 
         key = incoming.call_key
 
@@ -147,7 +149,6 @@ class Gateway:
             hangup=hangup,
             link=self.link_factory(),
             prompts=self.prompts,
-            lockout=self.lockout,
             keys=keys,
             label=label,
             settings=self.settings,

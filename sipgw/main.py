@@ -27,7 +27,6 @@ from sipgw.config import BackendRole, Config, backend_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
 from sipgw.link import LinkFactory
-from sipgw.lockout import Lockout, LockoutBook, RemoteLockout
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +91,16 @@ async def serve(
     stop: asyncio.Event | None = None,
     pjsip_log_level: int = 2,
     role: BackendRole | None = None,
-    lockout: LockoutBook | None = None,
     ready: Callable[[], None] | None = None,
 ) -> Gateway:
     """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped.
 
-    A backend behind the SIP front passes its `role`, the supervisor's `lockout` and a
-    `ready` callback (called once pjsip listens).
+    A backend behind the SIP front passes its `role` and a `ready` callback (called
+    once pjsip listens). Wrong PINs are counted by the server, not here.
     """
     prompts = Prompts(config.sip.prompts_dir)
     factory = link_factory or server_link_factory(config)
-    gateway = Gateway(config, factory, prompts, pjsip_log_level, role, lockout)
+    gateway = Gateway(config, factory, prompts, pjsip_log_level, role)
     stop = stop_on_signals(stop)
     await gateway.start()
     if role is not None:
@@ -137,16 +135,13 @@ async def serve_backend(
     """A backend behind the SIP front: serves until the supervisor says stop or is gone."""
     from sipgw.supervisor import ControlLink
 
-    link, secret = await ControlLink.open(fd)
-    sip = config.sip
-    hashing = Lockout(sip.pin_tries, sip.lockout_seconds, secret=secret)
+    link = await ControlLink.open(fd)
     try:
         await serve(
             config,
             stop=link.closed,
             pjsip_log_level=pjsip_log_level,
-            role=backend_role(sip, index, port),
-            lockout=RemoteLockout(hashing, link.ask),
+            role=backend_role(config.sip, index, port),
             ready=link.ready,
         )
     finally:
@@ -158,7 +153,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     # The server's JSON lines and masking (addresses, numbers, SDPs, ICE credentials);
     # aioice and aiortc stay at WARNING even with --log-level DEBUG.
-    configure_process_logging(args.log_level)
+    part = f"backend {args.backend}" if args.backend is not None else ""
+    configure_process_logging(args.log_level, part=part)
     try:
         config = config_module.load(args.config)
         if args.backend is not None:

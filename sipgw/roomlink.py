@@ -27,6 +27,7 @@ from app.participant import MonoResampler, PcmTrack, RoomParticipant
 from sipgw.audio import RATE, Pcm, RoomMix
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, DialInResult, LinkEvent, RoomLink
+from sipgw.lockout import CallerKeys
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,17 @@ class ServerLink(RoomLink):
         elif kind == "error":
             log.warning("server error during a call: %s", msg.get("code"))
 
-    async def dial_in(self, pin: str, caller: CallerLabel) -> DialInResult:
+    async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
         self._waiting = asyncio.get_running_loop().create_future()
-        await self._send({"type": "dial_in", "pin": pin, "caller": caller.text or ""})
+        await self._send(
+            {
+                "type": "dial_in",
+                "pin": pin,
+                "caller": caller.text or "",
+                "withheld": caller.withheld,
+                **keys.message_fields(),
+            }
+        )
         try:
             answer = await asyncio.wait_for(self._waiting, 15)
         except TimeoutError:

@@ -7,8 +7,9 @@ a `RoomLink`. That keeps it testable with fakes and keeps one call's failure ins
 its own task: the gateway cancels a session when its call ends, and `run()` always
 closes its link.
 
-Privacy: the session knows the caller's number only as lockout keys (hashed) and the
-label `…47`; it logs neither, nor the PIN.
+Privacy: the session knows the caller's number only as lockout keys (keyed hashes,
+which the server counts wrong PINs against) and the label `…47`; it logs neither, nor
+the PIN.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sipgw.announce import Prompt, Prompts
 from sipgw.audio import CallAudio, RoomMix, WaitingTone
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, LinkEvent, RoomLink
-from sipgw.lockout import LockKey, LockoutBook
+from sipgw.lockout import CallerKeys
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ class CallSession:
         hangup: Callable[[], Awaitable[None]],
         link: RoomLink,
         prompts: Prompts,
-        lockout: LockoutBook,
-        keys: list[LockKey],
+        keys: CallerKeys,
         label: CallerLabel,
         settings: SessionSettings,
     ) -> None:
@@ -61,7 +61,6 @@ class CallSession:
         self._hangup = hangup
         self.link = link
         self.prompts = prompts
-        self.lockout = lockout
         self.keys = keys
         self.label = label
         self.settings = settings
@@ -129,9 +128,6 @@ class CallSession:
         return self.outcome
 
     async def _flow(self) -> str:
-        if await self.lockout.check(self.keys) > 0:
-            await self.play(self.prompts.both("locked"))
-            return "locked"
         if self.settings.language == "choose":
             await self._choose_language()
         admitted = await self._enter_pin()
@@ -177,20 +173,16 @@ class CallSession:
                 if not self._connected:
                     await self.link.connect()
                     self._connected = True
-                result = await self.link.dial_in(pin, self.label)
+                # The server counts the try (per call, caller, source and dialled
+                # number) and says `RATE_LIMITED` once any of them is locked.
+                result = await self.link.dial_in(pin, self.label, self.keys)
                 if result.outcome is DialIn.LOBBY or result.outcome is DialIn.ADMITTED:
-                    await self.lockout.succeed(self.keys)
                     return result.outcome is DialIn.ADMITTED
                 if result.outcome is DialIn.RATE_LIMITED:
-                    await self.lockout.hold(self.keys, max(result.retry_after, 1.0))
                     await self.play(self.prompt("locked"))
                     self.outcome = "locked"
                     return None
-            # An empty entry counts as a try but not towards the lockout.
-            if pin and await self.lockout.fail(self.keys) > 0:
-                await self.play(self.prompt("locked"))
-                self.outcome = "locked"
-                return None
+            # An empty entry counts as a try but never reaches the server.
         await self.play(self.prompt("pin_failed"))
         self.outcome = "pin_failed"
         return None

@@ -125,7 +125,8 @@ async def test_wrong_pin_three_times_hangs_up_and_locks_out(
         await asyncio.sleep(0.8)
     assert await asyncio.to_thread(phone.wait_for, "terminated", 15), "no hang-up after 3 tries"
     assert fake.pins_tried == ["121212121", "343434343", "565656565"]
-    # Calling again at once: the lockout answers before any PIN reaches the server.
+    # Calling again at once: the server (here the fake) refuses the locked caller's key
+    # without looking at its PIN.
     mark = len(phone.output())
     phone.dial(gw.uri)
     assert await asyncio.to_thread(phone.wait_for, "Call established", 10, mark)
