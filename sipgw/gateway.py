@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,13 @@ from sipgw.phone import GatewayAccount, IncomingCall
 from sipgw.session import CallSession, SessionSettings
 
 log = logging.getLogger(__name__)
+
+RTP_TIMEOUT = 20.0
+"""Seconds without a single RTP packet after which a call is hung up: a phone that
+vanished (no BYE) must not hold a call slot and a place in the room."""
+RTP_CHECK_INTERVAL = 2.0
+SESSION_EXPIRES = 90
+"""RFC 4028 session timer (the smallest Min-SE): a dialog whose refresh fails ends."""
 
 
 @dataclass
@@ -68,6 +76,9 @@ def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if ":" in sip.listen_address:
             acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+        acc.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        acc.callConfig.timerSessExpiresSec = SESSION_EXPIRES
+        acc.callConfig.timerMinSESec = SESSION_EXPIRES
     return configs
 
 
@@ -96,14 +107,20 @@ class Gateway:
         self.pjsip = PjsipThread(config.sip, self._setup, pjsip_log_level, role)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.accounts: list[GatewayAccount] = []
+        self._media_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Starts pjsip (raises SipStartError when it cannot listen)."""
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(None, self.pjsip.start)
+        self._media_watch = self._loop.create_task(self._watch_media())
 
     async def stop(self) -> None:
         """Ends every call and stops pjsip."""
+        if self._media_watch is not None:
+            self._media_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._media_watch
         for live in list(self.calls.values()):
             live.task.cancel()
         for live in list(self.calls.values()):
@@ -124,6 +141,39 @@ class Gateway:
             account.create(acc_cfg, index == 0)
             self.accounts.append(account)
         return self.accounts
+
+    async def _watch_media(self) -> None:
+        """Hangs up calls that received no RTP for `RTP_TIMEOUT` seconds."""
+        seen: dict[int, tuple[int, float]] = {}
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RTP_CHECK_INTERVAL)
+            try:
+                counts = await self.pjsip.run(self._rtp_counts)
+            except Exception:
+                log.exception("reading RTP counters failed")
+                continue
+            now = loop.time()
+            for key in [k for k in seen if k not in counts]:
+                del seen[key]
+            for key, packets in counts.items():
+                before = seen.get(key)
+                if before is None or before[0] != packets:
+                    seen[key] = (packets, now)
+                elif now - before[1] >= RTP_TIMEOUT:
+                    log.info("call %d: no RTP for %d s, hanging up", key, RTP_TIMEOUT)
+                    del seen[key]
+                    await self.pjsip.run(functools.partial(self._hangup, key))
+
+    def _rtp_counts(self) -> dict[int, int]:
+        """RTP packets received so far, per call with active audio (pjsip thread)."""
+        counts: dict[int, int] = {}
+        for account in self.accounts:
+            for key, call in account.calls.items():
+                packets = call.rtp_received()
+                if packets is not None:
+                    counts[key] = packets
+        return counts
 
     # ------------------------------------------------------------ PhoneEvents
 

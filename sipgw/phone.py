@@ -186,6 +186,9 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
         self.key = key
         self.audio = CallAudio()
         self.port: CallPort | None = None
+        self.audio_index: int | None = None
+        """Index of the audio stream once it is up (getInfo() read outside the media
+        callback does not tell the media types reliably)."""
         self.ended = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
@@ -211,6 +214,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
                     port.create(f"call{self.key}")
                 stream.startTransmit(self.port)
                 self.port.startTransmit(stream)
+                self.audio_index = index
             except pj.Error:
                 # No audio path for this call (e.g. bridge full): end it, cleanly.
                 log.warning("could not connect a call's audio; hanging up")
@@ -236,6 +240,16 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
 
     def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
         return int(pj.PJSIP_REDIRECT_REJECT)
+
+    def rtp_received(self) -> int | None:
+        """RTP packets received on the call's audio stream, None before its audio is
+        up or after the call ended (pjsip thread)."""
+        if self.ended or self.port is None or self.audio_index is None:
+            return None
+        try:
+            return int(self.getStreamStat(self.audio_index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return None
 
     def hangup_with(self, code: int = 200) -> None:
         """Ends the call (or rejects it with `code` before it is answered)."""

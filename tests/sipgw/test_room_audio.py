@@ -9,15 +9,18 @@ two frequencies, from what the phone recorded and what the participant received.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sipgw.roomlink import ServerLink
+from tests.sipgw import sipp_scenarios as scenarios
 from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
-from tests.sipgw.phones import RATE, tone_level, tone_ratio
+from tests.sipgw.phones import RATE, run_sipp, tone_level, tone_ratio
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 
@@ -125,3 +128,40 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
     gateway = await asyncio.wait_for(gw.task, 20)
     # The third wrong PIN also locks this caller id out (pin_tries = 3).
     assert gateway.stats.outcomes == {"locked": 1}, gateway.stats.outcomes
+
+
+async def test_a_caller_that_goes_silent_is_hung_up_and_leaves_the_room(
+    kreis_server: Any, start_gateway: Any, tmp_path: Path
+) -> None:
+    """No RTP and no BYE after admission: the gateway hangs up (its BYE reaches the
+    phone) and the caller leaves the room within 30 s."""
+    if not shutil.which("sipp"):
+        pytest.skip("sipp is not installed")
+    slug = "telefon-verschwunden"
+    leader, pin = await leader_session(
+        kreis_server.url, kreis_server.group, kreis_server.password, slug
+    )
+    try:
+        gw = await start_gateway(
+            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
+            server_url=kreis_server.ws_url,
+        )
+        xml = scenarios.write(tmp_path / "silent.xml", scenarios.silent_after_pin(pin + "#"))
+        call = asyncio.create_task(asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 60))
+        entrant = await wait_entrant(leader, slug, "Telefon")
+        await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+        await wait_phone_entry(leader, lambda e: True, timeout=10)
+        admitted = time.monotonic()
+        deadline = admitted + 30
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, "the silent caller is still in the room after 30 s"
+            msg = await leader.expect("participants", timeout=left)
+            if not any(e.get("kind") == "phone" for e in msg["participants"]):
+                break
+        gone = time.monotonic() - admitted
+        print(f"silent caller left the room {gone:.1f} s after admission")
+        result = await call
+        assert result.returncode == 0, result.stdout.decode()[-2000:]  # it got the BYE
+    finally:
+        await leader.close()
