@@ -24,6 +24,9 @@ from tests.sipgw.phones import RATE, run_sipp, tone_level, tone_ratio
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 
+LONG_NAME = "Erika Musterfrau " * 17 + "Ende"
+"""A 293-character display name: pjsua's remoteUri cut such a From off, number and all."""
+
 
 async def wait_phone_entry(
     leader: Any, check: Callable[[dict[str, Any]], bool], timeout: float = 10
@@ -56,7 +59,7 @@ async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
             link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
             server_url=kreis_server.ws_url,
         )
-        phone = phones("caller", number="0301234547", tone_hz=440)
+        phone = phones("caller", number="0301234547", tone_hz=440, display_name=LONG_NAME)
         phone.dial(gw.uri)
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
         t_call = time.monotonic()
@@ -109,7 +112,7 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
             link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
             server_url=kreis_server.ws_url,
         )
-        phone = phones("guesser", number="0307777777")
+        phone = phones("guesser", number="0307777777", display_name=LONG_NAME)
         phone.dial(gw.uri)
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
         await asyncio.sleep(0.3)
@@ -118,6 +121,14 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
             await asyncio.to_thread(phone.digits, attempt + "#", 0.2)
             await asyncio.sleep(1.0)
         assert await asyncio.to_thread(phone.wait_for, "terminated", 20)
+        # The same number (behind the same long name) calls again with the right PIN:
+        # the server still holds the number's lock, so it never reaches the lobby.
+        mark = len(phone.output())
+        phone.dial(gw.uri)
+        assert await asyncio.to_thread(phone.wait_for, "Call established", 10, mark)
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(phone.digits, pin + "#", 0.2)
+        assert await asyncio.to_thread(phone.wait_for, "terminated", 20, mark)
         # The leader never saw anybody knock.
         for msg in leader.drain("lobby_queue"):
             assert not msg["entrants"], msg
@@ -126,8 +137,9 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
     assert gw.alive()
     gw.stop.set()
     gateway = await asyncio.wait_for(gw.task, 20)
-    # The third wrong PIN also locks this caller id out (pin_tries = 3).
-    assert gateway.stats.outcomes == {"locked": 1}, gateway.stats.outcomes
+    # The third wrong PIN locks this caller's number out (caller_tries = 3), and the
+    # lock holds for its next call.
+    assert gateway.stats.outcomes == {"locked": 2}, gateway.stats.outcomes
 
 
 async def test_a_caller_that_goes_silent_is_hung_up_and_leaves_the_room(
