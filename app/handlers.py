@@ -256,13 +256,7 @@ def check_caller_pin(hub: Hub, conn: Connection, msg: p.DialIn, ok: Callable[[],
     number (30x); the gateway's own address is not a key, since it carries everybody.
     The attempt that locks the caller is answered `rate_limited`, not `bad_pin`, so the
     gateway can say so at once."""
-    tries = hub.config.gateway.caller_tries
-    keys = [("conn", f"pin:{conn.id}"), ("caller", f"pin:{msg.caller_key}")]
-    thresholds = {keys[0]: tries, keys[1]: tries}
-    for kind, value, factor in (("source", msg.source_key, 10), ("dialled", msg.dialled_key, 30)):
-        if value:
-            keys.append((kind, f"pin:{value}"))
-            thresholds[keys[-1]] = tries * factor
+    keys, thresholds = caller_pin_keys(hub, conn, msg)
     stamp = hub.limiter.begin(keys, thresholds=thresholds)
     if stamp is None:
         raise Refused("rate_limited", hub.limiter.retry_after(keys))
@@ -271,6 +265,30 @@ def check_caller_pin(hub: Hub, conn: Connection, msg: p.DialIn, ok: Callable[[],
         return
     wait = hub.limiter.retry_after(keys)
     raise Refused("rate_limited", wait) if wait else Refused("bad_pin")
+
+
+def caller_pin_keys(
+    hub: Hub, conn: Connection, msg: p.DialIn | p.DialInCheck
+) -> tuple[list[tuple[str, str]], dict[tuple[str, str], int]]:
+    """A phone caller's limiter keys and the failures that lock each."""
+    tries = hub.config.gateway.caller_tries
+    keys = [("conn", f"pin:{conn.id}"), ("caller", f"pin:{msg.caller_key}")]
+    thresholds = {keys[0]: tries, keys[1]: tries}
+    for kind, value, factor in (("source", msg.source_key, 10), ("dialled", msg.dialled_key, 30)):
+        if value:
+            keys.append((kind, f"pin:{value}"))
+            thresholds[keys[-1]] = tries * factor
+    return keys, thresholds
+
+
+async def got_dial_in_check(hub: Hub, conn: Connection, msg: p.DialInCheck) -> None:
+    if not conn.gateway:
+        raise Refused("not_allowed")
+    keys, _ = caller_pin_keys(hub, conn, msg)
+    wait = hub.limiter.retry_after(keys)
+    if wait:
+        raise Refused("rate_limited", wait)
+    conn.send(p.DialInOpen())
 
 
 async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:

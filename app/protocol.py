@@ -229,6 +229,17 @@ class DialIn(UpMessage):
 
 
 @dataclass
+class DialInCheck(UpMessage):
+    """Before a call is answered: may this caller try a PIN at all? (`dial_in_open`,
+    or `error/rate_limited` for a locked caller, who then never gets a 200.)"""
+
+    type: ClassVar[str] = "dial_in_check"
+    caller_key: str = field(metadata=_lim(64, 16))
+    source_key: str | None = field(default=None, metadata=_lim(64, 16))
+    dialled_key: str | None = field(default=None, metadata=_lim(64, 16))
+
+
+@dataclass
 class Leave(UpMessage):
     type: ClassVar[str] = "leave"
 
@@ -321,6 +332,7 @@ UP_TYPES: dict[str, type[UpMessage]] = {
         Admit, Deny, AdmitAll, SetPassword, SetLobby, SetLock, SetE2ee, SetDialIn,
         MuteRequest, Remove, Promote, EndRoom, Join, DialIn, Leave, ChatUp, Hand,
         MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp, Receive,
+        DialInCheck,
     )
 }  # fmt: skip
 
@@ -492,6 +504,13 @@ class GatewayOk(DownMessage):
 
 
 @dataclass
+class DialInOpen(DownMessage):
+    """The answer to `dial_in_check`: none of the caller's keys is locked."""
+
+    type: ClassVar[str] = "dial_in_open"
+
+
+@dataclass
 class RoomList(DownMessage):
     type: ClassVar[str] = "room_list"
     rooms: list[dict[str, Any]] = field(default_factory=list)
@@ -630,7 +649,7 @@ class E2eeKeyDown(DownMessage):
 DOWN_TYPES: dict[str, type[DownMessage]] = {
     cls.type: cls
     for cls in (
-        HelloDown, Pong, Error, LoginOk, GatewayOk, RoomList, SlugCheck, RoomCreated,
+        HelloDown, Pong, Error, LoginOk, GatewayOk, DialInOpen, RoomList, SlugCheck, RoomCreated,
         WaitingForLeader, LobbyStatus, Joined, Participants, LobbyQueue, RoomState,
         ChatDown, MuteRequestDown, Removed, RoomEnded, ServerRestart, UpAnswer, DownOffer,
         E2eeKeyDown,

@@ -163,7 +163,7 @@ class Gateway:
                 elif now - before[1] >= RTP_TIMEOUT:
                     log.info("call %d: no RTP for %d s, hanging up", key, RTP_TIMEOUT)
                     del seen[key]
-                    await self.pjsip.run(functools.partial(self._hangup, key))
+                    await self.pjsip.run(functools.partial(self._hangup, key, 408))
 
     def _rtp_counts(self) -> dict[int, int]:
         """RTP packets received so far, per call with active audio (pjsip thread)."""
@@ -190,12 +190,16 @@ class Gateway:
 
         key = incoming.call_key
 
-        async def hangup() -> None:
+        async def hangup(code: int) -> None:
             # By key, on the pjsip thread: asyncio never holds a pjsua2 object.
-            await self.pjsip.run(lambda: self._hangup(key))
+            await self.pjsip.run(lambda: self._hangup(key, code))
+
+        async def answer(code: int) -> None:
+            await self.pjsip.run(lambda: self._answer(key, code))
 
         session = CallSession(
             audio=audio,
+            answer=answer,
             hangup=hangup,
             link=self.link_factory(),
             prompts=self.prompts,
@@ -206,7 +210,7 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(session.run())
         self.calls[incoming.call_key] = _Live(session, task)
         task.add_done_callback(lambda t: self._finished(incoming.call_key, t))
-        log.info("call %d answered (%d live)", incoming.call_key, len(self.calls))
+        log.info("call %d ringing (%d live)", incoming.call_key, len(self.calls))
 
     def _finished(self, key: int, task: asyncio.Task[str]) -> None:
         live = self.calls.pop(key, None)
@@ -217,9 +221,13 @@ class Gateway:
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         log.info("call %d finished: %s (%d live)", key, outcome, len(self.calls))
 
-    def _hangup(self, key: int) -> None:
+    def _hangup(self, key: int, code: int = 200) -> None:
         for account in self.accounts:
-            account.hangup(key)
+            account.hangup(key, code)
+
+    def _answer(self, key: int, code: int) -> None:
+        for account in self.accounts:
+            account.answer(key, code)
 
     def call_ended(self, call_key: int) -> None:
         live = self.calls.get(call_key)

@@ -83,6 +83,11 @@ class RoomLink(ABC):
         """Reaches the server and authenticates the gateway (raises LinkError)."""
 
     @abstractmethod
+    async def check(self, keys: CallerKeys) -> float:
+        """Before the call is answered: seconds until the caller may try a PIN (0: now),
+        from the server's lockout."""
+
+    @abstractmethod
     async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
         """Sends the PIN with the caller's lockout keys; may be called again after
         `BAD_PIN`. `RATE_LIMITED`: the server locked the caller (now or earlier)."""

@@ -318,12 +318,14 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
             fingerprint=call_fingerprint(invite),
         )
         self.calls[key] = call
+        # Ringing while the server's lockout decides: `answer(200)` for a caller who
+        # may try, `answer(183)` (early media: why not) and a 403 for a locked one.
         op = pj.CallOpParam()
-        op.statusCode = 200
+        op.statusCode = 180
         try:
             call.answer(op)
         except pj.Error:
-            log.warning("answering a call failed")
+            log.warning("ringing a call failed")
             self.calls.pop(key, None)
             return
         events, audio = self.events, call.audio
@@ -349,10 +351,23 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         self.pjsip.keep.remove(call)
 
     def hangup(self, key: int, code: int = 200) -> None:
-        """Ends the call `key` if it is still up (on the pjsip thread)."""
+        """Ends the call `key` if it is still up (on the pjsip thread); an unanswered
+        one gets `code` as its final answer."""
         call = self.calls.get(key)
         if call is not None:
             call.hangup_with(code)
+
+    def answer(self, key: int, code: int = 200) -> None:
+        """Answers the ringing call `key`: 200, or 183 for early media (pjsip thread)."""
+        call = self.calls.get(key)
+        if call is None or call.ended:
+            return
+        op = pj.CallOpParam()
+        op.statusCode = code
+        try:
+            call.answer(op)
+        except pj.Error:
+            log.warning("answering a call failed")
 
     def call_ended(self, call: GatewayCall) -> None:
         key, events = call.key, self.events

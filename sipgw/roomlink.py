@@ -77,7 +77,9 @@ class ServerLink(RoomLink):
         # bounded (app.client.KEPT), so nothing needs clearing.
         kind = msg.get("type")
         if self._waiting is not None and not self._waiting.done():
-            if kind == "error" or (kind == "lobby_status" and msg.get("state") == "waiting"):
+            if kind in ("error", "dial_in_open") or (
+                kind == "lobby_status" and msg.get("state") == "waiting"
+            ):
                 self._waiting.set_result(msg)
                 return
             if kind == "joined":
@@ -105,6 +107,21 @@ class ServerLink(RoomLink):
             self._events.put_nowait(LinkEvent.ENDED)
         elif kind == "error":
             log.warning("server error during a call: %s", msg.get("code"))
+
+    async def check(self, keys: CallerKeys) -> float:
+        self._waiting = asyncio.get_running_loop().create_future()
+        await self._send({"type": "dial_in_check", **keys.message_fields()})
+        try:
+            answer = await asyncio.wait_for(self._waiting, 15)
+        except TimeoutError:
+            raise LinkError("no answer to dial_in_check") from None
+        finally:
+            self._waiting = None
+        if answer.get("type") == "dial_in_open":
+            return 0.0
+        if answer.get("code") == "rate_limited":
+            return float(answer.get("retry_after") or 60)
+        raise LinkError(f"dial_in_check refused: {answer.get('code')}")
 
     async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
         self._waiting = asyncio.get_running_loop().create_future()

@@ -28,6 +28,9 @@ from sipgw.lockout import CallerKeys
 
 log = logging.getLogger(__name__)
 
+_REFUSAL = {"locked": 403, "unavailable": 503}
+"""The final answer to a call that was never answered, by outcome (else 480)."""
+
 
 @dataclass(frozen=True)
 class SessionSettings:
@@ -50,7 +53,8 @@ class CallSession:
         self,
         *,
         audio: CallAudio,
-        hangup: Callable[[], Awaitable[None]],
+        answer: Callable[[int], Awaitable[None]],
+        hangup: Callable[[int], Awaitable[None]],
         link: RoomLink,
         prompts: Prompts,
         keys: CallerKeys,
@@ -58,7 +62,10 @@ class CallSession:
         settings: SessionSettings,
     ) -> None:
         self.audio = audio
+        self._answer = answer
         self._hangup = hangup
+        self.answered = False
+        """The call got its 200 (before: ringing, or early media for a locked caller)."""
         self.link = link
         self.prompts = prompts
         self.keys = keys
@@ -72,7 +79,6 @@ class CallSession:
         """How the call ended, for tests and metrics (never personal)."""
         self.muted = False
         self.hand = False
-        self._connected = False
 
     # ----------------------------------------------------------------- input
 
@@ -124,10 +130,20 @@ class CallSession:
             with contextlib.suppress(Exception):
                 await self.link.close()
             with contextlib.suppress(Exception):
-                await self._hangup()
+                # An unanswered call ends with a final error, never a billable 200.
+                await self._hangup(200 if self.answered else _REFUSAL.get(self.outcome, 480))
         return self.outcome
 
     async def _flow(self) -> str:
+        # The server's lockout decides while the phone rings: a locked caller hears
+        # why as early media (183) and gets a 403, never a 200 it would be billed for.
+        await self.link.connect()
+        if await self.link.check(self.keys) > 0:
+            await self._answer(183)
+            await self.play(self.prompts.both("locked"))
+            return "locked"
+        await self._answer(200)
+        self.answered = True
         if self.settings.language == "choose":
             await self._choose_language()
         admitted = await self._enter_pin()
@@ -168,11 +184,6 @@ class CallSession:
                 self.outcome = "silent"
                 return None
             if pin:
-                # The server hears of a call only once it has a PIN: a scanner's INVITEs
-                # and silent calls never open a connection to it.
-                if not self._connected:
-                    await self.link.connect()
-                    self._connected = True
                 # The server counts the try (per call, caller, source and dialled
                 # number) and says `RATE_LIMITED` once any of them is locked.
                 result = await self.link.dial_in(pin, self.label, self.keys)

@@ -146,3 +146,23 @@ async def test_wrong_pins_of_one_caller_over_two_gateways_lock_that_caller_only(
     )
     assert reply["state"] == "waiting"
     assert await entrant_id(leader, "Telefon (withheld)")  # a gateway speaking English
+
+
+async def test_a_locked_caller_is_told_before_its_call_is_answered(
+    connect: Connect, kreis_server: Any
+) -> None:
+    slug = "sperre-vor-dem-abheben"
+    leader = await leader_with_room(connect, kreis_server, slug)
+    await dial_in_pin(leader, slug)
+    gw = await gateway(connect, kreis_server)
+    check = {"type": "dial_in_check", **keys("c")}
+    assert (await gw.request(check, "dial_in_open"))["type"] == "dial_in_open"
+    for wrong in ("918273645", "546372819", "102938475"):
+        await gw.send({"type": "dial_in", "pin": wrong, "caller": "", **keys("c")})
+        await gw.expect("error")
+    await gw.send(check)
+    refused = await gw.expect("error")
+    assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+    browser = await connect()
+    await browser.send(check)
+    assert (await browser.expect("error"))["code"] == "not_allowed"

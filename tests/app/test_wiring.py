@@ -25,7 +25,8 @@ def test_before_admission_only_these_are_open() -> None:
     anyone = {kind for kind, route in ROUTES.items() if route.sender is Sender.ANYONE}
     # `receive` only records what media the connection wants once it is admitted.
     assert anyone == {
-        "hello", "ping", "login", "gateway_auth", "join", "dial_in", "leave", "chat", "receive"
+        "hello", "ping", "login", "gateway_auth", "join", "dial_in", "dial_in_check", "leave",
+        "chat", "receive"
     }  # fmt: skip
 
 

@@ -87,6 +87,9 @@ class FakeLink(RoomLink):
         if not self.server.reachable:
             raise LinkError("fake server unreachable")
 
+    async def check(self, keys: CallerKeys) -> float:
+        return 60.0 if self.server.wrong.get(keys.caller, 0) >= self.server.caller_tries else 0.0
+
     async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
         server = self.server
         server.keys_seen.append(keys)

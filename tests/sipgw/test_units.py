@@ -218,11 +218,15 @@ async def run_session(
     audio = CallAudio()
     hung: list[bool] = []
 
-    async def hangup() -> None:
+    async def hangup(code: int) -> None:
         hung.append(True)
+
+    async def answer(code: int) -> None:
+        pass
 
     session = CallSession(
         audio=audio,
+        answer=answer,
         hangup=hangup,
         link=fake.factory()(),
         prompts=Prompts(),
