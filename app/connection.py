@@ -73,6 +73,8 @@ class Connection:
     member: Member | None = None
     waiting: Waiting | None = None
     watching: set[str] = field(default_factory=set)
+    receive: frozenset[str] | None = None
+    """What media this connection wants sent (`receive`); None: everything."""
     _outbox: asyncio.Queue[str | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT)
     )

@@ -42,6 +42,10 @@ class GatewayConfig:
     """Show callers as `Telefon` instead of `Telefon …47`."""
     server_url: str = DEFAULT_SERVER_URL
     """URL of the Kreis server the gateway connects to (http(s):// or ws(s)://…/ws)."""
+    caller_tries: int = 3
+    """Wrong PINs one caller (by number, on any gateway process or machine) may enter
+    before it is locked out (`[limits] secret_lockout_seconds`); the address a call
+    comes from gets 10 times as many, a dialled number 30 times."""
 
     @property
     def enabled(self) -> bool:
@@ -90,4 +94,7 @@ def gateway_from_table(table: Mapping[str, object]) -> GatewayConfig:
     url = table.get("server_url", DEFAULT_SERVER_URL)
     if not isinstance(url, str) or not _SERVER_URL_RE.match(url):
         raise BadGatewayKey("server_url", "server_url")
-    return GatewayConfig(secret, tuple(numbers), pin_length, hide, url)
+    tries = table.get("caller_tries", GatewayConfig.caller_tries)
+    if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 100:
+        raise BadGatewayKey("caller_tries", "int", low=1, high=100)
+    return GatewayConfig(secret, tuple(numbers), pin_length, hide, url, tries)

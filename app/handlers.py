@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app import protocol as p
@@ -242,14 +243,61 @@ async def got_dial_in(hub: Hub, conn: Connection, msg: p.DialIn) -> None:
             found.append(room)
         return room is not None
 
-    if not await hub.check_secret(conn, "pin", ok):
-        raise Refused("bad_pin")
+    if msg.caller_key is None:
+        if not await hub.check_secret(conn, "pin", ok):
+            raise Refused("bad_pin")
+    else:
+        check_caller_pin(hub, conn, msg, ok)
     caller = msg.caller if _CALLER_RE.match(msg.caller) else ""
-    if hub.config.gateway.hide_numbers or not caller.strip("…"):
+    if msg.withheld and not hub.config.gateway.hide_numbers:
+        name = "Telefon (unterdrückt)" if conn.lang == "de" else "Telefon (withheld)"
+    elif hub.config.gateway.hide_numbers or not caller.strip("…"):
         name = "Telefon"
     else:
         name = f"Telefon {caller if caller.startswith('…') else '…' + caller}"
     await hub.enter(conn, found[0], name, None, kind="phone")
+
+
+def check_caller_pin(hub: Hub, conn: Connection, msg: p.DialIn, ok: Callable[[], bool]) -> None:
+    """One PIN attempt of a phone caller, the lockout in one place for every gateway
+    process and machine: counted per call (the connection), per caller (a keyed hash of
+    its number: `[gateway] caller_tries`), per source (a trunk: 10x) and per dialled
+    number (30x); the gateway's own address is not a key, since it carries everybody.
+    The attempt that locks the caller is answered `rate_limited`, not `bad_pin`, so the
+    gateway can say so at once."""
+    keys, thresholds = caller_pin_keys(hub, conn, msg)
+    stamp = hub.limiter.begin(keys, thresholds=thresholds)
+    if stamp is None:
+        raise Refused("rate_limited", hub.limiter.retry_after(keys))
+    if ok():
+        hub.limiter.succeeded(keys, stamp)
+        return
+    wait = hub.limiter.retry_after(keys)
+    raise Refused("rate_limited", wait) if wait else Refused("bad_pin")
+
+
+def caller_pin_keys(
+    hub: Hub, conn: Connection, msg: p.DialIn | p.DialInCheck
+) -> tuple[list[tuple[str, str]], dict[tuple[str, str], int]]:
+    """A phone caller's limiter keys and the failures that lock each."""
+    tries = hub.config.gateway.caller_tries
+    keys = [("conn", f"pin:{conn.id}"), ("caller", f"pin:{msg.caller_key}")]
+    thresholds = {keys[0]: tries, keys[1]: tries}
+    for kind, value, factor in (("source", msg.source_key, 10), ("dialled", msg.dialled_key, 30)):
+        if value:
+            keys.append((kind, f"pin:{value}"))
+            thresholds[keys[-1]] = tries * factor
+    return keys, thresholds
+
+
+async def got_dial_in_check(hub: Hub, conn: Connection, msg: p.DialInCheck) -> None:
+    if not conn.gateway:
+        raise Refused("not_allowed")
+    keys, _ = caller_pin_keys(hub, conn, msg)
+    wait = hub.limiter.retry_after(keys)
+    if wait:
+        raise Refused("rate_limited", wait)
+    conn.send(p.DialInOpen())
 
 
 async def got_leave(hub: Hub, conn: Connection, msg: p.Leave) -> None:
@@ -381,6 +429,12 @@ async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None
         await media_of(hub).router.got_down_answer(room.id, member.id, msg.sdp)
     except BadSdp:
         raise Refused("bad_sdp") from None
+
+
+async def got_receive(hub: Hub, conn: Connection, msg: p.Receive) -> None:
+    conn.receive = frozenset(msg.kinds)
+    if conn.member is not None and conn.room is not None and hub.media is not None:
+        hub.media.receive(conn.room, conn.member, conn.receive)
 
 
 async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:

@@ -66,6 +66,21 @@ _PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[ \-/()]{0,2}\d){6,}(?!\w)")
 
 IP_MASK = "[ip]"
 PHONE_MASK = "[number]"
+SDP_MASK = "[sdp]"
+SECRET_MASK = "[secret]"
+
+# A session description, as lines or as one repr'd string (`'v=0\\r\\no=- …'`): from
+# its `v=0` to the end of the run of `x=…` lines (or of the quoted string).
+_SDP = re.compile(
+    r"v=0(?:(?:\\r)?\\n|\r?\n)(?:[^'\"\r\n]*(?:(?:\\r)?\\n|\r?\n)(?=[a-z]=))*[^'\"\r\n]*"
+)
+# SDP attribute lines outside a whole description (`a=ice-pwd:…`, `c=IN IP4 …`).
+_SDP_LINE = re.compile(r"(?m)^[ \t]*[vocmka]=[^\r\n]*")
+# ICE credentials however they are spelt (`ice-pwd:x`, `password='x'`, `ufrag=x`).
+_ICE = re.compile(
+    r"(?i)(?<![a-z0-9])(ice-pwd|ice-ufrag|ice_pwd|ice_ufrag|usernameFragment|password|ufrag|pwd)"
+    r"(['\"]?\s*[:=]\s*['\"]?)[^\s'\",)\]}]+"
+)
 
 
 def _mask_ipv6(match: re.Match[str]) -> str:
@@ -80,7 +95,12 @@ def _mask_ipv6(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """Masks IP addresses and phone-number-like digit runs in `text`."""
+    """Masks session descriptions, ICE credentials, IP addresses and phone-number-like
+    digit runs in `text`."""
+    if "=" in text:
+        text = _SDP.sub(SDP_MASK, text)
+        text = _SDP_LINE.sub(SDP_MASK, text)
+        text = _ICE.sub(lambda m: m.group(1) + m.group(2) + SECRET_MASK, text)
     if not any(ch.isdigit() for ch in text):
         return text
     text = _IPV6_CANDIDATE.sub(_mask_ipv6, text)
@@ -284,9 +304,36 @@ def configure_logging(config: Any, clock: Clock = time.time) -> None:
     access.handlers.clear()
     access.propagate = False
     access.disabled = True
-    # Libraries that would otherwise log addresses at INFO (ICE candidates, SIP peers).
-    for noisy in ("aioice", "aiortc"):
+    # Libraries that would otherwise log addresses at INFO (ICE candidate pairs) and
+    # whole SDPs with ICE passwords at DEBUG: WARNING at most, whatever the level.
+    for noisy in THIRD_PARTY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+THIRD_PARTY_LOGGERS = ("aioice", "aiortc", "av", "libav")
+"""Held at WARNING or quieter by `configure_logging` (also with `level = "DEBUG"`)."""
+
+
+def configure_process_logging(level: str = "INFO", log_dir: str = "", part: str = "") -> None:
+    """`configure_logging` for a process without a server config (`kreis dial-in`,
+    `kreis console`): the same JSON lines, masking and retention. `part` names the
+    process among its siblings (`backend 1`) in a `part` field of every line."""
+    section = type("LoggingSection", (), {"level": level, "dir": log_dir, "retention_days": 0})
+    configure_logging(type("ProcessConfig", (), {"logging": section})())
+    if part:
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, "_kreis", False):
+                handler.addFilter(_PartFilter(part))
+
+
+class _PartFilter(logging.Filter):
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.part = self.part
+        return True
 
 
 # --- the one line a room leaves behind -------------------------------------------------

@@ -77,6 +77,13 @@ class Media:
             peer.send(p.DownOffer(sdp, [dataclasses.asdict(t) for t in tracks]))
 
         self.router.add_participant(room.id, member.id, send_down_offer)
+        wanted = getattr(peer, "receive", None)
+        if wanted is not None:
+            # Said before admission: it holds before the first down offer is built.
+            self.router.set_receive(room.id, member.id, wanted)
+
+    def receive(self, room: Room, member: Member, kinds: frozenset[str]) -> None:
+        self.router.set_receive(room.id, member.id, kinds)
 
     async def left(self, room: Room, member: Member) -> None:
         from sfu import UnknownParticipant

@@ -15,8 +15,10 @@ Rules every caller gets without asking:
 - Every received track is read as soon as a frame is there and handed to a callback,
   so aiortc's own (unbounded) frame queues never grow; published audio goes through a
   bounded queue (`PcmTrack`) that drops the oldest frame rather than add latency.
-- `audio_only=True` answers every non-audio m-line `inactive`: no video is received
-  or decoded at all.
+- `audio_only=True` tells the server so (`receive` with `["audio"]`, sent by
+  `start()` before the caller's `join`/`dial_in`): the SFU then offers no video
+  m-line at all, so no video is received, decoded or queued. Should an offer carry
+  one anyway (an older server), it is answered `inactive`.
 
 Like app/client.py it imports no server code: it speaks docs/protocol.md.
 """
@@ -208,7 +210,7 @@ class MonoResampler:
 class RoomParticipant:
     """The media side of one `KreisClient` that has joined a room.
 
-    `start()` once the client is connected (before or after `joined`), `publish()`
+    `await start()` once the client is connected (before `join`/`dial_in`), `publish()`
     after `joined`, `close()` at the end. Received audio goes to `on_audio`, video to
     `on_video` (never asked for when `audio_only`).
     """
@@ -239,8 +241,11 @@ class RoomParticipant:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def start(self) -> None:
-        """Follows the client's messages; answers any down offer that came already."""
+    async def start(self) -> None:
+        """Follows the client's messages; answers any down offer that came already.
+        Call it before `join`/`dial_in`: an audio-only participant says so here."""
+        if self.audio_only and not self.id:
+            await self.client.send({"type": "receive", "kinds": ["audio"]})
         if self._got not in self.client.on_message:
             self.client.on_message.append(self._got)
         joined = self.client.latest("joined")

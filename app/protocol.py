@@ -237,6 +237,26 @@ class DialIn(UpMessage):
     type: ClassVar[str] = "dial_in"
     pin: str = field(metadata=_lim(16, 1))
     caller: str = field(default="", metadata=_lim(16))
+    caller_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the caller's number (withheld: of source, trunk and call
+    fingerprint): wrong PINs count against it on every gateway process and machine."""
+    source_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the address the call came from (a trunk carries many callers)."""
+    dialled_key: str | None = field(default=None, metadata=_lim(64, 16))
+    """Keyed hash of the number that was dialled."""
+    withheld: bool = False
+    """The caller withheld its number."""
+
+
+@dataclass
+class DialInCheck(UpMessage):
+    """Before a call is answered: may this caller try a PIN at all? (`dial_in_open`,
+    or `error/rate_limited` for a locked caller, who then never gets a 200.)"""
+
+    type: ClassVar[str] = "dial_in_check"
+    caller_key: str = field(metadata=_lim(64, 16))
+    source_key: str | None = field(default=None, metadata=_lim(64, 16))
+    dialled_key: str | None = field(default=None, metadata=_lim(64, 16))
 
 
 @dataclass
@@ -289,6 +309,17 @@ class DownAnswer(UpMessage):
 
 
 @dataclass
+class Receive(UpMessage):
+    """What this participant wants the SFU to send it: `audio` (microphones), `video`
+    (cameras), `screen` (screen shares). Before `join`/`dial_in` it holds from the
+    first down offer on (a phone or the console's audio never sees a video m-line);
+    later it changes what is forwarded (a browser on a weak link drops video)."""
+
+    type: ClassVar[str] = "receive"
+    kinds: list[Literal["audio", "video", "screen"]] = field(metadata={"max": 3})
+
+
+@dataclass
 class Keyframe(UpMessage):
     type: ClassVar[str] = "keyframe"
     participant: str = field(metadata=_lim(64, 1))
@@ -321,6 +352,7 @@ UP_TYPES: dict[str, type[UpMessage]] = {
         Admit, Deny, AdmitAll, SetPassword, SetLobby, SetLock, SetE2ee, SetDialIn,
         MuteRequest, Remove, Promote, EndRoom, Join, DialIn, Leave, ChatUp, Hand,
         MediaState, UpOffer, DownAnswer, Keyframe, E2eeState, E2eeKeyUp, MuteAll, LowerHand,
+        Receive, DialInCheck,
     )
 }  # fmt: skip
 
@@ -494,6 +526,13 @@ class GatewayOk(DownMessage):
 
 
 @dataclass
+class DialInOpen(DownMessage):
+    """The answer to `dial_in_check`: none of the caller's keys is locked."""
+
+    type: ClassVar[str] = "dial_in_open"
+
+
+@dataclass
 class RoomList(DownMessage):
     type: ClassVar[str] = "room_list"
     rooms: list[dict[str, Any]] = field(default_factory=list)
@@ -664,7 +703,7 @@ class E2eeKeyDown(DownMessage):
 DOWN_TYPES: dict[str, type[DownMessage]] = {
     cls.type: cls
     for cls in (
-        HelloDown, Pong, Error, LoginOk, GatewayOk, RoomList, SlugCheck, RoomCreated,
+        HelloDown, Pong, Error, LoginOk, GatewayOk, DialInOpen, RoomList, SlugCheck, RoomCreated,
         WaitingForLeader, LobbyStatus, Joined, Participants, LobbyQueue, RoomState,
         ChatDown, MuteRequestDown, Removed, RoomEnded, ServerRestart, UpAnswer, DownOffer,
         E2eeKeyDown, ResumeToken, LeaderState, MediaRestart,

@@ -15,7 +15,7 @@ learns nothing from timing or answers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -51,10 +51,16 @@ class SecretLimiter:
                 wait = max(wait, bucket.locked_until - now)
         return int(wait + 0.999)
 
-    def begin(self, keys: Iterable[tuple[str, str]], scale: int = 1) -> float | None:
+    def begin(
+        self,
+        keys: Iterable[tuple[str, str]],
+        scale: int = 1,
+        thresholds: Mapping[tuple[str, str], int] | None = None,
+    ) -> float | None:
         """Counts one attempt as failed before it is evaluated and returns its stamp for
         `succeeded`; None when a key is locked (the attempt must not be evaluated).
-        `scale` raises the allowance for shared keys (a gateway)."""
+        `scale` raises the allowance for shared keys (a gateway); `thresholds` sets it
+        for single keys (a phone caller, a trunk, a dialled number)."""
         keys = list(keys)
         if self.retry_after(keys):
             return None
@@ -63,7 +69,8 @@ class SecretLimiter:
             bucket = self._buckets.setdefault(key, _Bucket())
             bucket.failures = [t for t in bucket.failures if now - t < self.window]
             bucket.failures.append(now)
-            if len(bucket.failures) >= self.attempts * scale:
+            limit = thresholds.get(key) if thresholds else None
+            if len(bucket.failures) >= (limit or self.attempts * scale):
                 bucket.locked_until = now + self.lockout
         self._prune(now)
         return now

@@ -4,8 +4,10 @@ Read `ROUTES` top to bottom to know everything a client can ask of the server. W
 send a message type at all:
 
 - `ANYONE`: any connection after `hello`, also before admission (a lobby entrant, a
-  stranger): `hello`, `ping`, `login`, `gateway_auth`, `join`, `dial_in`, `leave`, and
-  `chat` (from the lobby it reaches the leaders only).
+  stranger): `hello`, `ping`, `login`, `gateway_auth`, `join`, `dial_in`,
+  `dial_in_check` (both for an authenticated gateway only), `leave`,
+  `receive` (what media it wants, best said before entering), and `chat` (from the
+  lobby it reaches the leaders only).
 - `LEADER`: a logged-in leader of a group (also before it joins a room as a participant)
   or an admitted participant (a co-leader); the handler then checks that the connection
   leads *that* room (`app/access.py`).
@@ -70,8 +72,10 @@ ROUTES: Mapping[str, Route] = MappingProxyType(
         # entering and leaving
         "join": Route(h.got_join, ANYONE),
         "dial_in": Route(h.got_dial_in, ANYONE),
+        "dial_in_check": Route(h.got_dial_in_check, ANYONE),
         "leave": Route(h.got_leave, ANYONE),
         "chat": Route(h.got_chat, ANYONE),
+        "receive": Route(h.got_receive, ANYONE),
         # a leader's rooms
         "list_rooms": Route(h.got_list_rooms, LEADER),
         "check_slug": Route(h.got_check_slug, LEADER),

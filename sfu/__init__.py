@@ -14,6 +14,7 @@ Public API (the server in app/ uses only this)::
         # raises BadSdp (code "bad_sdp")
     await router.got_down_answer(room, participant, sdp)    # raises BadSdp
     router.set_forwarding(room, participant, "mic", False)  # mute: stop forwarding
+    router.set_receive(room, participant, frozenset({"audio"}))  # audio only
     router.request_keyframe(room, participant)              # throttled PLI upstream
     await router.remove_participant(room, participant)
     await router.stop()                                     # closes every connection

@@ -252,6 +252,10 @@ class WorkerPool:
             w = self._worker_for(room)
             self._notify(w, "set_forwarding", room, participant, source, enabled)
 
+    def set_receive(self, room: str, participant: str, kinds: frozenset[str]) -> None:
+        if participant in self._members.get(room, {}):
+            self._notify(self._worker_for(room), "set_receive", room, participant, kinds)
+
     def request_keyframe(self, room: str, participant: str) -> None:
         if participant in self._members.get(room, {}):
             self._notify(self._worker_for(room), "request_keyframe", room, participant)

@@ -2,7 +2,8 @@
 
 The server (app/) decides who may publish and subscribe; the router only knows opaque
 room and participant ids. Every participant receives every track of every other
-participant of its room. When that set changes the router builds a new down offer
+participant of its room that is of a kind it asked for (`set_receive`: audio, video,
+screen; all by default). When that set changes the router builds a new down offer
 and hands it to the server through the participant's send_down_offer callback;
 renegotiations of one participant are serialised (a change during an outstanding
 offer leads to a new offer once the answer is in).
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 ANSWER_TIMEOUT = 20.0
 """Seconds after which a change re-offers even though the last offer is unanswered."""
 
+RECEIVE_ALL = frozenset(("audio", "video", "screen"))
+"""Every kind a participant can ask for with `Router.set_receive`."""
+
 SendDownOffer = Callable[[str, list[DownTrackInfo]], Awaitable[None]]
 
 
@@ -56,6 +60,8 @@ class _Participant:
     """Sources not to forward, also for tracks published after the mute."""
     link: DownLink = field(default_factory=DownLink)
     """Whether this participant's own down link carries its video."""
+    receive: frozenset[str] = RECEIVE_ALL
+    """What this participant wants sent (see `receive_kind`)."""
 
 
 class Router:
@@ -185,6 +191,15 @@ class Router:
                 if up.info.source == source:
                     up.set_forwarding(enabled)
 
+    def set_receive(self, room: str, participant: str, kinds: frozenset[str]) -> None:
+        """Forward to participant only tracks of these kinds (`receive_kind`): an
+        audio-only participant gets a down offer without any video m-line. Unknown
+        participants are ignored."""
+        p = self._rooms.get(room, {}).get(participant)
+        if p is not None and p.receive != kinds:
+            p.receive = frozenset(kinds) & RECEIVE_ALL
+            self._want_offer(p)
+
     def request_keyframe(self, room: str, participant: str) -> None:
         """Asks participant for a keyframe on each of its video tracks (throttled).
         Unknown participants (no media yet) are ignored."""
@@ -219,6 +234,8 @@ class Router:
             if other is p or other.up is None:
                 continue
             for up in other.up.tracks.values():
+                if receive_kind(up.info) not in p.receive:
+                    continue
                 desired[(other.id, up.info.source, up.info.kind)] = up
         return desired
 
@@ -277,6 +294,12 @@ class Router:
                     s.up_tracks += len(p.up.tracks)
                 if p.down is not None:
                     s.down_tracks += len(p.down.tracks)
+
+
+def receive_kind(info: TrackInfo) -> str:
+    """A track as a participant asks for it: "screen" (a share, with its sound),
+    "audio" (a microphone) or "video" (a camera)."""
+    return "screen" if info.source == "screen" else info.kind
 
 
 def _check_tracks(tracks: list[TrackInfo]) -> None:

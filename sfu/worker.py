@@ -15,7 +15,8 @@ to it; sfu/channel.py carries them without blocking either event loop):
                       ("stats", {counter: value})    about once a second, and on request
 
 Methods are the Router's public API: add_participant, remove_participant,
-got_up_offer, got_down_answer, set_forwarding, request_keyframe, stats, stop.
+got_up_offer, got_down_answer, set_forwarding, set_receive, request_keyframe, stats,
+stop.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class Worker:
             return None
         if method == "set_forwarding":
             r.set_forwarding(*args)
+            return None
+        if method == "set_receive":
+            r.set_receive(*args)
             return None
         if method == "request_keyframe":
             r.request_keyframe(*args)

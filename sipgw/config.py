@@ -56,10 +56,13 @@ class SipConfig:
         )
     )
     """Source networks whose INVITEs are accepted; everything else gets 403."""
+    trust_identity_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Trunks whose `P-Asserted-Identity` names the caller (else the From URI does)."""
     pin_tries: int = 3
     """Wrong PINs per call before the gateway hangs up."""
     lockout_seconds: int = 300
-    """First lockout after `pin_tries` failures; doubles with every further lockout."""
+    """Ignored (older configs still load): the server locks callers out
+    (`[gateway] caller_tries`, `[limits] secret_lockout_seconds`)."""
     prompts_dir: Path | None = None
     """Directory with `de/` and `en/` WAV prompts overriding the built-in ones."""
     language: str = "de"
@@ -78,6 +81,10 @@ class SipConfig:
     """First internal SIP port (UDP on 127.0.0.1) of the backends, one port each; 0 lets
     the supervisor pick free ports. (The key keeps the name operators already use from
     when the backends were called workers; "worker" now means an SFU process only.)"""
+
+    def asserts_identity(self, address: str) -> bool:
+        """True if `address` is a trunk whose P-Asserted-Identity is believed."""
+        return _inside(address, self.trust_identity_from)
 
     def allows(self, address: str) -> bool:
         """True if `address` (an IP, without port) is inside `allow_from`."""
@@ -161,6 +168,29 @@ def parse_gateway(table: dict[str, Any]) -> GatewayConfig:
     return gateway
 
 
+def _inside(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def _networks(table: dict[str, Any], key: str) -> tuple[Any, ...] | None:
+    raw = _get(table, "sip", key, list, None)
+    if raw is None:
+        return None
+    nets = []
+    for item in raw:
+        try:
+            nets.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"[sip] {key} has a bad network: {exc}") from None
+    return tuple(nets)
+
+
 def parse_sip(table: dict[str, Any]) -> SipConfig:
     """Builds `SipConfig` from the `[sip]` table."""
     defaults = SipConfig()
@@ -223,6 +253,7 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
         user=_get(table, "sip", "user", str, None) or None,
         password=_get(table, "sip", "password", str, None) or None,
         allow_from=tuple(nets),
+        trust_identity_from=_networks(table, "trust_identity_from") or (),
         pin_tries=pin_tries,
         lockout_seconds=lockout,
         prompts_dir=_path(table, "prompts_dir"),

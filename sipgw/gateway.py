@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,11 +22,18 @@ from sipgw.audio import CallAudio
 from sipgw.config import BackendRole, Config
 from sipgw.endpoint import PjsipThread
 from sipgw.link import CallerLabel, LinkFactory
-from sipgw.lockout import Lockout, LockoutBook
+from sipgw.lockout import caller_keys
 from sipgw.phone import GatewayAccount, IncomingCall
 from sipgw.session import CallSession, SessionSettings
 
 log = logging.getLogger(__name__)
+
+RTP_TIMEOUT = 20.0
+"""Seconds without a single RTP packet after which a call is hung up: a phone that
+vanished (no BYE) must not hold a call slot and a place in the room."""
+RTP_CHECK_INTERVAL = 2.0
+SESSION_EXPIRES = 90
+"""RFC 4028 session timer (the smallest Min-SE): a dialog whose refresh fails ends."""
 
 
 @dataclass
@@ -68,6 +76,9 @@ def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if ":" in sip.listen_address:
             acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+        acc.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        acc.callConfig.timerSessExpiresSec = SESSION_EXPIRES
+        acc.callConfig.timerMinSESec = SESSION_EXPIRES
     return configs
 
 
@@ -81,15 +92,11 @@ class Gateway:
         prompts: Prompts,
         pjsip_log_level: int = 2,
         role: BackendRole | None = None,
-        lockout: LockoutBook | None = None,
     ) -> None:
         self.config = config
         self.link_factory = link_factory
         self.prompts = prompts
         self.role = role
-        self.lockout: LockoutBook = lockout or Lockout(
-            config.sip.pin_tries, config.sip.lockout_seconds
-        )
         self.settings = SessionSettings(
             pin_length=config.gateway.pin_length,
             pin_tries=config.sip.pin_tries,
@@ -100,14 +107,20 @@ class Gateway:
         self.pjsip = PjsipThread(config.sip, self._setup, pjsip_log_level, role)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.accounts: list[GatewayAccount] = []
+        self._media_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Starts pjsip (raises SipStartError when it cannot listen)."""
         self._loop = asyncio.get_running_loop()
         await self._loop.run_in_executor(None, self.pjsip.start)
+        self._media_watch = self._loop.create_task(self._watch_media())
 
     async def stop(self) -> None:
         """Ends every call and stops pjsip."""
+        if self._media_watch is not None:
+            self._media_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._media_watch
         for live in list(self.calls.values()):
             live.task.cancel()
         for live in list(self.calls.values()):
@@ -129,25 +142,67 @@ class Gateway:
             self.accounts.append(account)
         return self.accounts
 
+    async def _watch_media(self) -> None:
+        """Hangs up calls that received no RTP for `RTP_TIMEOUT` seconds."""
+        seen: dict[int, tuple[int, float]] = {}
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RTP_CHECK_INTERVAL)
+            try:
+                counts = await self.pjsip.run(self._rtp_counts)
+            except Exception:
+                log.exception("reading RTP counters failed")
+                continue
+            now = loop.time()
+            for key in [k for k in seen if k not in counts]:
+                del seen[key]
+            for key, packets in counts.items():
+                before = seen.get(key)
+                if before is None or before[0] != packets:
+                    seen[key] = (packets, now)
+                elif now - before[1] >= RTP_TIMEOUT:
+                    log.info("call %d: no RTP for %d s, hanging up", key, RTP_TIMEOUT)
+                    del seen[key]
+                    await self.pjsip.run(functools.partial(self._hangup, key, 408))
+
+    def _rtp_counts(self) -> dict[int, int]:
+        """RTP packets received so far, per call with active audio (pjsip thread)."""
+        counts: dict[int, int] = {}
+        for account in self.accounts:
+            for key, call in account.calls.items():
+                packets = call.rtp_received()
+                if packets is not None:
+                    counts[key] = packets
+        return counts
+
     # ------------------------------------------------------------ PhoneEvents
 
     def call_started(self, incoming: IncomingCall, audio: CallAudio) -> None:
         self.stats.calls += 1
         label = CallerLabel.from_digits(incoming.caller_digits, self.config.gateway.hide_numbers)
-        keys = self.lockout.keys(incoming.caller_digits, incoming.source_ip, incoming.called_user)
+        keys = caller_keys(
+            self.config.gateway.secret,
+            incoming.caller_digits,
+            incoming.source_ip,
+            incoming.called_user,
+            incoming.fingerprint,
+        )
 
         key = incoming.call_key
 
-        async def hangup() -> None:
+        async def hangup(code: int) -> None:
             # By key, on the pjsip thread: asyncio never holds a pjsua2 object.
-            await self.pjsip.run(lambda: self._hangup(key))
+            await self.pjsip.run(lambda: self._hangup(key, code))
+
+        async def answer(code: int) -> None:
+            await self.pjsip.run(lambda: self._answer(key, code))
 
         session = CallSession(
             audio=audio,
+            answer=answer,
             hangup=hangup,
             link=self.link_factory(),
             prompts=self.prompts,
-            lockout=self.lockout,
             keys=keys,
             label=label,
             settings=self.settings,
@@ -155,7 +210,7 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(session.run())
         self.calls[incoming.call_key] = _Live(session, task)
         task.add_done_callback(lambda t: self._finished(incoming.call_key, t))
-        log.info("call %d answered (%d live)", incoming.call_key, len(self.calls))
+        log.info("call %d ringing (%d live)", incoming.call_key, len(self.calls))
 
     def _finished(self, key: int, task: asyncio.Task[str]) -> None:
         live = self.calls.pop(key, None)
@@ -166,9 +221,13 @@ class Gateway:
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         log.info("call %d finished: %s (%d live)", key, outcome, len(self.calls))
 
-    def _hangup(self, key: int) -> None:
+    def _hangup(self, key: int, code: int = 200) -> None:
         for account in self.accounts:
-            account.hangup(key)
+            account.hangup(key, code)
+
+    def _answer(self, key: int, code: int) -> None:
+        for account in self.accounts:
+            account.answer(key, code)
 
     def call_ended(self, call_key: int) -> None:
         live = self.calls.get(call_key)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sipgw.audio import Pcm, RoomMix
+from sipgw.lockout import CallerKeys
 
 
 class DialIn(enum.Enum):
@@ -61,10 +62,14 @@ class CallerLabel:
     """How the room shows a caller: `…47` or nothing at all (hide_numbers)."""
 
     text: str | None
+    withheld: bool = False
+    """The caller withheld its number (the room shows "unterdrückt"/"withheld")."""
 
     @classmethod
     def from_digits(cls, digits: str, hide_numbers: bool) -> CallerLabel:
         """Only the last two digits ever leave the gateway, and only if allowed."""
+        if not digits:
+            return cls(None, withheld=True)
         if hide_numbers or len(digits) < 2:
             return cls(None)
         return cls("…" + digits[-2:])
@@ -78,8 +83,14 @@ class RoomLink(ABC):
         """Reaches the server and authenticates the gateway (raises LinkError)."""
 
     @abstractmethod
-    async def dial_in(self, pin: str, caller: CallerLabel) -> DialInResult:
-        """Sends the PIN; may be called again after `BAD_PIN`."""
+    async def check(self, keys: CallerKeys) -> float:
+        """Before the call is answered: seconds until the caller may try a PIN (0: now),
+        from the server's lockout."""
+
+    @abstractmethod
+    async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
+        """Sends the PIN with the caller's lockout keys; may be called again after
+        `BAD_PIN`. `RATE_LIMITED`: the server locked the caller (now or earlier)."""
 
     @abstractmethod
     async def next_event(self) -> LinkEvent:

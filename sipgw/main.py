@@ -20,13 +20,13 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from app.logsetup import configure_process_logging
 from sipgw import config as config_module
 from sipgw.announce import Prompts
 from sipgw.config import BackendRole, Config, backend_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
 from sipgw.link import LinkFactory
-from sipgw.lockout import Lockout, LockoutBook, RemoteLockout
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,16 @@ async def serve(
     stop: asyncio.Event | None = None,
     pjsip_log_level: int = 2,
     role: BackendRole | None = None,
-    lockout: LockoutBook | None = None,
     ready: Callable[[], None] | None = None,
 ) -> Gateway:
     """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped.
 
-    A backend behind the SIP front passes its `role`, the supervisor's `lockout` and a
-    `ready` callback (called once pjsip listens).
+    A backend behind the SIP front passes its `role` and a `ready` callback (called
+    once pjsip listens). Wrong PINs are counted by the server, not here.
     """
     prompts = Prompts(config.sip.prompts_dir)
     factory = link_factory or server_link_factory(config)
-    gateway = Gateway(config, factory, prompts, pjsip_log_level, role, lockout)
+    gateway = Gateway(config, factory, prompts, pjsip_log_level, role)
     stop = stop_on_signals(stop)
     await gateway.start()
     if role is not None:
@@ -136,16 +135,13 @@ async def serve_backend(
     """A backend behind the SIP front: serves until the supervisor says stop or is gone."""
     from sipgw.supervisor import ControlLink
 
-    link, secret = await ControlLink.open(fd)
-    sip = config.sip
-    hashing = Lockout(sip.pin_tries, sip.lockout_seconds, secret=secret)
+    link = await ControlLink.open(fd)
     try:
         await serve(
             config,
             stop=link.closed,
             pjsip_log_level=pjsip_log_level,
-            role=backend_role(sip, index, port),
-            lockout=RemoteLockout(hashing, link.ask),
+            role=backend_role(config.sip, index, port),
             ready=link.ready,
         )
     finally:
@@ -155,11 +151,10 @@ async def serve_backend(
 def main(argv: list[str]) -> int:
     """Entry point of `kreis dial-in`; returns the process exit code."""
     args = parse_args(argv)
-    prefix = f"backend {args.backend} " if args.backend is not None else ""
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
-    )
+    # The server's JSON lines and masking (addresses, numbers, SDPs, ICE credentials);
+    # aioice and aiortc stay at WARNING even with --log-level DEBUG.
+    part = f"backend {args.backend}" if args.backend is not None else ""
+    configure_process_logging(args.log_level, part=part)
     try:
         config = config_module.load(args.config)
         if args.backend is not None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _URI_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
 _TEL = re.compile(r"tel:([^;>]+)", re.I)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SOURCE_HEADER = re.compile(r"^X-Kreis-Source[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
 
 
@@ -50,6 +51,9 @@ class IncomingCall:
     """The address the INVITE came from; never logged."""
     called_user: str
     """The user part of the request URI (the dialled number at a trunk); never logged."""
+    fingerprint: str = ""
+    """What the caller's phone says about itself (User-Agent, From host): with a
+    withheld number, part of its lockout key; never logged."""
 
 
 class PhoneEvents(Protocol):
@@ -68,6 +72,52 @@ def caller_digits(remote_uri: str) -> str:
     if not match:
         return ""
     return "".join(ch for ch in match.group(1) if ch.isdigit())
+
+
+def header_values(message: str, *names: str) -> list[str]:
+    """The values of the headers `names` (long or compact form) in a SIP message's
+    head, continuation lines unfolded."""
+    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
+    head = re.sub(r"\r?\n[ \t]+", " ", head)
+    wanted = {n.lower() for n in names}
+    values = []
+    for line in head.splitlines()[1:]:
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() in wanted:
+            values.append(value.strip())
+    return values
+
+
+def header_uri(value: str) -> str:
+    """The URI of a name-addr or addr-spec header value: the display name (which may
+    hold anything, `<` and digits included) is skipped, never read."""
+    value = _QUOTED.sub("", value)
+    if "<" in value:
+        return value[value.find("<") + 1 :].split(">", 1)[0]
+    return value.split(";", 1)[0].strip()
+
+
+def caller_number(message: str, trust_asserted: bool) -> str:
+    """The caller's digits from the parsed INVITE: its P-Asserted-Identity when it came
+    from a trusted trunk, else its From URI ('' when withheld). Never from a display
+    name, and never from pjsua's `remoteUri`, which a long display name cuts off."""
+    if trust_asserted:
+        for value in header_values(message, "P-Asserted-Identity"):
+            for part in value.split(","):
+                digits = caller_digits(header_uri(part))
+                if digits:
+                    return digits
+    for value in header_values(message, "From", "f")[:1]:
+        return caller_digits(header_uri(value))
+    return ""
+
+
+def call_fingerprint(message: str) -> str:
+    """What the calling phone says about itself, for a withheld caller's lockout key."""
+    agent = " ".join(header_values(message, "User-Agent"))[:200]
+    sender = next(iter(header_values(message, "From", "f")), "")
+    host = header_uri(sender).rsplit("@", 1)[-1]
+    return f"{agent}\0{host}"
 
 
 def source_ip(src_address: str) -> str:
@@ -136,6 +186,9 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
         self.key = key
         self.audio = CallAudio()
         self.port: CallPort | None = None
+        self.audio_index: int | None = None
+        """Index of the audio stream once it is up (getInfo() read outside the media
+        callback does not tell the media types reliably)."""
         self.ended = False
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
@@ -161,6 +214,7 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
                     port.create(f"call{self.key}")
                 stream.startTransmit(self.port)
                 self.port.startTransmit(stream)
+                self.audio_index = index
             except pj.Error:
                 # No audio path for this call (e.g. bridge full): end it, cleanly.
                 log.warning("could not connect a call's audio; hanging up")
@@ -186,6 +240,16 @@ class GatewayCall(pj.Call):  # type: ignore[misc]
 
     def onCallRedirected(self, prm: pj.OnCallRedirectedParam) -> int:
         return int(pj.PJSIP_REDIRECT_REJECT)
+
+    def rtp_received(self) -> int | None:
+        """RTP packets received on the call's audio stream, None before its audio is
+        up or after the call ended (pjsip thread)."""
+        if self.ended or self.port is None or self.audio_index is None:
+            return None
+        try:
+            return int(self.getStreamStat(self.audio_index).rtcp.rxStat.pkt)
+        except pj.Error:
+            return None
 
     def hangup_with(self, code: int = 200) -> None:
         """Ends the call (or rejects it with `code` before it is answered)."""
@@ -232,10 +296,9 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         key = self.pjsip.next_call_key()
         call = GatewayCall(self, prm.callId, key)
+        invite = str(prm.rdata.wholeMsg)
         src = trusted_source(
-            source_ip(str(prm.rdata.srcAddress)),
-            str(prm.rdata.wholeMsg) if self.pjsip.role else "",
-            self.pjsip.role is not None,
+            source_ip(str(prm.rdata.srcAddress)), invite, self.pjsip.role is not None
         )
         if not self.pjsip.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")
@@ -249,17 +312,20 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         called = _URI_USER.search(str(info.localUri))
         incoming = IncomingCall(
             call_key=key,
-            caller_digits=caller_digits(str(info.remoteUri)),
+            caller_digits=caller_number(invite, self.pjsip.config.asserts_identity(src)),
             source_ip=src,
             called_user=called.group(1) if called else "",
+            fingerprint=call_fingerprint(invite),
         )
         self.calls[key] = call
+        # Ringing while the server's lockout decides: `answer(200)` for a caller who
+        # may try, `answer(183)` (early media: why not) and a 403 for a locked one.
         op = pj.CallOpParam()
-        op.statusCode = 200
+        op.statusCode = 180
         try:
             call.answer(op)
         except pj.Error:
-            log.warning("answering a call failed")
+            log.warning("ringing a call failed")
             self.calls.pop(key, None)
             return
         events, audio = self.events, call.audio
@@ -285,10 +351,23 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         self.pjsip.keep.remove(call)
 
     def hangup(self, key: int, code: int = 200) -> None:
-        """Ends the call `key` if it is still up (on the pjsip thread)."""
+        """Ends the call `key` if it is still up (on the pjsip thread); an unanswered
+        one gets `code` as its final answer."""
         call = self.calls.get(key)
         if call is not None:
             call.hangup_with(code)
+
+    def answer(self, key: int, code: int = 200) -> None:
+        """Answers the ringing call `key`: 200, or 183 for early media (pjsip thread)."""
+        call = self.calls.get(key)
+        if call is None or call.ended:
+            return
+        op = pj.CallOpParam()
+        op.statusCode = code
+        try:
+            call.answer(op)
+        except pj.Error:
+            log.warning("answering a call failed")
 
     def call_ended(self, call: GatewayCall) -> None:
         key, events = call.key, self.events

@@ -27,6 +27,7 @@ from app.participant import MonoResampler, PcmTrack, RoomParticipant
 from sipgw.audio import RATE, Pcm, RoomMix
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, DialInResult, LinkEvent, RoomLink
+from sipgw.lockout import CallerKeys
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class ServerLink(RoomLink):
             await self.client.close()
             raise LinkError(f"cannot reach the server: {type(exc).__name__}") from None
         self.client.on_message.append(self._got_message)
-        self.media.start()
+        await self.media.start()
         self._watch = asyncio.create_task(self._watch_close())
         self.state = "connected"
 
@@ -76,7 +77,9 @@ class ServerLink(RoomLink):
         # bounded (app.client.KEPT), so nothing needs clearing.
         kind = msg.get("type")
         if self._waiting is not None and not self._waiting.done():
-            if kind == "error" or (kind == "lobby_status" and msg.get("state") == "waiting"):
+            if kind in ("error", "dial_in_open") or (
+                kind == "lobby_status" and msg.get("state") == "waiting"
+            ):
                 self._waiting.set_result(msg)
                 return
             if kind == "joined":
@@ -105,9 +108,32 @@ class ServerLink(RoomLink):
         elif kind == "error":
             log.warning("server error during a call: %s", msg.get("code"))
 
-    async def dial_in(self, pin: str, caller: CallerLabel) -> DialInResult:
+    async def check(self, keys: CallerKeys) -> float:
         self._waiting = asyncio.get_running_loop().create_future()
-        await self._send({"type": "dial_in", "pin": pin, "caller": caller.text or ""})
+        await self._send({"type": "dial_in_check", **keys.message_fields()})
+        try:
+            answer = await asyncio.wait_for(self._waiting, 15)
+        except TimeoutError:
+            raise LinkError("no answer to dial_in_check") from None
+        finally:
+            self._waiting = None
+        if answer.get("type") == "dial_in_open":
+            return 0.0
+        if answer.get("code") == "rate_limited":
+            return float(answer.get("retry_after") or 60)
+        raise LinkError(f"dial_in_check refused: {answer.get('code')}")
+
+    async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
+        self._waiting = asyncio.get_running_loop().create_future()
+        await self._send(
+            {
+                "type": "dial_in",
+                "pin": pin,
+                "caller": caller.text or "",
+                "withheld": caller.withheld,
+                **keys.message_fields(),
+            }
+        )
         try:
             answer = await asyncio.wait_for(self._waiting, 15)
         except TimeoutError:

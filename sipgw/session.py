@@ -7,8 +7,9 @@ a `RoomLink`. That keeps it testable with fakes and keeps one call's failure ins
 its own task: the gateway cancels a session when its call ends, and `run()` always
 closes its link.
 
-Privacy: the session knows the caller's number only as lockout keys (hashed) and the
-label `…47`; it logs neither, nor the PIN.
+Privacy: the session knows the caller's number only as lockout keys (keyed hashes,
+which the server counts wrong PINs against) and the label `…47`; it logs neither, nor
+the PIN.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from sipgw.announce import Prompt, Prompts
 from sipgw.audio import CallAudio, RoomMix, WaitingTone
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, LinkEvent, RoomLink
-from sipgw.lockout import LockKey, LockoutBook
+from sipgw.lockout import CallerKeys
 
 log = logging.getLogger(__name__)
+
+_REFUSAL = {"locked": 403, "unavailable": 503}
+"""The final answer to a call that was never answered, by outcome (else 480)."""
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,21 @@ class CallSession:
         self,
         *,
         audio: CallAudio,
-        hangup: Callable[[], Awaitable[None]],
+        answer: Callable[[int], Awaitable[None]],
+        hangup: Callable[[int], Awaitable[None]],
         link: RoomLink,
         prompts: Prompts,
-        lockout: LockoutBook,
-        keys: list[LockKey],
+        keys: CallerKeys,
         label: CallerLabel,
         settings: SessionSettings,
     ) -> None:
         self.audio = audio
+        self._answer = answer
         self._hangup = hangup
+        self.answered = False
+        """The call got its 200 (before: ringing, or early media for a locked caller)."""
         self.link = link
         self.prompts = prompts
-        self.lockout = lockout
         self.keys = keys
         self.label = label
         self.settings = settings
@@ -73,7 +79,6 @@ class CallSession:
         """How the call ended, for tests and metrics (never personal)."""
         self.muted = False
         self.hand = False
-        self._connected = False
 
     # ----------------------------------------------------------------- input
 
@@ -125,13 +130,20 @@ class CallSession:
             with contextlib.suppress(Exception):
                 await self.link.close()
             with contextlib.suppress(Exception):
-                await self._hangup()
+                # An unanswered call ends with a final error, never a billable 200.
+                await self._hangup(200 if self.answered else _REFUSAL.get(self.outcome, 480))
         return self.outcome
 
     async def _flow(self) -> str:
-        if await self.lockout.check(self.keys) > 0:
+        # The server's lockout decides while the phone rings: a locked caller hears
+        # why as early media (183) and gets a 403, never a 200 it would be billed for.
+        await self.link.connect()
+        if await self.link.check(self.keys) > 0:
+            await self._answer(183)
             await self.play(self.prompts.both("locked"))
             return "locked"
+        await self._answer(200)
+        self.answered = True
         if self.settings.language == "choose":
             await self._choose_language()
         admitted = await self._enter_pin()
@@ -172,25 +184,16 @@ class CallSession:
                 self.outcome = "silent"
                 return None
             if pin:
-                # The server hears of a call only once it has a PIN: a scanner's INVITEs
-                # and silent calls never open a connection to it.
-                if not self._connected:
-                    await self.link.connect()
-                    self._connected = True
-                result = await self.link.dial_in(pin, self.label)
+                # The server counts the try (per call, caller, source and dialled
+                # number) and says `RATE_LIMITED` once any of them is locked.
+                result = await self.link.dial_in(pin, self.label, self.keys)
                 if result.outcome is DialIn.LOBBY or result.outcome is DialIn.ADMITTED:
-                    await self.lockout.succeed(self.keys)
                     return result.outcome is DialIn.ADMITTED
                 if result.outcome is DialIn.RATE_LIMITED:
-                    await self.lockout.hold(self.keys, max(result.retry_after, 1.0))
                     await self.play(self.prompt("locked"))
                     self.outcome = "locked"
                     return None
-            # An empty entry counts as a try but not towards the lockout.
-            if pin and await self.lockout.fail(self.keys) > 0:
-                await self.play(self.prompt("locked"))
-                self.outcome = "locked"
-                return None
+            # An empty entry counts as a try but never reaches the server.
         await self.play(self.prompt("pin_failed"))
         self.outcome = "pin_failed"
         return None

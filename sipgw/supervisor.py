@@ -6,11 +6,9 @@ its own RTP range), restarts a backend that dies (its calls are lost, the others
 on), and stops them all on SIGTERM/SIGINT.
 
 Each backend has a control channel to the supervisor, a socket pair carrying JSON
-lines. The supervisor sends `{"secret": hex}` first (the lockout's hashing key, never
-on a command line); the backend answers `{"ready": true}` once pjsip listens, then asks
-lockout questions `{"id": n, "op": ..., "keys": [[digest, threshold], ...]}` that the
-supervisor answers from its one `Lockout` table (`{"id": n, "wait": s}`). A backend
-exits when its channel reaches EOF, so no backend outlives its supervisor.
+lines: the backend says `{"ready": true}` once pjsip listens, and exits when the
+channel reaches EOF, so no backend outlives its supervisor. The processes share no
+other state: wrong PINs are counted by the server (`sipgw.lockout`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import socket
 import sys
 import time
@@ -30,7 +27,6 @@ from typing import Any
 from sipgw.config import FRONT_ADDRESS, Config
 from sipgw.errors import SipStartError
 from sipgw.front import SipFront
-from sipgw.lockout import Lockout
 from sipgw.main import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -108,8 +104,6 @@ class BackendProcess:
         log.info("backend %d started (pid %d)", self.index, self.process.pid)
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=MAX_LINE)
         try:
-            writer.write(json.dumps({"secret": sup.secret.hex()}).encode() + b"\n")
-            await writer.drain()
             talk = asyncio.create_task(self._talk(reader, writer))
             code = await self.process.wait()
             talk.cancel()
@@ -129,17 +123,13 @@ class BackendProcess:
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError("not an object")
-                if request.get("ready"):
-                    self.supervisor.front.backend_ready(self.index, self.port)
-                    log.info("backend %d is ready", self.index)
-                    continue
-                reply = self.supervisor.lockout.answer(request)
-                reply["id"] = request.get("id")
+                if not request.get("ready"):
+                    raise ValueError("unknown")
             except (ValueError, TypeError, KeyError):
                 log.warning("backend %d sent a bad control message", self.index)
                 continue
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
+            self.supervisor.front.backend_ready(self.index, self.port)
+            log.info("backend %d is ready", self.index)
 
     async def stop(self, timeout: float = 10) -> None:
         proc = self.process
@@ -160,7 +150,7 @@ class BackendProcess:
 
 
 class Supervisor:
-    """The SIP front, the shared lockout table and the backend processes."""
+    """The SIP front and the backend processes."""
 
     def __init__(
         self,
@@ -173,10 +163,7 @@ class Supervisor:
         self.config_path = config_path.resolve()
         self.log_level = log_level
         self.pjsip_log_level = pjsip_log_level
-        self.secret = secrets.token_bytes(32)
-        sip = config.sip
-        self.lockout = Lockout(sip.pin_tries, sip.lockout_seconds, secret=self.secret)
-        self.front = SipFront(sip)
+        self.front = SipFront(config.sip)
         self.backends: list[BackendProcess] = []
         self.stopping = False
 
@@ -233,55 +220,30 @@ class ControlLink:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._ids = 0
         self.closed = asyncio.Event()
         """Set when the supervisor is gone: the backend must stop."""
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, fd: int) -> tuple[ControlLink, bytes]:
-        """Connects over the inherited socket `fd`; returns the link and the secret."""
+    async def open(cls, fd: int) -> ControlLink:
+        """Connects over the inherited socket `fd`."""
         sock = socket.socket(fileno=fd)
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE)
-        hello = json.loads(await asyncio.wait_for(reader.readline(), 10))
         link = cls(reader, writer)
         link._task = asyncio.create_task(link._read())
-        return link, bytes.fromhex(str(hello["secret"]))
+        return link
 
     async def _read(self) -> None:
         try:
-            while line := await self._reader.readline():
-                with contextlib.suppress(ValueError, TypeError, KeyError):
-                    reply = json.loads(line)
-                    future = self._pending.pop(int(reply["id"]), None)
-                    if future is not None and not future.done():
-                        future.set_result(reply)
+            while await self._reader.readline():
+                pass  # the supervisor sends nothing; EOF means it is gone
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             self.closed.set()
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the supervisor is gone"))
 
     def ready(self) -> None:
         self._writer.write(b'{"ready": true}\n')
-
-    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Sends one lockout request and waits for its answer."""
-        if self.closed.is_set():
-            raise ConnectionError("the supervisor is gone")
-        self._ids += 1
-        ident = self._ids
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[ident] = future
-        try:
-            self._writer.write(json.dumps({**request, "id": ident}).encode() + b"\n")
-            await self._writer.drain()
-            return await asyncio.wait_for(future, 5)
-        finally:
-            self._pending.pop(ident, None)
 
     async def close(self) -> None:
         if self._task is not None:

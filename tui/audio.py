@@ -282,7 +282,7 @@ class ConsoleAudio:
             {"type": "login", "group": self.group, "password": self._password}, "login_ok"
         )
         self.media = RoomParticipant(client, audio_only=True, on_audio=self._heard)
-        self.media.start()
+        await self.media.start()
         joined = await client.request({"type": "join", "room": room, "name": ""}, "joined")
         self.participant_id = str(joined.get("id"))
         await self.media.publish([(PcmTrack(SAMPLE_RATE, self.backend.read_frame), "mic")])

@@ -1,4 +1,5 @@
-"""`kreis console [SERVER-URL] [--lang de|en] [--audio [--audio-device D]] [--config PATH]`.
+"""`kreis console [SERVER-URL] [--lang de|en] [--audio [--audio-device D]] [--config PATH]
+[--log-dir DIR [--log-level L]]`.
 
 The `kreis` CLI hands the remaining arguments to `main()`. The server address comes
 from the argument, else from the remembered config; the language from `--lang`, else
@@ -11,6 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from app.logsetup import THIRD_PARTY_LOGGERS, configure_process_logging
 from tui.config import ConsoleConfig, default_path
 from tui.i18n import normalise_lang, terminal_lang
 
@@ -38,12 +40,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--config", type=Path, default=None, help="console.toml to use")
     parser.add_argument("--group", default=None, help="group id (else the remembered one)")
+    parser.add_argument(
+        "--log-dir",
+        default="",
+        metavar="DIR",
+        help="write a masked log (no addresses, numbers or SDPs) to DIR / Protokollordner",
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser.parse_args(argv)
+
+
+def configure_console_logging(args: argparse.Namespace) -> None:
+    """With `--log-dir`: the server's masked JSON lines into daily files there (the
+    terminal belongs to the console). Without: nothing is written, and aioice and aiortc
+    stay at WARNING (their INFO lines carry addresses, their DEBUG lines SDPs)."""
+    if args.log_dir:
+        configure_process_logging(args.log_level, args.log_dir)
+    else:
+        for name in THIRD_PARTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: list[str]) -> int:
     """Runs the console; returns the process exit code."""
     args = parse_args(argv)
+    configure_console_logging(args)
     lang = normalise_lang(args.lang) if args.lang else terminal_lang()
     config_path: Path = args.config or default_path()
     remembered = ConsoleConfig.load(config_path)

@@ -113,3 +113,56 @@ async def test_e2ee_and_dial_in_exclude_each_other(connect: Connect, kreis_serve
     gw2 = await gateway(connect, kreis_server)
     await gw2.send({"type": "dial_in", "pin": pin, "caller": ""})
     assert (await gw2.expect("error"))["code"] == "bad_pin"
+
+
+def keys(caller: str, source: str = "a" * 32) -> dict[str, str]:
+    return {"caller_key": caller * 32, "source_key": source, "dialled_key": "d" * 32}
+
+
+async def test_wrong_pins_of_one_caller_over_two_gateways_lock_that_caller_only(
+    connect: Connect, kreis_server: Any
+) -> None:
+    slug = "sperre-pro-anrufer"
+    leader = await leader_with_room(connect, kreis_server, slug)
+    pin = await dial_in_pin(leader, slug)
+    # Two gateway processes (or machines), one trunk, one caller guessing: each call
+    # is its own connection, the caller's keyed hash is the same on both.
+    first, second = await gateway(connect, kreis_server), await gateway(connect, kreis_server)
+    codes = []
+    for gw, wrong in ((first, "918273645"), (second, "546372819"), (first, "102938475")):
+        await gw.send({"type": "dial_in", "pin": wrong, "caller": "…47", **keys("7")})
+        codes.append((await gw.expect("error"))["code"])
+    # The third wrong PIN (caller_tries = 3) locks the caller, and says so at once.
+    assert codes == ["bad_pin", "bad_pin", "rate_limited"], codes
+    third = await gateway(connect, kreis_server)
+    await third.send({"type": "dial_in", "pin": pin, "caller": "…47", **keys("7")})
+    refused = await third.expect("error")
+    assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+    # Another caller on the same trunk and gateways is not locked out with it, and a
+    # caller who withheld its number is shown as such.
+    reply = await second.request(
+        {"type": "dial_in", "pin": pin, "caller": "", "withheld": True, **keys("8")},
+        "lobby_status",
+    )
+    assert reply["state"] == "waiting"
+    assert await entrant_id(leader, "Telefon (withheld)")  # a gateway speaking English
+
+
+async def test_a_locked_caller_is_told_before_its_call_is_answered(
+    connect: Connect, kreis_server: Any
+) -> None:
+    slug = "sperre-vor-dem-abheben"
+    leader = await leader_with_room(connect, kreis_server, slug)
+    await dial_in_pin(leader, slug)
+    gw = await gateway(connect, kreis_server)
+    check = {"type": "dial_in_check", **keys("c")}
+    assert (await gw.request(check, "dial_in_open"))["type"] == "dial_in_open"
+    for wrong in ("918273645", "546372819", "102938475"):
+        await gw.send({"type": "dial_in", "pin": wrong, "caller": "", **keys("c")})
+        await gw.expect("error")
+    await gw.send(check)
+    refused = await gw.expect("error")
+    assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+    browser = await connect()
+    await browser.send(check)
+    assert (await browser.expect("error"))["code"] == "not_allowed"

@@ -245,3 +245,20 @@ def test_aiohttp_default_access_log_is_silenced(tmp_path: Path, restore_logging:
     configure_logging(_config(tmp_path), clock=lambda: NOW)
     logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /zz-spurlos-7q3x HTTP/1.1" 200')
     assert _lines(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("offer v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\na=ice-pwd:s3cr3t\r\n", "offer [sdp]\r\n"),
+        (
+            "RTCSessionDescription(sdp='v=0\\r\\no=- 1 IN IP4 1.2.3.4\\r\\n')",
+            "RTCSessionDescription(sdp='[sdp]')",
+        ),
+        ("a=ice-pwd:s3cr3t", "[sdp]"),
+        ("remote_password=abc, ufrag='x1'", "remote_password=[secret], ufrag='[secret]'"),
+        ("ordinary x=5 text", "ordinary x=5 text"),
+    ],
+)
+def test_redact_removes_sdps_and_ice_credentials(text: str, expected: str) -> None:
+    assert redact(text) == expected

@@ -122,9 +122,15 @@ def phones(tmp_path: Path) -> Any:
     made: list[BaresipPhone] = []
 
     def make(
-        name: str = "phone", number: str = "0301234547", tone_hz: float = 440, burst: float = 0.0
+        name: str = "phone",
+        number: str = "0301234547",
+        tone_hz: float = 440,
+        burst: float = 0.0,
+        display_name: str = "",
     ) -> Any:
-        phone = BaresipPhone(tmp_path / f"{name}-{len(made)}", number, tone_hz, burst)
+        phone = BaresipPhone(
+            tmp_path / f"{name}-{len(made)}", number, tone_hz, burst, display_name=display_name
+        )
         made.append(phone)
         return phone.start()
 

@@ -2,7 +2,9 @@
 
 `FakeRoom` stands in for the server: it knows PINs (compared in constant time, like
 the server), keeps a lobby whose verdict a test decides, and carries audio: a test
-can feed "room audio" to the caller and read what the caller said.
+can feed "room audio" to the caller and read what the caller said. Like the server it
+locks a caller key out after `caller_tries` wrong PINs (answering `RATE_LIMITED`,
+also for the attempt that locks it); the real counting is app/ratelimit.py's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from sipgw.audio import Pcm, RoomMix
 from sipgw.errors import LinkError
 from sipgw.link import CallerLabel, DialIn, DialInResult, LinkEvent, RoomLink
-from sipgw.lockout import pins_equal
+from sipgw.lockout import CallerKeys, pins_equal
 
 
 @dataclass
@@ -33,7 +35,11 @@ class FakeRoom:
 class FakeServer:
     """Rooms by PIN, and every link made, for assertions."""
 
-    def __init__(self, reachable: bool = True) -> None:
+    def __init__(self, reachable: bool = True, caller_tries: int = 3) -> None:
+        self.caller_tries = caller_tries
+        self.wrong: dict[str, int] = {}
+        """Wrong PINs per caller key."""
+        self.keys_seen: list[CallerKeys] = []
         self.rooms: list[FakeRoom] = []
         self.links: list[FakeLink] = []
         self.reachable = reachable
@@ -81,11 +87,21 @@ class FakeLink(RoomLink):
         if not self.server.reachable:
             raise LinkError("fake server unreachable")
 
-    async def dial_in(self, pin: str, caller: CallerLabel) -> DialInResult:
-        self.server.pins_tried.append(pin)
-        self.server.labels.append(caller.text)
-        room = self.server.find(pin)
+    async def check(self, keys: CallerKeys) -> float:
+        return 60.0 if self.server.wrong.get(keys.caller, 0) >= self.server.caller_tries else 0.0
+
+    async def dial_in(self, pin: str, caller: CallerLabel, keys: CallerKeys) -> DialInResult:
+        server = self.server
+        server.keys_seen.append(keys)
+        if server.wrong.get(keys.caller, 0) >= server.caller_tries:
+            return DialInResult(DialIn.RATE_LIMITED, 60)
+        server.pins_tried.append(pin)
+        server.labels.append(caller.text)
+        room = server.find(pin)
         if room is None:
+            server.wrong[keys.caller] = server.wrong.get(keys.caller, 0) + 1
+            if server.wrong[keys.caller] >= server.caller_tries:
+                return DialInResult(DialIn.RATE_LIMITED, 60)
             return DialInResult(DialIn.BAD_PIN)
         self.room = room
         room.links.append(self)

@@ -70,7 +70,7 @@ class RoomParticipant:
 
     async def join(self, leader: KreisClient | None = None) -> None:
         await self.client.connect()
-        self.media.start()
+        await self.media.start()
         await self.client.send({"type": "join", "room": self.slug, "name": self.name})
         first = await self.client.expect("joined", "lobby_status", timeout=10)
         if first["type"] == "lobby_status":

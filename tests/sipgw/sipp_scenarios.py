@@ -98,6 +98,36 @@ def info_pin(digits: str, hold_ms: int = 2000) -> str:
     return "".join(parts)
 
 
+def silent_after_pin(digits: str, wait_ms: int = 45000) -> str:
+    """Answered call that sends no RTP at all, only its PIN as SIP INFO, then waits for
+    the gateway's BYE (a phone that vanished without hanging up)."""
+    parts = [_HEAD, '<scenario name="silent caller">\n', _INVITE, _ANSWERED, _ack()]
+    parts.append('  <pause milliseconds="1000"/>\n')
+    for cseq, digit in enumerate(digits, start=2):
+        body = f"      Signal={digit}\n      Duration=160\n"
+        parts.append(_request("INFO", cseq, body=body))
+        parts.append('  <recv response="200"/>\n')
+        parts.append('  <pause milliseconds="150"/>\n')
+    parts.append(f'  <recv request="BYE" timeout="{wait_ms}"/>\n')
+    parts.append(
+        """  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+    )
+    parts.append("</scenario>\n")
+    return "".join(parts)
+
+
 def refer() -> str:
     """Answered call, then a REFER that the gateway must refuse (603), then BYE."""
     extra = "      Refer-To: <sip:0800123456@[remote_ip]>\n"

@@ -1,8 +1,12 @@
-"""No phone number, caller name, room or PIN in any log of the server or the gateway.
+"""No phone number, caller name, room, PIN, IP address, SDP or ICE password in any log
+of the server, the gateway or the console.
 
-A real `kreis serve` logs to files (at DEBUG), `kreis dial-in` runs as its own process
-at DEBUG with its output captured, once with pjsip's default log level (2) and once at
-5, where pjsip dumps every SIP message and logs each DTMF digit. A baresip phone calls
+Run twice: at the default levels (server and gateway INFO, pjsip 2, console WARNING)
+and at DEBUG everywhere (pjsip 5, where it dumps every SIP message with its SDP and
+logs each DTMF digit; aiortc and aioice would log candidate pairs and whole SDPs). A
+real `kreis serve` logs to files, `kreis dial-in` runs as its own process with its
+output captured, and the console's audio (tests/sipgw/console_audio.py, logging set up
+as `kreis console --log-dir` does) is in the room with its own log directory. A baresip phone calls
 with a distinctive caller id (`"Erika Musterfrau" <sip:+4917612345678@…>`): one wrong
 PIN, then the right one, the lobby, admission, a hang-up. Afterwards every log file
 and every captured output is searched for the number (whole and its last digits), the
@@ -13,10 +17,15 @@ name, the room's slug, both PINs and DTMF digits. The leader does see the masked
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
+import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from kreis_server import GATEWAY_SECRET, start_server
 
@@ -24,7 +33,7 @@ from sipgw.endpoint import mask
 from tests.sipgw.participant import leader_session, wait_entrant
 from tests.sipgw.phones import BaresipPhone, DialInCommand, free_sip_port
 
-pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
 
 NUMBER = "+4917612345678"
 NAME = "Erika Musterfrau"
@@ -53,13 +62,13 @@ def test_pjsip_lines_lose_names_and_dtmf_digits(line: str, masked: str) -> None:
     assert mask(line) == masked
 
 
-def server_at_debug(tmp: Path) -> Any:
-    """`kreis serve` with `[logging] level = "DEBUG"` and its files under `tmp/logs`."""
+def server_at(tmp: Path, level: str) -> Any:
+    """`kreis serve` with `[logging] level = LEVEL` and its files under `tmp/logs`."""
     tmp.mkdir(parents=True)
     first = start_server(tmp)  # writes the config (and picks the port) once
     first.stop()
     config = first.config_path.read_text(encoding="utf-8")
-    config = config.replace("[logging]\n", '[logging]\nlevel = "DEBUG"\n', 1)
+    config = config.replace("[logging]\n", f'[logging]\nlevel = "{level}"\n', 1)
     first.config_path.write_text(config, encoding="utf-8")
     for old in first.log_dir.glob("*"):
         old.unlink()
@@ -67,19 +76,19 @@ def server_at_debug(tmp: Path) -> Any:
 
 
 class DialInProcess(DialInCommand):
-    """`kreis dial-in --log-level DEBUG` as its own process, output in one file."""
+    """`kreis dial-in --log-level LEVEL` as its own process, output in one file."""
 
-    def __init__(self, workdir: Path, server_ws: str, pjsip_level: int) -> None:
+    def __init__(self, workdir: Path, server_ws: str, level: str, pjsip_level: int) -> None:
         port = free_sip_port()
         super().__init__(
             workdir,
             server_ws,
             secret=GATEWAY_SECRET,
             rtp_port=42000 + port % 8000,
-            args=("--log-level", "DEBUG", "--pjsip-log-level", str(pjsip_level)),
+            args=("--log-level", level, "--pjsip-log-level", str(pjsip_level)),
         )
 
-    async def ready(self, timeout: float = 20) -> None:
+    async def ready(self, timeout: float = 60) -> None:
         await self.wait_log("dial-in gateway ready", timeout=timeout)
 
 
@@ -93,17 +102,56 @@ def leaks(text: str, secrets: dict[str, re.Pattern[str]]) -> dict[str, list[str]
     return found
 
 
-@pytest.mark.parametrize("pjsip_level", [2, 5])
-async def test_a_call_leaves_no_number_name_room_or_pin_in_any_log(
-    tmp_path: Path, pjsip_level: int
+def console_audio(tmp: Path, server: Any, level: str) -> subprocess.Popen[bytes]:
+    """The console's audio in SLUG, logging into `tmp/logs` at `level`."""
+    tmp.mkdir(parents=True)
+    mic = tmp / "mic.wav"
+    t = np.arange(48000) / 48000
+    with wave.open(str(mic), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes((np.sin(2 * np.pi * 600 * t) * 9000).astype(np.int16).tobytes())
+    root = Path(__file__).resolve().parents[2]
+    args = [server.url, server.group, server.password, SLUG, str(mic), str(tmp / "logs"), level]
+    return subprocess.Popen(
+        [sys.executable, str(root / "tests/sipgw/console_audio.py"), *args, "60"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=(tmp / "console.out").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+ADDRESS_OR_SDP = {
+    "IPv4 address": re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)"),
+    # Eight groups, or fewer around a `::` (a clock's 02:04:36 is neither).
+    "IPv6 address": re.compile(
+        r"(?<![\w:])(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}"
+        r"|(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?)(?![\w:])",
+        re.I,
+    ),
+    "SDP": re.compile(r"v=0(?:\\r|\\n|\r|\n|$)|(?:^|\\n|\s)[mco]=(?:audio|video|IN |- )"),
+    "ICE password": re.compile(r"ice-pwd|ice-ufrag|a=candidate", re.I),
+}
+
+
+@pytest.mark.parametrize(
+    ("level", "pjsip_level", "console_level"),
+    [("INFO", 2, "WARNING"), ("DEBUG", 5, "DEBUG")],
+)
+async def test_a_call_leaves_nothing_personal_in_any_log(
+    tmp_path: Path, level: str, pjsip_level: int, console_level: str
 ) -> None:
-    server = server_at_debug(tmp_path / "server")
-    dial_in = DialInProcess(tmp_path / "dial-in", server.ws_url, pjsip_level)
+    server = server_at(tmp_path / "server", level)
+    dial_in = DialInProcess(tmp_path / "dial-in", server.ws_url, level, pjsip_level)
     phone = BaresipPhone(tmp_path / "phone", NUMBER, 440, display_name=NAME)
     leader = None
+    console = None
     try:
         leader, pin = await leader_session(server.url, server.group, server.password, SLUG)
         assert pin != WRONG_PIN
+        console = console_audio(tmp_path / "console", server, console_level)
         await dial_in.ready()
         await asyncio.to_thread(phone.start)
         phone.dial(f"sip:kreis@127.0.0.1:{dial_in.port}")
@@ -124,12 +172,17 @@ async def test_a_call_leaves_no_number_name_room_or_pin_in_any_log(
         await asyncio.to_thread(phone.stop)
         if leader is not None:
             await leader.close()
+        if console is not None:
+            console.terminate()
+            console.wait(20)
         code = dial_in.stop()
         server.stop()
     assert code == 0, dial_in.log()[-3000:]
     gateway_log = dial_in.log()
     assert "call 1 finished" in gateway_log, gateway_log[-3000:]
-    assert "DEBUG" in gateway_log
+    console_out = (tmp_path / "console" / "console.out").read_text(errors="replace")
+    assert "console joined" in console_out, console_out[-3000:]
+    console_logs = sorted((tmp_path / "console" / "logs").glob("*"))
 
     digits = NUMBER.lstrip("+")
     secrets = {
@@ -145,13 +198,20 @@ async def test_a_call_leaves_no_number_name_room_or_pin_in_any_log(
         "phone's SIP address": re.compile(re.escape(f"127.0.0.1:{phone.port}")),
         # pjsip logs DTMF one digit a line: together the lines spell the PIN.
         "dtmf digit": re.compile(r"\b(?:digit|signal)[ \t]*[=:]?[ \t]*[0-9A-D*#](?!\w)", re.I),
+        **ADDRESS_OR_SDP,
     }
     files = sorted(p for p in server.log_dir.glob("*") if p.is_file())
     assert files, "the server wrote no log file"
     outputs = {str(p.relative_to(tmp_path)): p.read_text(errors="replace") for p in files}
     outputs["server/server.out"] = (tmp_path / "server" / "server.out").read_text(errors="replace")
     outputs["dial-in output"] = gateway_log
+    outputs["console output"] = console_out
+    for path in console_logs:
+        outputs[str(path.relative_to(tmp_path))] = path.read_text(errors="replace")
     for name, text in outputs.items():
         print(f"{name}: {len(text.splitlines())} lines")
     found = {name: hits for name, text in outputs.items() if (hits := leaks(text, secrets))}
     assert not found, found
+    if level == "DEBUG":  # the levels took: there was something to search
+        assert '"level": "debug"' in gateway_log
+        assert console_logs, "the console wrote no log at DEBUG"

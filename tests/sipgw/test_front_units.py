@@ -4,14 +4,13 @@ The parsing and rewriting functions are checked on their own (Via, Record-Route,
 Route, branch derivation, malformed input, `X-Kreis-Source`). Then a real `SipFront`
 runs on loopback between a caller socket and a backend socket that stand in for a phone
 and a pjsip backend, so every rewrite is seen on the wire, in both directions, over UDP
-and TCP. The shared lockout and the new configuration keys are checked here too.
+and TCP. The new configuration keys are checked here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,6 @@ import pytest
 from sipgw.config import backend_role, parse_sip, rtp_stride
 from sipgw.errors import ConfigError
 from sipgw.front import MAX_MESSAGE, SipFront
-from sipgw.lockout import Lockout, RemoteLockout
 from sipgw.phone import trusted_source
 from sipgw.sipmessage import (
     BRANCH_PREFIX,
@@ -217,35 +215,6 @@ def test_config_processes_and_backend_ranges() -> None:
     ):
         with pytest.raises(ConfigError, match=key):
             parse_sip(bad)
-
-
-async def test_backends_share_one_lockout_table_through_digests() -> None:
-    table = Lockout(3, 60, secret=SECRET)
-    seen: list[str] = []
-
-    async def ask(request: dict[str, Any]) -> dict[str, Any]:
-        wire = json.dumps(request)  # what crosses the process boundary
-        seen.append(wire)
-        return table.answer(json.loads(wire))
-
-    backend_a = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
-    backend_b = RemoteLockout(Lockout(3, 60, secret=SECRET), ask)
-    keys_a = backend_a.keys("0301234547", "198.51.100.4", "kreis")
-    keys_b = backend_b.keys("0301234547", "198.51.100.4", "kreis")
-    assert keys_a == keys_b
-    assert await backend_a.fail(keys_a) == 0
-    assert await backend_b.fail(keys_b) == 0
-    assert await backend_a.fail(keys_a) == pytest.approx(60, abs=1)  # 3rd try, other process
-    assert await backend_b.check(keys_b) > 0
-    assert all("0301234547" not in w and "198.51.100.4" not in w for w in seen)
-    with pytest.raises(ValueError):
-        table.answer({"op": "drop", "keys": []})
-
-    async def broken(request: dict[str, Any]) -> dict[str, Any]:
-        raise ConnectionError
-
-    closed = RemoteLockout(Lockout(3, 60, secret=SECRET), broken)
-    assert await closed.check(keys_a) > 0  # fails closed
 
 
 # ------------------------------------------------------------------ the front on the wire

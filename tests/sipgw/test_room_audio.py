@@ -9,17 +9,23 @@ two frequencies, from what the phone recorded and what the participant received.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sipgw.roomlink import ServerLink
+from tests.sipgw import sipp_scenarios as scenarios
 from tests.sipgw.participant import RoomParticipant, leader_session, wait_entrant
-from tests.sipgw.phones import RATE, tone_level, tone_ratio
+from tests.sipgw.phones import RATE, run_sipp, tone_level, tone_ratio
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
+
+LONG_NAME = "Erika Musterfrau " * 17 + "Ende"
+"""A 293-character display name: pjsua's remoteUri cut such a From off, number and all."""
 
 
 async def wait_phone_entry(
@@ -53,7 +59,7 @@ async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
             link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
             server_url=kreis_server.ws_url,
         )
-        phone = phones("caller", number="0301234547", tone_hz=440)
+        phone = phones("caller", number="0301234547", tone_hz=440, display_name=LONG_NAME)
         phone.dial(gw.uri)
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
         t_call = time.monotonic()
@@ -106,7 +112,7 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
             link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
             server_url=kreis_server.ws_url,
         )
-        phone = phones("guesser", number="0307777777")
+        phone = phones("guesser", number="0307777777", display_name=LONG_NAME)
         phone.dial(gw.uri)
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10)
         await asyncio.sleep(0.3)
@@ -115,6 +121,14 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
             await asyncio.to_thread(phone.digits, attempt + "#", 0.2)
             await asyncio.sleep(1.0)
         assert await asyncio.to_thread(phone.wait_for, "terminated", 20)
+        # The same number (behind the same long name) calls again: the server still
+        # holds the number's lock, so it never reaches the PIN prompt or the lobby.
+        # It hears why as early media and gets a 403, never a 200.
+        mark = len(phone.output())
+        phone.dial(gw.uri)
+        ended = await asyncio.to_thread(phone.wait_for, "session closed: 403", 25, mark)
+        later = phone.output()[mark:]
+        assert ended and "Call established" not in later, later[-1500:]
         # The leader never saw anybody knock.
         for msg in leader.drain("lobby_queue"):
             assert not msg["entrants"], msg
@@ -123,5 +137,43 @@ async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(
     assert gw.alive()
     gw.stop.set()
     gateway = await asyncio.wait_for(gw.task, 20)
-    # The third wrong PIN also locks this caller id out (pin_tries = 3).
-    assert gateway.stats.outcomes == {"locked": 1}, gateway.stats.outcomes
+    # The third wrong PIN locks this caller's number out (caller_tries = 3), and the
+    # lock holds for its next call.
+    assert gateway.stats.outcomes == {"locked": 2}, gateway.stats.outcomes
+
+
+async def test_a_caller_that_goes_silent_is_hung_up_and_leaves_the_room(
+    kreis_server: Any, start_gateway: Any, tmp_path: Path
+) -> None:
+    """No RTP and no BYE after admission: the gateway hangs up (its BYE reaches the
+    phone) and the caller leaves the room within 30 s."""
+    if not shutil.which("sipp"):
+        pytest.skip("sipp is not installed")
+    slug = "telefon-verschwunden"
+    leader, pin = await leader_session(
+        kreis_server.url, kreis_server.group, kreis_server.password, slug
+    )
+    try:
+        gw = await start_gateway(
+            link_factory=lambda: ServerLink(kreis_server.ws_url, kreis_server.gateway_secret),
+            server_url=kreis_server.ws_url,
+        )
+        xml = scenarios.write(tmp_path / "silent.xml", scenarios.silent_after_pin(pin + "#"))
+        call = asyncio.create_task(asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 60))
+        entrant = await wait_entrant(leader, slug, "Telefon")
+        await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+        await wait_phone_entry(leader, lambda e: True, timeout=10)
+        admitted = time.monotonic()
+        deadline = admitted + 30
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, "the silent caller is still in the room after 30 s"
+            msg = await leader.expect("participants", timeout=left)
+            if not any(e.get("kind") == "phone" for e in msg["participants"]):
+                break
+        gone = time.monotonic() - admitted
+        print(f"silent caller left the room {gone:.1f} s after admission")
+        result = await call
+        assert result.returncode == 0, result.stdout.decode()[-2000:]  # it got the BYE
+    finally:
+        await leader.close()

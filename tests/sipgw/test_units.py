@@ -20,8 +20,8 @@ from sipgw.config import MAX_CALL_SLOTS, load, parse
 from sipgw.endpoint import mask
 from sipgw.errors import ConfigError
 from sipgw.link import CallerLabel, LinkEvent
-from sipgw.lockout import Lockout, pins_equal
-from sipgw.phone import caller_digits, source_ip
+from sipgw.lockout import caller_keys, pins_equal
+from sipgw.phone import caller_digits, caller_number, source_ip
 from sipgw.session import CallSession, SessionSettings
 from tests.sipgw.fakes import FakeServer
 
@@ -109,22 +109,51 @@ def test_pjsip_log_lines_are_masked() -> None:
     assert "[::1]:5060" not in mask("from [::1]:5060")
 
 
-def test_lockout_per_caller_with_backoff_and_keyed_hashes() -> None:
-    now = [1000.0]
-    lockout = Lockout(3, 60, clock=lambda: now[0])
-    keys = lockout.keys("0301234547", "10.0.0.1", "4930123")
-    other = lockout.keys("0309999999", "10.0.0.1", "4930123")
-    assert lockout.failed(keys) == 0 and lockout.failed(keys) == 0
-    assert lockout.failed(keys) == pytest.approx(60)
-    assert lockout.retry_after(keys) > 0 and lockout.retry_after(other) == 0  # same trunk
-    now[0] += 61
-    assert lockout.retry_after(keys) == 0
-    for _ in range(3):
-        wait = lockout.failed(keys)
-    assert wait == pytest.approx(120)  # doubled
-    raw = repr(lockout._entries)
-    assert "0301234547" not in raw and "10.0.0.1" not in raw
+def test_lockout_keys_are_keyed_hashes_shared_by_every_gateway_process() -> None:
+    keys = caller_keys("geheim", "0301234547", "10.0.0.1", "4930123")
+    again = caller_keys("geheim", "0301234547", "10.0.0.1", "4930123")  # another process
+    other = caller_keys("geheim", "0309999999", "10.0.0.1", "4930123")
+    assert keys == again
+    assert keys.caller != other.caller and keys.source == other.source
+    assert caller_keys("anders", "0301234547", "10.0.0.1", "4930123").caller != keys.caller
+    fields = keys.message_fields()
+    assert all(len(v) == 32 for v in fields.values())
+    assert "0301234547" not in repr(fields) and "10.0.0.1" not in repr(fields)
+    # Withheld: a key from source, trunk and the phone's fingerprint, not one for all.
+    hidden = caller_keys("geheim", "", "10.0.0.1", "4930123", "baresip\0host")
+    hidden_too = caller_keys("geheim", "", "10.0.0.1", "4930123", "Yealink\0host")
+    assert hidden.caller != hidden_too.caller
     assert pins_equal("123456789", "123456789") and not pins_equal("123456789", "123456780")
+
+
+LONG_NAME = "Erika " + "<sip:0123456789@x> " * 16  # 300 characters, digits and all
+
+
+@pytest.mark.parametrize(
+    ("head", "trusted", "number"),
+    [
+        (f'From: "{LONG_NAME}" <sip:+4917612345678@203.0.113.5>;tag=a', False, "4917612345678"),
+        ("f: <sip:0301234547@trunk>;tag=a", False, "0301234547"),
+        ("From: sip:0301234547@trunk;tag=a", False, "0301234547"),
+        ('From: "Anonymous" <sip:anonymous@anonymous.invalid>;tag=a', False, ""),
+        (
+            "From: <sip:anonymous@trunk>;tag=a\r\nP-Asserted-Identity: <tel:+4930111222>",
+            True,
+            "4930111222",
+        ),
+        (  # from an untrusted source, P-Asserted-Identity is anybody's claim
+            "From: <sip:0301234547@trunk>;tag=a\r\nP-Asserted-Identity: <tel:+4930111222>",
+            False,
+            "0301234547",
+        ),
+    ],
+)
+def test_caller_number_from_the_parsed_invite(head: str, trusted: bool, number: str) -> None:
+    invite = f"INVITE sip:kreis@gw SIP/2.0\r\nVia: SIP/2.0/UDP x\r\n{head}\r\n\r\nv=0\r\n"
+    assert caller_number(invite, trusted) == number
+    label = CallerLabel.from_digits(number, hide_numbers=False)
+    assert label.withheld is (number == "")
+    assert label.text == (f"…{number[-2:]}" if number else None)
 
 
 def test_room_mix_sums_tracks_skips_own_and_bounds_delay() -> None:
@@ -189,17 +218,19 @@ async def run_session(
     audio = CallAudio()
     hung: list[bool] = []
 
-    async def hangup() -> None:
+    async def hangup(code: int) -> None:
         hung.append(True)
 
-    lockout = Lockout(3, 60)
+    async def answer(code: int) -> None:
+        pass
+
     session = CallSession(
         audio=audio,
+        answer=answer,
         hangup=hangup,
         link=fake.factory()(),
         prompts=Prompts(),
-        lockout=lockout,
-        keys=lockout.keys("0301234547", "127.0.0.1", "kreis"),
+        keys=caller_keys("geheim", "0301234547", "127.0.0.1", "kreis"),
         label=CallerLabel("…47"),
         settings=SessionSettings(first_digit_timeout=1, digit_timeout=1, language=language),
     )

@@ -3,7 +3,8 @@
 docs/architecture.md ("Packages and what each may import"): `tui/` and `sipgw/` speak
 the documented protocol through the client modules `app.protocol`, `app.client` and
 `app.participant` only (plus `app.gatewayconfig`, the one reader of `[gateway]`, and
-the sentence catalogue `app.i18n` it uses), so they can run on another host. That holds
+the sentence catalogue `app.i18n` it uses, and `app.logsetup`, the one masking of every
+log), so they can run on another host. That holds
 only if the client modules themselves stay clear of the server, so the check follows
 imports: every module `tui/` or `sipgw/` reaches through `app.*`, directly or not, must
 be a client module. Modules are parsed with `ast` (nothing is imported or executed); imports
@@ -27,6 +28,7 @@ CLIENT_MODULES = {
     "app.participant",
     "app.gatewayconfig",
     "app.i18n",
+    "app.logsetup",
 }
 PACKAGES = ("tui", "sipgw")
 
