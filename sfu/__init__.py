@@ -42,9 +42,12 @@ offers); see docs/protocol.md. Beyond the shape agreed with app/:
   by wrapping aiortc's codec factories (tests/sfu/codec_watch.py).
 
 Modules: conn (vocabulary), settings, router (this API), peer (up/down peer
-connections), uptrack, downtrack (rewrite, packet cache, sender reports), downlink
+connections), sdpcheck (what an up offer or down answer must be; BadSdp before aiortc
+sees it), uptrack, downtrack (rewrite, packet cache, sender reports), downlink
 (per-subscriber pause/probe/resume), keyframe (where decoding can start; padding),
-rtpheader, rtcp, stats, errors, aiortc_private (every use of aiortc/aioice internals).
+rtpheader, rtcp, stats, errors, aiortc_private (every use of aiortc/aioice internals);
+pool, worker and channel run the same API in worker processes (a dead worker is
+restarted and its participants are asked to offer again).
 """
 
 from __future__ import annotations
