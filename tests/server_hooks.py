@@ -88,8 +88,8 @@ async def _search_workers(app: web.Application, needles_b64: list[str]) -> list[
     because the harness started them through tests/sfu_worker_hooks.py."""
     from sfu.pool import WorkerPool
 
-    media = app[HUB_KEY].media
-    pool = getattr(media, "router", None)
+    hub = app.get(HUB_KEY)
+    pool = getattr(hub.media, "router", None) if hub is not None else None
     if not isinstance(pool, WorkerPool):
         return []
     results: list[dict[str, Any]] = []
