@@ -47,6 +47,9 @@ PROBE_BYTES = 10_000
 """Size of a probe burst: it queues for 160 ms on a 500 kbit/s link."""
 PROBE_TIMEOUT = 3.0
 """Seconds to wait for a probe's echo before giving it up."""
+SILENT_PROBES = 3
+"""Probes in a row without an echo after which the video resumes anyway: a receiver
+that never echoes must not lose video for good (a still-weak link pauses it again)."""
 RTT_SAMPLES = 20
 """Ordinary round-trip samples kept for the baseline (their minimum)."""
 
@@ -63,6 +66,8 @@ class DownLink:
     falls_at_change: int = 0
     probe_track: RtpDownTrack | None = None
     probe_sent: float = 0.0
+    silent: int = 0
+    """Probes in a row that got no echo."""
     rtts: list[float] = field(default_factory=list)
 
     def tick(self, downs: Iterable[RtpDownTrack], stats: Stats, now: float | None = None) -> None:
@@ -108,6 +113,7 @@ class DownLink:
             echo = track.feedback.probe_rtt
             if echo is not None:
                 self.probe_track = None
+                self.silent = 0
                 base = min(self.rtts) if self.rtts else 0.0
                 extra = max(0.001, echo - base)
                 carries = PROBE_BYTES * 8 / extra
@@ -120,6 +126,13 @@ class DownLink:
             if now - self.probe_sent < PROBE_TIMEOUT:
                 return
             self.probe_track = None
+            self.silent += 1
+            if self.silent >= SILENT_PROBES:
+                self.silent = 0
+                self._set(videos, False, now)
+                stats.video_resumes += 1
+                logger.info("no probe echo: video resumed to try")
+                return
         if now - max(self.probe_sent, self.since) < PROBE_EVERY:
             return
         for d in videos:

@@ -230,3 +230,15 @@ def test_one_weak_link_pauses_its_video_and_a_probe_brings_it_back() -> None:
         t += downlink.TICK
         link.tick(tracks, stats, t)
     assert not link.paused
+
+
+def test_probes_nobody_answers_do_not_keep_video_paused_for_good() -> None:
+    stats = Stats()
+    link = DownLink()
+    videos = [FakeDown("video", FakeUp(1_700_000)) for _ in range(2)]
+    link._set(videos, True, 0.0)  # type: ignore[arg-type]
+    t = 0.0
+    while link.paused and t < 60:
+        t += downlink.TICK
+        link.tick(videos, stats, t)  # type: ignore[arg-type]
+    assert not link.paused and stats.probes_sent == downlink.SILENT_PROBES
