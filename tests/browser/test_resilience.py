@@ -271,7 +271,7 @@ async def test_a_restart_of_kreis_serve_brings_everyone_back(tmp_path: Path, pag
         for guest, name in zip(guests, ("Anna", "Bert"), strict=True):
             await open_room(guest, slug, name)
             await wait_state(guest, "lobby", SLOW)
-        await leader.locator("#lobby-list li.entrant").nth(1).wait_for(timeout=10000)
+        await leader.locator("#lobby-list li.entrant").nth(1).wait_for(timeout=SLOW * 1000)
         await leader.click("#admit-all")
         everyone = [leader, *guests]
         for page in guests:
@@ -341,9 +341,9 @@ async def test_the_leader_closes_the_tab(
         people = await bert.evaluate("window.kreis.participants")
         return any(p["id"] == anna_id and p["role"] == role for p in people)
 
-    await wait_for(lambda: anna_is("coleader"), 10, "Anna is co-leader")
+    await wait_for(lambda: anna_is("coleader"), SLOW, "Anna is co-leader")
     await leader.close()  # the tab is closed, no "leave" sent
-    await wait_for(lambda: anna_is("leader"), 10, "Anna leads the room now")
+    await wait_for(lambda: anna_is("leader"), 20, "Anna leads the room now")
     told = await wait_for(lambda: notice_text(bert), 10, "Bert is told")
     assert "Anna leitet den Raum jetzt" in told, told
     assert "You lead the room now" in await wait_for(lambda: notice_text(anna), 10, "Anna")
