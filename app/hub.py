@@ -551,6 +551,17 @@ class Hub:
         if conn.waiting is not None:
             self.waiting.get(conn.waiting.slug, set()).discard(conn)
             conn.waiting = None
+        if dropped:
+            # First the watch list: a leader's page that started the room both watches
+            # it and sits in it, and a co-leader must take over when that page is gone.
+            for slug in list(conn.watching):
+                watched = self.store.get(slug)
+                if watched is not None:
+                    led = watched.leader_present()
+                    watched.watchers.pop(conn.id, None)
+                    watched.touch()
+                    self.leaders_changed(watched, led)
+            conn.watching.clear()
         room, member = conn.room, conn.member
         conn.room = None
         conn.member = None
@@ -583,15 +594,6 @@ class Hub:
                 room.broadcast_participants()
                 self.leaders_changed(room, led, successor)
             room.touch()
-        if dropped:
-            for slug in list(conn.watching):
-                watched = self.store.get(slug)
-                if watched is not None:
-                    led = watched.leader_present()
-                    watched.watchers.pop(conn.id, None)
-                    watched.touch()
-                    self.leaders_changed(watched, led)
-            conn.watching.clear()
 
     def remove_away(self, room: Room, ticket: ResumeTicket, bar: bool) -> None:
         """Removes someone whose connection dropped: their resume ticket dies, so they

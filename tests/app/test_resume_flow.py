@@ -216,11 +216,10 @@ async def test_the_last_leader_leaves(connect: Connect, resume_server: Any) -> N
     await login(leader, resume_server)
     await leader.request({"type": "create_room", "slug": slug}, "room_created")
     await leader.request({"type": "join", "room": slug, "name": ""}, "joined")
-    await leader.send({"type": "unwatch", "room": slug})
     anna, anna_id = await admitted_guest(connect, leader, slug, "Anna")
     bert, _bert_id = await admitted_guest(connect, leader, slug, "Bert")
     await leader.send({"type": "promote", "room": slug, "id": anna_id})
-    await leader.close()  # the tab is closed
+    await leader.close()  # the tab is closed (the page both watched and sat in the room)
     told = await bert.expect("leader_state")
     assert (told["present"], told["successor"]) == (True, anna_id)
     assert (await anna.expect("leader_state"))["successor"] == anna_id

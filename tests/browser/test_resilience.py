@@ -82,6 +82,7 @@ class Pages:
         )
         await context.grant_permissions(["camera", "microphone"])
         context.set_default_navigation_timeout(60_000)  # a loaded CI machine
+        context.set_default_timeout(60_000)
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda err: self.errors.append(str(err)))
@@ -184,7 +185,7 @@ async def frames_rising(page: Page, participant: str, what: str, timeout: float 
     async def more() -> bool:
         return await frames_from(page, participant) > first
 
-    await wait_for(more, 10, what + " (rising)")
+    await wait_for(more, 20, what + " (rising)", show=lambda: stats(page))
 
 
 async def me(page: Page) -> dict[str, Any]:
@@ -201,6 +202,7 @@ async def reconnecting_shown(page: Page) -> bool:
     )
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("cut_seconds", [20, 90])
 async def test_a_network_cut_comes_back_without_a_knock(
     long_grace_server: KreisServer,
@@ -256,6 +258,7 @@ async def test_a_network_cut_comes_back_without_a_knock(
     await relay.stop()
 
 
+@pytest.mark.timeout(450)
 async def test_a_restart_of_kreis_serve_brings_everyone_back(tmp_path: Path, pages: Pages) -> None:
     home = tmp_path / "neustart"
     server = start_server(home)
@@ -268,7 +271,7 @@ async def test_a_restart_of_kreis_serve_brings_everyone_back(tmp_path: Path, pag
         for guest, name in zip(guests, ("Anna", "Bert"), strict=True):
             await open_room(guest, slug, name)
             await wait_state(guest, "lobby", SLOW)
-        await leader.locator("#lobby-list li.entrant").nth(1).wait_for(timeout=10000)
+        await leader.locator("#lobby-list li.entrant").nth(1).wait_for(timeout=SLOW * 1000)
         await leader.click("#admit-all")
         everyone = [leader, *guests]
         for page in guests:
@@ -310,6 +313,7 @@ async def notice_text(page: Page) -> str:
     return str(shown)
 
 
+@pytest.mark.timeout(450)
 async def test_the_leader_closes_the_tab(
     long_grace_server: KreisServer, pages: Pages, clients: list[KreisClient]
 ) -> None:
@@ -337,9 +341,9 @@ async def test_the_leader_closes_the_tab(
         people = await bert.evaluate("window.kreis.participants")
         return any(p["id"] == anna_id and p["role"] == role for p in people)
 
-    await wait_for(lambda: anna_is("coleader"), 10, "Anna is co-leader")
+    await wait_for(lambda: anna_is("coleader"), SLOW, "Anna is co-leader")
     await leader.close()  # the tab is closed, no "leave" sent
-    await wait_for(lambda: anna_is("leader"), 10, "Anna leads the room now")
+    await wait_for(lambda: anna_is("leader"), 20, "Anna leads the room now")
     told = await wait_for(lambda: notice_text(bert), 10, "Bert is told")
     assert "Anna leitet den Raum jetzt" in told, told
     assert "You lead the room now" in await wait_for(lambda: notice_text(anna), 10, "Anna")
