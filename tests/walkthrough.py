@@ -111,7 +111,7 @@ async def walk(browser: Browser, server: Any, visit: Visit, slug: str = "diensta
         await state(guest, "lobby")
         await visit("lobby", guest)
 
-        await leader.locator('#lobby-list [data-action="admit"]').wait_for()
+        await leader.locator('#lobby-list [data-action="admit"]').wait_for(state="attached")
         if await leader.get_attribute("#btn-leader", "aria-expanded") != "true":
             await leader.click("#btn-leader")
         await visit("leader-lobby", leader)
