@@ -53,8 +53,7 @@ from cluster_nodes import (  # noqa: E402
 from kreis_server import GROUP, PASSWORD, KreisServer, free_port  # noqa: E402
 
 from app.client import KreisClient  # noqa: E402
-
-BENCH_ROOMS = {"empty_timeout_seconds": 3, "max_participants": 100, "max_rooms": 1000}
+from bench.server import config_text  # noqa: E402
 
 
 def node_config(tmp: Path, redis: RedisServer, index: int) -> None:
@@ -64,40 +63,18 @@ def node_config(tmp: Path, redis: RedisServer, index: int) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     low = 30000 + index * 2000
+    rooms = {"empty_timeout_seconds": 3, "knock_timeout_seconds": 600, "resume_grace_seconds": 60}
     (tmp / "kreis.toml").write_text(
-        f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[rooms]
-empty_timeout_seconds = 3
-knock_timeout_seconds = 600
-resume_grace_seconds = 60
-max_participants = 100
-max_rooms = 1000
-
-[limits]
-flood_messages_per_10s = 10000
-connections_per_address = 100000
-lobby_per_address = 100000
-knocks_per_address = 100000
-lobby_chat_per_minute = 10000
-
-[media]
-advertised_address = "127.0.0.1"
-bind_address = "127.0.0.1"
-port_min = {low}
-port_max = {low + 1999}
-
-[logging]
-dir = "{tmp / "logs"}"
-level = "WARNING"
-
-[groups.{GROUP}]
-password_hash = "{hash_password(PASSWORD)}"
-{cluster_table(redis.url, port)}
-""",
+        config_text(
+            port,
+            rooms,
+            (low, low + 1999),
+            tmp / "logs",
+            GROUP,
+            hash_password(PASSWORD),
+            log_level="WARNING",
+            extra=cluster_table(redis.url, port),
+        ),
         encoding="utf-8",
     )
 

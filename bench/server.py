@@ -49,24 +49,27 @@ class BenchServer:
         self.tmp.cleanup()
 
 
-def start(
-    workers: int = 1, env: dict[str, str] | None = None, lobby_timeout: int = 600
-) -> BenchServer:
-    """Starts a server with the benchmark's group, bound to loopback; waits for health."""
-    from app.passwords import hash_password
-
-    tmp = tempfile.TemporaryDirectory(prefix="kreis-bench-")
-    path = Path(tmp.name)
-    port = free_port()
-    (path / "kreis.toml").write_text(
-        f"""
+def config_text(
+    port: int,
+    rooms: dict[str, int],
+    media_ports: tuple[int, int],
+    log_dir: Path,
+    group: str,
+    password_hash: str,
+    *,
+    workers: int = 1,
+    log_level: str = "INFO",
+    extra: str = "",
+) -> str:
+    """A benchmark server's kreis.toml: loopback only, limits raised for one address."""
+    room_lines = "\n".join(f"{key} = {value}" for key, value in rooms.items())
+    return f"""
 [server]
 host = "127.0.0.1"
 port = {port}
 
 [rooms]
-empty_timeout_seconds = 60
-knock_timeout_seconds = {lobby_timeout}
+{room_lines}
 max_participants = 100
 max_rooms = 1000
 
@@ -81,16 +84,39 @@ lobby_chat_per_minute = 10000
 [media]
 advertised_address = "127.0.0.1"
 bind_address = "127.0.0.1"
-port_min = {SERVER_PORTS[0]}
-port_max = {SERVER_PORTS[1]}
+port_min = {media_ports[0]}
+port_max = {media_ports[1]}
 workers = {workers}
 
 [logging]
-dir = "{path / "logs"}"
+dir = "{log_dir}"
+level = "{log_level}"
 
-[groups.{GROUP}]
-password_hash = "{hash_password(PASSWORD)}"
-""",
+[groups.{group}]
+password_hash = "{password_hash}"
+{extra}
+"""
+
+
+def start(
+    workers: int = 1, env: dict[str, str] | None = None, lobby_timeout: int = 600
+) -> BenchServer:
+    """Starts a server with the benchmark's group, bound to loopback; waits for health."""
+    from app.passwords import hash_password
+
+    tmp = tempfile.TemporaryDirectory(prefix="kreis-bench-")
+    path = Path(tmp.name)
+    port = free_port()
+    (path / "kreis.toml").write_text(
+        config_text(
+            port,
+            {"empty_timeout_seconds": 60, "knock_timeout_seconds": lobby_timeout},
+            SERVER_PORTS,
+            path / "logs",
+            GROUP,
+            hash_password(PASSWORD),
+            workers=workers,
+        ),
         encoding="utf-8",
     )
     proc_env = dict(os.environ)
