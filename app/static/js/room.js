@@ -95,7 +95,6 @@ export class RoomView {
       notice(t("admitted_notice"));
     }
     document.title = t("title_in_room");
-    await this.startWantedDevices();
     // the server starts every seat with the hand down and re-sends the recent chat
     this.chat.clear();
     this.hand = false;
@@ -108,6 +107,9 @@ export class RoomView {
     this.leader.gotRoomState({ room: joined.room, settings: joined.settings || {} });
     $("btn-leader").hidden = !this.isLeader;
     $("room-heading").textContent = joined.room;
+    // Only now, after the view was reset: the others' tracks can arrive while the
+    // devices start, and must land in the fresh view, not be cleared with the old one.
+    await this.startWantedDevices();
     this.tiles.setLocalVideo(this.media.camera);
     if (this.media.screenOn) this.tiles.setVideo(this.tiles.tile(joined.id, "screen"), this.media.screen);
     this.renderAll();
