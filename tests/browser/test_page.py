@@ -89,11 +89,12 @@ async def test_camera_off_before_joining(
     await shy.check("#rules")
     await shy.click("#join")
     await wait_state(shy, "room")
-    assert await shy.evaluate("window.kreis.media") == {
-        "mic": True,
-        "camera": False,
-        "screen": False,
-    }
+    chosen = {"mic": True, "camera": False, "screen": False}
+
+    async def devices_as_chosen() -> bool:  # they start once the person is in the room
+        return bool(await shy.evaluate("window.kreis.media") == chosen)
+
+    await wait_for(devices_as_chosen, 10, "the chosen microphone on, camera off")
     shy_id = (await shy.evaluate("window.kreis.me"))["id"]
 
     async def seen_without_camera() -> bool:

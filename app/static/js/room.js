@@ -89,9 +89,10 @@ export class RoomView {
     this.leftAsLeader = false;
     this.iceServers = iceServers || [];
     this.handsSeen = new Set();
-    if (firstEntry) {
-      // let in: a calm sound and the tab's title say so, also from another tab
-      if (joined.role === "guest") chime();
+    if (firstEntry && joined.role === "guest") {
+      // let in: a calm sound and a notice say so (the tab's title too, below), also in
+      // another tab; a leader was not let in, and keeps what the start told them
+      chime();
       notice(t("admitted_notice"));
     }
     document.title = t("title_in_room");
