@@ -118,3 +118,11 @@ async def audio_peak(page: Evaluating, source: str = "remote", seconds: float = 
     """
     script = AUDIO_PEAK_JS % {"source": json.dumps(source), "ms": int(seconds * 1000)}
     return await page.evaluate(script)
+
+
+async def devices_on(page: Any) -> None:
+    """Switches camera and microphone on in the pre-join (both start off)."""
+    for kind in ("camera", "mic"):
+        toggle = page.locator(f"#toggle-{kind}")
+        await toggle.click()
+        await page.locator(f'#toggle-{kind}[aria-pressed="true"]').wait_for(timeout=10000)

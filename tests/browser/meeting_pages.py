@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from page_checks import devices_on, wait_for
 from page_checks import start_room as start_room  # re-exported for the browser tests
-from page_checks import wait_for
 from playwright.async_api import Page
 
 from app.client import KreisClient
@@ -36,14 +36,6 @@ async def open_room(
         await page.fill("#leader-group", leader[0])
         await page.fill("#leader-password", leader[1])
     await page.click("#join")
-
-
-async def devices_on(page: Page) -> None:
-    """Switches camera and microphone on in the pre-join (both start off)."""
-    for kind in ("camera", "mic"):
-        toggle = page.locator(f"#toggle-{kind}")
-        await toggle.click()
-        await page.locator(f'#toggle-{kind}[aria-pressed="true"]').wait_for(timeout=10000)
 
 
 async def state_of(page: Page) -> str:

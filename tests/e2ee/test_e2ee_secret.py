@@ -23,7 +23,12 @@ from test_e2ee_meeting import e2ee, until
 
 from app.client import KreisClient
 
-pytestmark = [pytest.mark.e2ee, pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.e2ee,
+    pytest.mark.browser,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.wip,
+]  # issue 12: not yet seen passing
 
 
 @contextlib.asynccontextmanager

@@ -24,13 +24,17 @@ from typing import Any
 import pytest
 from bidi import Firefox, Tab, launch_firefox
 from chromium_flags import CHROMIUM, CHROMIUM_ARGS
-from page_checks import Evaluating, audio_peak, media, start_room, wait_for
+from page_checks import Evaluating, audio_peak, devices_on, media, start_room, wait_for
 from playwright.async_api import Page, async_playwright
 from vp8_tap import HOOKS, MAGIC, arm_tap, decode, frames_of, is_keyframe, tapped
 
 from app.client import KreisClient
 
-pytestmark = [pytest.mark.firefox, pytest.mark.browser]
+pytestmark = [
+    pytest.mark.firefox,
+    pytest.mark.browser,
+    pytest.mark.wip,
+]  # Firefox does not publish after the device-off pre-join (issue 16)
 
 
 # --- the two browsers -------------------------------------------------------------------
@@ -52,16 +56,21 @@ async def chromium_page(base_url: str, errors: list[str]) -> AsyncIterator[Page]
 
 async def chromium_knocks(page: Page, slug: str, name: str, fragment: str = "") -> None:
     await page.goto(f"/{slug}{fragment}")
-    await page.click("#toggle-camera")  # camera and microphone start off
-    await page.click("#toggle-mic")
+    await devices_on(page)  # camera and microphone start off
     await page.fill("#name", name)
     await page.check("#rules")
     await page.click("#join")
 
 
-FILL_AND_JOIN = """((name) => {
-  document.getElementById("toggle-camera").click(); // camera and microphone start off
-  document.getElementById("toggle-mic").click();
+FILL_AND_JOIN = """(async (name) => {
+  // camera and microphone start off: switch both on and wait until they are
+  for (const id of ["toggle-camera", "toggle-mic"]) {
+    const toggle = document.getElementById(id);
+    toggle.click();
+    for (let i = 0; i < 200 && toggle.getAttribute("aria-pressed") !== "true"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   const input = document.getElementById("name");
   input.value = name;
   input.dispatchEvent(new Event("input", { bubbles: true }));

@@ -40,7 +40,11 @@ from hostile_relay import HostileRelay, RelayedSocket
 from test_e2ee_hostile import launched, pages_in
 from test_e2ee_server_tap import inbound_video, intruder_joins, publish_plain_vp8
 
-pytestmark = [pytest.mark.firefox, pytest.mark.browser]
+pytestmark = [
+    pytest.mark.firefox,
+    pytest.mark.browser,
+    pytest.mark.wip,
+]  # issue 12: not yet seen passing
 
 
 async def e2ee(page: Evaluating) -> dict[str, Any]:
