@@ -213,14 +213,19 @@ class Router:
     async def _judge_links(self) -> None:
         while self._running:
             await asyncio.sleep(downlink.TICK)
-            for members in list(self._rooms.values()):
-                for p in list(members.values()):
-                    if p.down is None:
-                        continue
-                    try:
-                        p.link.tick(p.down.tracks.values(), self.stats)
-                    except Exception:
-                        logger.exception("judging a down link failed")
+            self._judge_links_once()
+
+    def _judge_links_once(self) -> None:
+        # Its own frame, so no participant stays referenced while the loop sleeps
+        # (a participant must be gone from memory once it left).
+        for members in list(self._rooms.values()):
+            for p in list(members.values()):
+                if p.down is None:
+                    continue
+                try:
+                    p.link.tick(p.down.tracks.values(), self.stats)
+                except Exception:
+                    logger.exception("judging a down link failed")
 
     def _get(self, room: str, participant: str) -> _Participant:
         p = self._rooms.get(room, {}).get(participant)

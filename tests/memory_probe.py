@@ -16,8 +16,18 @@ ROOM_LIKE = ("Room", "Participant", "Lobby", "Entrant", "Member", "Chat", "Resum
 """Class-name fragments that mark per-meeting objects in `app.*` and `sfu.*`."""
 PER_CONNECTION = ("Connection", "UpConnection", "DownConnection", "RtpUpTrack", "RtpDownTrack")
 """Exact class names of per-connection objects: none may outlive its socket."""
-SINGLETON_SUFFIXES = ("Store", "Config", "Registry", "Limiter", "Settings", "Placement")
-"""Long-lived holders (the room store itself, configuration) are not meeting traces."""
+SINGLETON_SUFFIXES = (
+    "Store",
+    "Config",
+    "Registry",
+    "Limiter",
+    "Settings",
+    "Placement",
+    "Desk",
+    "Signer",
+)
+"""Long-lived holders (the room store itself, configuration, the resume-token desk and
+its signer) are not meeting traces."""
 
 
 def _reachable_text(skip: set[int]) -> list[tuple[str | bytes, Any]]:
