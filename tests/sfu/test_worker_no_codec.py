@@ -52,7 +52,7 @@ class Peer:
 
     async def join(self) -> None:
         await self.client.connect()
-        self.media.start()
+        await self.media.start()
         await self.client.request({"type": "join", "room": SLUG, "name": self.name}, "joined")
         tracks = [(shared.tone_track(TONES[self.name]), "mic"), (shared.PatternTrack(), "camera")]
         await self.media.publish(tracks)
