@@ -322,7 +322,9 @@ async def test_backends_end_with_their_supervisor(tmp_path: Path) -> None:
         dial_in.stop()
 
 
-@pytest.mark.wip  # issue 14: since the gateway asks the server before answering, a 120-call flood gets fewer than 20 answers
+# issue 14: since the gateway asks the server before answering, a 120-call flood gets
+# fewer than 20 answers; not yet understood
+@pytest.mark.wip
 async def test_flood_and_scan_through_the_front(tmp_path: Path) -> None:
     """An INVITE flood beyond the 8 slots is answered 486 (as a lone gateway answers
     beyond its 4), nothing crashes or restarts, and a scan learns no version."""
