@@ -127,7 +127,12 @@ async def test_leader_runs_a_room_with_keys_only(kreis_server: Any, tmp_path: Pa
             # Two guests knock: the bell rings for each, the queue shows both.
             anna, answer = await guest(kreis_server, "Anna")
             guests.append(anna)
-            assert answer == {"type": "lobby_status", "state": "waiting", "message": None}
+            assert answer == {
+                "type": "lobby_status",
+                "state": "waiting",
+                "message": None,
+                "leader_present": True,
+            }
             await wait_for(pilot, lambda: len(room.entrants) == 1 and bells)
             await wait_for(
                 pilot, lambda: any("Anna is knocking" in n.message for n in app._notifications)
