@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -46,7 +46,8 @@ from app import protocol as p
 from app.connection import Connection
 
 if TYPE_CHECKING:
-    from app.cluster.node import ClusterNode
+    from app.cluster.directory import Directory
+    from app.config import ClusterConfig
     from app.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,24 @@ def verify_relay(key: str, header: str, now: float) -> str | None:
         return None
     good = hmac.new(key.encode(), f"relay\0{stamp}\0{address}".encode(), hashlib.sha256)
     return address if hmac.compare_digest(good.hexdigest(), mac) else None
+
+
+class OwnerDesk(Protocol):
+    """What the relay uses of this node (`app.cluster.node.ClusterNode`): where rooms
+    and PINs live. The node imports the relay; the relay sees the node only as this."""
+
+    node_id: str
+    state: str
+    directory: Directory
+    config: ClusterConfig
+
+    async def place(self, slug: str) -> str | None: ...
+
+    async def live_owner(self, slug: str) -> str | None: ...
+
+    async def live_owner_of_pin(self, pin: str) -> str | None: ...
+
+    async def suspect(self, node_id: str) -> None: ...
 
 
 class LinkFailed(Exception):
@@ -122,7 +141,7 @@ Dispatch = Callable[[str], Awaitable[None]]
 class Relay:
     """The entry side of every client connection on this node."""
 
-    def __init__(self, node: ClusterNode, hub: Hub, session: aiohttp.ClientSession) -> None:
+    def __init__(self, node: OwnerDesk, hub: Hub, session: aiohttp.ClientSession) -> None:
         self.node = node
         self.hub = hub
         self.session = session
