@@ -82,15 +82,26 @@ export function confirmDialog(question, yesLabel, { option = null } = {}) {
   const no = document.getElementById("confirm-no");
   yes.textContent = yesLabel;
   no.textContent = t("cancel");
+  return answerOf(dialog, yes, no, {
+    yesAnswer: () => (option && check && check.checked ? "option" : true),
+    focus: no,
+  });
+}
+
+/**
+ * Opens `dialog` as a modal and resolves with `yesAnswer()` when `yes` is pressed, false
+ * for `no` or Escape; the listeners go with the answer.
+ */
+export function answerOf(dialog, yes, no, { yesAnswer = () => true, focus = no } = {}) {
   return new Promise((resolve) => {
     const finish = (answer) => {
       yes.removeEventListener("click", onYes);
       no.removeEventListener("click", onNo);
       dialog.removeEventListener("cancel", onNo);
-      dialog.close();
+      if (dialog.open) dialog.close();
       resolve(answer);
     };
-    const onYes = () => finish(option && check && check.checked ? "option" : true);
+    const onYes = () => finish(yesAnswer());
     const onNo = (ev) => {
       if (ev) ev.preventDefault();
       finish(false);
@@ -99,7 +110,7 @@ export function confirmDialog(question, yesLabel, { option = null } = {}) {
     no.addEventListener("click", onNo);
     dialog.addEventListener("cancel", onNo);
     dialog.showModal();
-    no.focus();
+    focus.focus();
   });
 }
 

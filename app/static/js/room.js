@@ -7,7 +7,7 @@
  * nothing (replaceTrack(null)); `media_state` tells the others.
  */
 
-import { $, el, notice, confirmDialog, chime } from "./dom.js";
+import { $, el, notice, confirmDialog, chime, answerOf } from "./dom.js";
 import { t, onLangChange } from "./i18n.js";
 import { UpConnection, DownConnection } from "./peers.js";
 import { Tiles } from "./tiles.js";
@@ -215,7 +215,7 @@ export class RoomView {
       if (!this.media.micOn) return;
       const dialog = $("mute-ask");
       if (dialog.open) return;
-      const yes = await askDialog(dialog, $("mute-ask-yes"), $("mute-ask-no"));
+      const yes = await answerOf(dialog, $("mute-ask-yes"), $("mute-ask-no"), { focus: $("mute-ask-yes") });
       if (yes && this.media.micOn) await this.setMic(false);
       return;
     }
@@ -452,25 +452,3 @@ function setControl(id, on, shortWhenOn, shortWhenOff, actionWhenOn, actionWhenO
   button.dataset.state = on ? "on" : "off";
 }
 
-/** A modal question with two buttons; resolves true for `yes`. */
-function askDialog(dialog, yes, no) {
-  return new Promise((resolve) => {
-    const finish = (answer) => {
-      yes.removeEventListener("click", onYes);
-      no.removeEventListener("click", onNo);
-      dialog.removeEventListener("cancel", onNo);
-      if (dialog.open) dialog.close();
-      resolve(answer);
-    };
-    const onYes = () => finish(true);
-    const onNo = (ev) => {
-      if (ev) ev.preventDefault();
-      finish(false);
-    };
-    yes.addEventListener("click", onYes);
-    no.addEventListener("click", onNo);
-    dialog.addEventListener("cancel", onNo);
-    dialog.showModal();
-    yes.focus();
-  });
-}
