@@ -150,6 +150,36 @@ def transport_configs(
     return out
 
 
+def release(obj: Any) -> None:
+    """Runs a pjsua2 object's C++ destructor now, while Python still holds it (on the
+    pjsip thread); afterwards the Python object must only be dropped.
+
+    Left to Python's own deallocation, the destructor runs after the object's count
+    reached zero, with the GIL released: pjmedia's clock thread (an AudioMediaPort's
+    frame callbacks) or the media thread (a call's DTMF) could still call into the
+    dying object, count it up and down again and free it twice. Under an INVITE flood
+    that corrupted the heap and crashed the gateway in the clock thread. Called
+    explicitly, the destructor unhooks the object (a port takes its lock and stops
+    its callbacks) while the object is still alive.
+
+    A `pj.Call`'s destructor also clears the user data of the call *slot* it was
+    given and hangs up whatever call is active there. pjsua reuses its few slots at
+    once: an ended call's object destroyed after its slot went to a new call hung up
+    the stranger's call (603 Decline) and cut that call off from its own object. A
+    slot that holds a call object again is not ours any more: then the old object is
+    disowned (its C++ part, a few hundred bytes, is never freed) instead.
+    """
+    if not isinstance(obj, (pj.Call, pj.AudioMediaPort)) or not obj.thisown:
+        return
+    if isinstance(obj, pj.Call):
+        slot = obj.getId()
+        if slot != pj.PJSUA_INVALID_ID and pj.Call.lookup(slot) is not None:
+            obj.thisown = False
+            return
+    type(obj).__swig_destroy__(obj)
+    obj.thisown = False
+
+
 class PjsipThread:
     """Owns the pjsua2 Endpoint on its own thread; runs functions there on request.
 
@@ -199,6 +229,10 @@ class PjsipThread:
         AudioMediaPort freed at once can be called after its memory is gone.
         """
         self._retired.append((time.monotonic() + seconds, obj))
+
+    def drop_call(self, call: Any) -> None:
+        """Lets go of an ended call's pjsua2 object (see `release`)."""
+        release(call)
 
     def next_call_key(self) -> int:
         """A gateway-wide call number (never reused while the process runs)."""
@@ -306,7 +340,10 @@ class PjsipThread:
             self._drain()
             if self._retired and self._retired[0][0] < time.monotonic():
                 now = time.monotonic()
+                due = [obj for t, obj in self._retired if t < now]
                 self._retired = [(t, obj) for t, obj in self._retired if t >= now]
+                for obj in due:
+                    release(obj)
         try:
             ep.hangupAllCalls()
             for _ in range(30):

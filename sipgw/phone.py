@@ -296,6 +296,17 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         key = self.pjsip.next_call_key()
         call = GatewayCall(self, prm.callId, key)
+        try:
+            self._take(call, key, prm)
+        except Exception:
+            # An exception must not drop the object inside this callback (see
+            # `_reject`), nor leave a half-taken call holding a slot.
+            log.exception("an incoming call could not be taken (500)")
+            self.calls.pop(key, None)
+            if not call.ended:
+                self._reject(call, 500)
+
+    def _take(self, call: GatewayCall, key: int, prm: pj.OnIncomingCallParam) -> None:
         invite = str(prm.rdata.wholeMsg)
         src = trusted_source(
             source_ip(str(prm.rdata.srcAddress)), invite, self.pjsip.role is not None
@@ -325,8 +336,11 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         try:
             call.answer(op)
         except pj.Error:
+            # Dropping the object here would hang up from inside the callback (see
+            # `_reject`): end the call on the next turn like any refused one.
             log.warning("ringing a call failed")
             self.calls.pop(key, None)
+            self._reject(call, 500)
             return
         events, audio = self.events, call.audio
         self.post(lambda: events.call_started(incoming, audio))
@@ -377,7 +391,10 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
 
     def _forget(self, key: int) -> None:
         call = self.calls.pop(key, None)
-        if call is not None and call.port is not None:
+        if call is None:
+            return
+        if call.port is not None:
             # The bridge may still pull a frame from it: free the port only later.
             self.pjsip.retire(call.port)
             call.port = None
+        self.pjsip.drop_call(call)
