@@ -13,11 +13,14 @@ Rules (each a sentence in the BadSdp message, which is logged at debug level onl
 - text of at most MAX_SDP_LENGTH characters, `v=0` first, every line `<letter>=...`
   without control characters, parsable by aiortc;
 - between 1 and MAX_SECTIONS m-lines (MAX_UP_SECTIONS in an up offer), each
-  `audio` or `video` on a non-zero port with profile UDP/TLS/RTP/SAVPF (or SAVP), at
+  `audio` or `video` on a non-zero port, with profile UDP/TLS/RTP/SAVPF (or SAVP), at
   least one codec aiortc can negotiate, `a=rtcp-mux`, a unique `a=mid` token, ICE
   credentials of RFC 8839 form, DTLS fingerprints (every one well-formed, of a digest
   aiortc verifies: sha-256, -384 or -512) and a valid `a=setup`
   (`actpass`, `active` or `passive` in an offer; `active` or `passive` in an answer);
+- port 0 only in an offer, on an m-line marked `a=bundle-only` inside a BUNDLE group
+  whose first m-line has a port (Firefox offers so under bundlePolicy max-bundle,
+  RFC 8843 section 7.2.1 / JSEP); aiortc carries it on the group's transport;
 - a BUNDLE group names only mids that exist;
 - an up offer has an m-line of the announced kind for every announced track, and
   that m-line sends (`sendonly` or `sendrecv`);
@@ -63,7 +66,7 @@ def check_up_offer(sdp: object, tracks: Sequence[TrackInfo]) -> None:
     sections = description.media
     if len(sections) > MAX_UP_SECTIONS:
         raise BadSdp("too many m-lines in an up offer")
-    _check_sections(sections, OFFER_ROLES)
+    _check_sections(sections, OFFER_ROLES, _bundle_only(str(sdp), description))
     by_mid = {m.rtp.muxId: m for m in sections}
     for info in tracks:
         section = by_mid.get(info.mid)
@@ -110,12 +113,33 @@ def _parse(sdp: object) -> Any:
     return description
 
 
-def _check_sections(sections: Sequence[Any], roles: Sequence[str]) -> None:
+def _bundle_only(sdp: str, description: Any) -> frozenset[str]:
+    """The mids that may have port 0 in an offer: their section says `a=bundle-only`
+    and they are in a BUNDLE group whose first (tagged) m-line has a real port."""
+    marked: set[str] = set()
+    for section in sdp.split("\nm=")[1:]:
+        lines = [line.strip() for line in section.splitlines()]
+        if "a=bundle-only" in lines:
+            marked.update(line[len("a=mid:") :] for line in lines if line.startswith("a=mid:"))
+    ports = {m.rtp.muxId: m.port for m in description.media}
+    allowed: set[str] = set()
+    for group in description.group:
+        items = [str(item) for item in group.items]
+        if group.semantic == "BUNDLE" and items and 0 < ports.get(items[0], 0) < 65536:
+            allowed |= marked & set(items[1:])
+    return frozenset(allowed)
+
+
+def _check_sections(
+    sections: Sequence[Any], roles: Sequence[str], bundle_only: frozenset[str] = frozenset()
+) -> None:
     mids: set[str] = set()
     for m in sections:
         if m.kind not in ("audio", "video"):
             raise BadSdp("only audio and video m-lines")
-        if not 0 < m.port < 65536:
+        if m.port == 0 and m.rtp.muxId in bundle_only:
+            pass  # carried on the BUNDLE group's transport
+        elif not 0 < m.port < 65536:
             raise BadSdp("an m-line with port 0 (rejected) or out of range")
         if m.profile not in PROFILES:
             raise BadSdp("media must be DTLS-SRTP (UDP/TLS/RTP/SAVPF)")

@@ -45,6 +45,13 @@ PREFS: dict[str, bool | int | str] = {
     # so no usable UDP candidate at all (found by experiment, Firefox 153).
     "media.navigator.permission.fake": True,
     "media.autoplay.default": 0,
+    # Web Audio (the tests' FFT of what a page hears) may start without a click: else
+    # AudioContext.resume() stays pending in a page nobody clicked.
+    "media.autoplay.block-webaudio": False,
+    # No sound card in CI: a real audio backend leaves every AudioContext "suspended"
+    # for ever; Firefox's mock backend runs it (the fake microphone then measures as
+    # its 1 kHz tone; found by experiment, Firefox ESR on Debian bookworm).
+    "media.cubeb.force_mock_context": True,
     # Nothing in the background: no update, telemetry, safebrowsing or portal checks.
     "network.captive-portal-service.enabled": False,
     "network.connectivity-service.enabled": False,
@@ -167,6 +174,8 @@ class Tab:
                 "target": {"context": self.context},
                 "awaitPromise": True,
                 "resultOwnership": "none",
+                # as if a person had just clicked: the scripts press the page's buttons
+                "userActivation": True,
             },
             timeout=timeout,
         )

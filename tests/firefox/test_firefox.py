@@ -33,8 +33,7 @@ from app.client import KreisClient
 pytestmark = [
     pytest.mark.firefox,
     pytest.mark.browser,
-    pytest.mark.wip,
-]  # Firefox does not publish after the device-off pre-join (issue 16)
+]
 
 
 # --- the two browsers -------------------------------------------------------------------

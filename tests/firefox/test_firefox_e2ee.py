@@ -43,8 +43,7 @@ from test_e2ee_server_tap import inbound_video, intruder_joins, publish_plain_vp
 pytestmark = [
     pytest.mark.firefox,
     pytest.mark.browser,
-    pytest.mark.wip,
-]  # issue 12: not yet seen passing
+]
 
 
 async def e2ee(page: Evaluating) -> dict[str, Any]:
@@ -97,6 +96,8 @@ async def test_firefox_drops_a_replayed_frame_and_counts_it() -> None:
     assert not errors, errors
 
 
+@pytest.mark.wip  # the intruder's packets never show in Firefox's inbound stats after
+# the replayed offer (the relay's hidden offer sent again); not yet understood (issue 12)
 async def test_firefox_never_renders_clear_media_from_a_late_transceiver(
     server_factory: Any,
 ) -> None:

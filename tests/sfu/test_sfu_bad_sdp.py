@@ -38,6 +38,12 @@ def _drop_video(sdp: str) -> str:
     return sdp[: sdp.index("m=video")]
 
 
+def _bundle_only(sdp: str) -> str:
+    """The video m-line as Firefox offers it under max-bundle: port 0, `a=bundle-only`."""
+    sdp = re.sub(r"^m=video \d+", "m=video 0", sdp, flags=re.M)
+    return re.sub(r"^(a=mid:1)(?=\r)", "\\1\r\na=bundle-only", sdp, flags=re.M)
+
+
 def _duplicate_mid(sdp: str) -> str:
     return re.sub(r"^a=mid:1(?=\r)", "a=mid:0", sdp, flags=re.M)
 
@@ -47,6 +53,12 @@ OFFER_MUTATIONS: dict[str, Callable[[str], str]] = {
     "no fingerprint": _sub(r"^a=fingerprint:.*\r\n", ""),
     "plain RTP/AVP": _sub(r"UDP/TLS/RTP/SAVPF", "RTP/AVP"),
     "port 0": _sub(r"^m=video \d+", "m=video 0"),
+    "bundle-only outside BUNDLE": lambda sdp: re.sub(
+        r"^a=group:BUNDLE[^\r\n]*\r\n", "", _bundle_only(sdp), flags=re.M
+    ),
+    "bundle-only as the group's first": lambda sdp: re.sub(
+        r"^a=group:BUNDLE 0 1", "a=group:BUNDLE 1 0", _bundle_only(sdp), flags=re.M
+    ),
     "no ice-ufrag": _sub(r"^a=ice-ufrag:.*\r\n", ""),
     "no ice-pwd": _sub(r"^a=ice-pwd:.*\r\n", ""),
     "short ice-pwd": _sub(r"^a=ice-pwd:[^\r\n]*", "a=ice-pwd:short"),
@@ -119,8 +131,11 @@ async def test_malformed_up_offers_get_bad_sdp_and_leave_the_connection_usable(
                 await router.got_up_offer(room, "pub", good, [wrong])
 
         # Nothing of the bad offers reached aiortc: the same connection answers the
-        # good offer and the subscriber gets the media.
-        answer = await router.got_up_offer(room, "pub", good, tracks)
+        # good offer and the subscriber gets the media. The good offer is sent the
+        # way Firefox sends it (max-bundle: the video m-line on port 0, bundle-only).
+        firefox_like = _bundle_only(good)
+        assert "a=bundle-only" in firefox_like and "m=video 0 " in firefox_like
+        answer = await router.got_up_offer(room, "pub", firefox_like, tracks)
         await pc.setRemoteDescription(type(pc.localDescription)(sdp=answer, type="answer"))
         await wait_for(lambda: sub.video_frames() > 10 and sub.audio_frames() > 10, 15)
     finally:
