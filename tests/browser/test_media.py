@@ -170,14 +170,35 @@ async def test_screen_share_reaches_the_others(
     assert await screen_frames() > first
     videos = [s for s in inbound(await stats(bob), "video") if s["participant"] == alice_id]
     assert {s["source"] for s in videos} == {"camera", "screen"}
-    await bob.locator(f'.tile[data-participant="{alice_id}"][data-source="screen"]').wait_for(
-        timeout=5000
-    )
+    screen_tile = bob.locator(f'.tile[data-participant="{alice_id}"][data-source="screen"]')
+    await screen_tile.wait_for(timeout=5000)
 
-    await alice.click("#btn-screen")  # stop sharing: the tile goes away
-    await bob.locator(f'.tile[data-participant="{alice_id}"][data-source="screen"]').wait_for(
-        state="detached", timeout=10000
+    # Bob enlarges the shared screen: it fills the stage's width, the camera tiles
+    # become a strip; Escape brings the grid back.
+    camera_tile = bob.locator(f'.tile[data-participant="{alice_id}"][data-source="camera"]')
+    button = screen_tile.locator("button.enlarge")
+    small = await screen_tile.bounding_box()
+    await button.click()
+    assert await button.get_attribute("aria-pressed") == "true"
+    assert await button.inner_text() in ("Back to all", "Zurück zu allen")
+    big, strip, grid = (
+        await screen_tile.bounding_box(),
+        await camera_tile.bounding_box(),
+        await bob.locator("#tiles").bounding_box(),
     )
+    assert small and big and strip and grid
+    assert big["width"] >= 0.9 * grid["width"], (big, grid)
+    assert big["width"] * big["height"] > 3 * small["width"] * small["height"], (small, big)
+    assert big["height"] > 2 * strip["height"], (big, strip)
+    await bob.keyboard.press("Escape")
+    assert await button.get_attribute("aria-pressed") == "false"
+    back = await screen_tile.bounding_box()
+    assert back and abs(back["width"] - small["width"]) < 2, (small, back)
+
+    await button.click()  # enlarged while Alice stops sharing: the grid comes back
+    await alice.click("#btn-screen")  # stop sharing: the tile goes away
+    await screen_tile.wait_for(state="detached", timeout=10000)
+    assert "has-enlarged" not in (await bob.locator("#tiles").get_attribute("class") or "")
 
 
 async def test_lobby_entrant_receives_no_media(

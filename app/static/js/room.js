@@ -368,6 +368,10 @@ export class RoomView {
       $("btn-more").focus();
       return;
     }
+    if (ev.key === "Escape" && this.tiles.enlarged) {
+      this.tiles.enlarge(null);
+      return;
+    }
     const actions = {
       m: () => this.toggleMic(),
       v: () => this.toggleCamera(),
@@ -439,6 +443,7 @@ const SHORTCUTS = [
   ["P", "shortcut_people"],
   ["C", "shortcut_chat"],
   ["?", "shortcut_help"],
+  ["Esc", "shortcut_shrink"],
 ];
 
 /**

@@ -24,6 +24,7 @@ export class Tiles {
     this.people = new Map(); // pid -> participant entry
     this.myId = null;
     this.speaker = null;
+    this.enlarged = null; // the tile key shown over the whole stage, or null
     this.quality = {}; // pid -> {quality, videoStalled, audioFlowing} (peers.js judgeQuality)
     this.weakSince = 0;
     this.weakShown = false;
@@ -64,6 +65,8 @@ export class Tiles {
     this.grid.replaceChildren();
     this.people.clear();
     this.speaker = null;
+    this.enlarged = null;
+    this.grid.classList.remove("has-enlarged");
   }
 
   tile(pid, source) {
@@ -82,7 +85,13 @@ export class Tiles {
       caption,
     ]);
     video.hidden = true;
-    tile = { root, video, avatar, name, marks, source, pid, hasVideo: false };
+    tile = { root, video, avatar, name, marks, source, pid, hasVideo: false, enlarge: null };
+    if (source === "screen") {
+      // a shared screen can fill the stage (and back): text on it must be readable
+      tile.enlarge = el("button", { cls: "enlarge", attrs: { type: "button", "aria-pressed": "false" } });
+      tile.enlarge.addEventListener("click", () => this.enlarge(this.enlarged === key ? null : key));
+      caption.append(tile.enlarge);
+    }
     this.tiles.set(key, tile);
     if (pid === this.myId && source === "camera") this.grid.prepend(root);
     else this.grid.append(root);
@@ -90,10 +99,31 @@ export class Tiles {
     return tile;
   }
 
+  /**
+   * Shows the tile `key` (a shared screen) over the whole stage, the others in a strip
+   * below it; null goes back to the grid. Escape does that too (room.js).
+   */
+  enlarge(key) {
+    this.enlarged = key && this.tiles.has(key) ? key : null;
+    this.grid.classList.toggle("has-enlarged", !!this.enlarged);
+    for (const [k, tile] of this.tiles) {
+      tile.root.classList.toggle("enlarged", k === this.enlarged);
+      if (tile.enlarge) this.renderEnlarge(tile, k === this.enlarged);
+    }
+    const tile = this.enlarged && this.tiles.get(this.enlarged);
+    if (tile) tile.enlarge.focus();
+  }
+
+  renderEnlarge(tile, on) {
+    tile.enlarge.setAttribute("aria-pressed", String(on));
+    tile.enlarge.textContent = t(on ? "screen_shrink" : "screen_enlarge");
+  }
+
   drop(pid, source) {
     const key = `${pid}:${source}`;
     const tile = this.tiles.get(key);
     if (!tile) return;
+    if (this.enlarged === key) this.enlarge(null);
     tile.video.srcObject = null;
     tile.root.remove();
     this.tiles.delete(key);
@@ -173,6 +203,7 @@ export class Tiles {
     const mine = tile.pid === this.myId;
     const label = tile.source === "screen" ? t("screen_of", { name }) : mine ? `${name} (${t("you")})` : name;
     tile.name.textContent = label;
+    if (tile.enlarge) this.renderEnlarge(tile, this.enlarged === `${tile.pid}:${tile.source}`);
     // a screen reader hears the kind too: "Leitung, Leader (console), reconnecting"
     const kind = p && tile.source === "camera" ? kindMark(p) : null;
     const spoken = [label, kind && kind[1], p && p.away && t("away")].filter(Boolean).join(", ");
