@@ -238,6 +238,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "key.admit_all": ("Admit all", "Alle einlassen"),
     "key.whisper": ("Message to waiting", "Nachricht an Wartende"),
     "key.mute": ("Ask to mute", "Stumm bitten"),
+    "key.mute_now": ("Mute", "Stummschalten"),
+    "key.mute_all": ("Mute all", "Alle stumm"),
+    "key.lower_hand": ("Lower hand", "Hand senken"),
     "key.remove": ("Remove", "Entfernen"),
     "key.promote": ("Co-leader", "Co-Leitung"),
     "key.lock": ("Lock", "Sperren"),
@@ -262,6 +265,16 @@ TEXTS: dict[str, tuple[str, str]] = {
         "End the room {slug} for everyone? Everybody is disconnected and the chat is gone.",
         "Raum {slug} für alle beenden? Alle werden getrennt, der Chat ist weg.",
     ),
+    "confirm.mute_all": (
+        "Switch off every microphone in the room but yours? Everyone can switch theirs on again.",
+        "Alle Mikrofone im Raum außer deinem ausschalten? Alle können ihres wieder einschalten.",
+    ),
+    "notice.mute_asked": (
+        "{name} was asked to switch off their microphone.",
+        "{name} wurde gebeten, das Mikrofon auszuschalten.",
+    ),
+    "notice.no_hand": ("{name} has no hand raised.", "{name} hat keine Hand gehoben."),
+    "room.nobody_to_mute": ("Nobody else is in the room.", "Sonst ist niemand im Raum."),
     "confirm.remove": ("Remove {name} from the room?", "{name} aus dem Raum entfernen?"),
     "confirm.remove_only": ("Remove", "Entfernen"),
     "confirm.remove_bar": ("Remove and bar", "Entfernen und sperren"),
@@ -340,8 +353,23 @@ TEXTS: dict[str, tuple[str, str]] = {
         "w: eine Nachricht schreiben, die nur die ausgewählte wartende Person sieht.",
     ),
     "help.mute": (
-        "m: ask the selected person to switch off their microphone.",
-        "m: die ausgewählte Person bitten, ihr Mikrofon auszuschalten.",
+        "m: ask the selected person to switch off their microphone; they decide.",
+        "m: die ausgewählte Person bitten, ihr Mikrofon auszuschalten; sie entscheidet.",
+    ),
+    "help.mute_now": (
+        "M (Shift+m): switch the selected person's microphone off; they can switch it on again.",
+        "M (Umschalt+m): das Mikrofon der ausgewählten Person ausschalten; sie kann es"
+        " wieder einschalten.",
+    ),
+    "help.mute_all": (
+        "S (Shift+s): switch off every microphone but yours, after you confirm.",
+        "S (Umschalt+s): alle Mikrofone außer deinem ausschalten, nach einer Rückfrage.",
+    ),
+    "help.lower_hand": (
+        "h: lower the selected person's raised hand. The Hand column shows the order in"
+        " which hands went up (✋ 1 first).",
+        "h: die gehobene Hand der ausgewählten Person senken. Die Spalte Hand zeigt die"
+        " Reihenfolge, in der sich Hände gehoben haben (✋ 1 zuerst).",
     ),
     "help.remove": (
         "r: remove the selected person from the room (you can also bar them).",

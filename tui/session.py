@@ -39,6 +39,8 @@ from app.protocol import (
     EndRoom,
     ListRooms,
     Login,
+    LowerHand,
+    MuteAll,
     MuteRequest,
     Promote,
     Remove,
@@ -440,8 +442,17 @@ class ConsoleSession:
         """A chat message to the whole room."""
         await self._send(ChatUp(text=text, room=self._slug()))
 
-    async def mute_request(self, pid: str) -> None:
-        await self._send(MuteRequest(room=self._slug(), id=pid))
+    async def mute_request(self, pid: str, ask: bool = True) -> None:
+        """Asks the person to switch their microphone off (they decide), or, with
+        `ask=False`, switches it off for them (they can switch it on again)."""
+        await self._send(MuteRequest(room=self._slug(), id=pid, ask=ask))
+
+    async def mute_all(self) -> None:
+        """Switches off every microphone in the room but our own."""
+        await self._send(MuteAll(room=self._slug()))
+
+    async def lower_hand(self, pid: str) -> None:
+        await self._send(LowerHand(room=self._slug(), id=pid))
 
     async def remove(self, pid: str, bar: bool = False) -> None:
         await self._send(Remove(room=self._slug(), id=pid, bar=bar))

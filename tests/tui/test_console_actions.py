@@ -21,6 +21,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.rooms import RoomsScreen
 from tui.widgets.lobby_queue import LobbyQueue
+from tui.widgets.participants_table import ParticipantsTable
 
 pytestmark = pytest.mark.tui
 
@@ -132,12 +133,53 @@ async def test_more_room_actions_by_keys(kreis_server: Any, tmp_path: Path) -> N
             assert (await greta.expect("chat"))["text"] == "Willkommen"
             await wait_for(pilot, lambda: any(m.get("text") == "Willkommen" for m in room.chat))
 
-            # Ask the first participant to mute, then make them co-leader.
+            # Hands: Greta's goes up first, then Fritz's; the table numbers them in that
+            # order, and "h" lowers the selected person's hand.
+            people = app.screen.query_one(ParticipantsTable)
+            for client in (greta, fritz):
+                await client.send({"type": "hand", "raised": True})
+                await wait_for(
+                    pilot,
+                    lambda c=client: (
+                        sum(bool(p.get("hand")) for p in room.participants)
+                        == (1 if c is greta else 2)
+                    ),
+                )
+
+            def hand_cell(name: str) -> str:
+                row = next(i for i, p in enumerate(room.participants) if p["name"] == name)
+                return str(people.table.get_row_at(row)[5])
+
+            await wait_for(pilot, lambda: hand_cell("Greta") == "✋ 1")
+            assert hand_cell("Fritz") == "✋ 2"
             await pilot.press("2")
             first = room.participants[0]
             target = fritz if first["name"] == "Fritz" else greta
+            await pilot.press("h")
+            await wait_for(
+                pilot,
+                lambda: not next(p for p in room.participants if p["id"] == first["id"])["hand"],
+            )
+            other = "Greta" if first["name"] == "Fritz" else "Fritz"
+            await wait_for(pilot, lambda: hand_cell(other) == "✋ 1")
+
+            # Ask the first participant to mute (a request they decide on), mute them
+            # outright, then make them co-leader.
             await pilot.press("m")
-            assert (await target.expect("mute_request"))["room"] == SLUG
+            asked = await target.expect("mute_request")
+            assert asked["room"] == SLUG and asked["ask"] is True, asked
+            await pilot.press("M")
+            muted = await target.expect("mute_request")
+            assert muted["ask"] is False, muted
+            # Mute everyone (after the question): everyone whose microphone is on.
+            for client in (fritz, greta):
+                await client.send({"type": "media_state", "mic": True})
+            await wait_for(pilot, lambda: all(p.get("mic") for p in room.participants))
+            await pilot.press("S")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            for client in (fritz, greta):
+                assert (await client.expect("mute_request"))["ask"] is False
             await pilot.press("p")
             await wait_for(pilot, lambda: room.participants[0].get("role") == "coleader")
 

@@ -41,6 +41,9 @@ class RoomScreen(ConsoleScreen):
         ("A", "admit_all", "key.admit_all", True),
         ("w", "whisper", "key.whisper", True),
         ("m", "mute", "key.mute", True),
+        ("M", "mute_now", "key.mute_now", True),
+        ("S", "mute_all", "key.mute_all", True),
+        ("h", "lower_hand", "key.lower_hand", True),
         ("r", "remove", "key.remove", True),
         ("p", "promote", "key.promote", True),
         ("l", "lock", "key.lock", True),
@@ -196,10 +199,41 @@ class RoomScreen(ConsoleScreen):
     # ------------------------------------------------------------------ participants
 
     def action_mute(self) -> None:
+        """Asks the selected person to mute: a request they accept or decline."""
         person = self._participant()
         if person is not None:
             pid = str(person["id"])
-            self._run(lambda: self.console.session.mute_request(pid))
+            self._run(lambda: self.console.session.mute_request(pid, ask=True))
+            self.notify(t("notice.mute_asked", name=str(person.get("name", ""))), markup=False)
+
+    def action_mute_now(self) -> None:
+        """Switches the selected person's microphone off (they can switch it on again)."""
+        person = self._participant()
+        if person is not None:
+            pid = str(person["id"])
+            self._run(lambda: self.console.session.mute_request(pid, ask=False))
+
+    def action_mute_all(self) -> None:
+        room = self.room
+        if room is None or not room.participants:
+            self.notify(t("room.nobody_to_mute"), markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(self.console.session.mute_all)
+
+        self.app.push_screen(ConfirmScreen(sentence("confirm.mute_all")), answered)
+
+    def action_lower_hand(self) -> None:
+        person = self._participant()
+        if person is None:
+            return
+        if not person.get("hand"):
+            self.notify(t("notice.no_hand", name=str(person.get("name", ""))), markup=False)
+            return
+        pid = str(person["id"])
+        self._run(lambda: self.console.session.lower_hand(pid))
 
     def action_remove(self) -> None:
         person = self._participant()

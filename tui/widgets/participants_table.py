@@ -50,6 +50,18 @@ def _flag(value: object) -> Text:
     return Text(t("yes"), style="bold") if value else Text(t("no"), style="dim")
 
 
+def hand_places(participants: list[dict[str, Any]]) -> dict[str, int]:
+    """Raised hands numbered 1, 2, … in the order they went up (the server's
+    `hand_seq`); a hand without one comes last."""
+    raised = [p for p in participants if p.get("hand")]
+    raised.sort(key=lambda p: p["hand_seq"] if isinstance(p.get("hand_seq"), int) else 1 << 62)
+    return {str(p.get("id")): place for place, p in enumerate(raised, start=1)}
+
+
+def _hand(place: int | None) -> Text:
+    return Text(f"✋ {place}", style="bold") if place else Text(t("no"), style="dim")
+
+
 class ParticipantsTable(Vertical):
     """Title plus a DataTable of the room's participants."""
 
@@ -94,7 +106,7 @@ class ParticipantsTable(Vertical):
             ("mic", 5),
             ("camera", 6),
             ("screen", 6),
-            ("hand", 4),
+            ("hand", 5),
             ("e2ee", 10),
         ):
             table.add_column(t(f"col.{key}"), key=key, width=width)
@@ -109,6 +121,7 @@ class ParticipantsTable(Vertical):
         )
         table = self.table
         table.clear()
+        places = hand_places(self.participants)
         for p in self.participants:
             table.add_row(
                 name_cell(p),
@@ -116,7 +129,7 @@ class ParticipantsTable(Vertical):
                 _flag(p.get("mic")),
                 _flag(p.get("camera")),
                 _flag(p.get("screen")),
-                _flag(p.get("hand")),
+                _hand(places.get(str(p.get("id")))),
                 Text(_label("e2ee", p.get("e2ee", "off"))),
                 key=str(p.get("id")),
                 height=2 if p.get("away") else 1,
