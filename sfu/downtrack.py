@@ -154,6 +154,11 @@ class RtpDownTrack:
         return self._remb
 
     @property
+    def fraction_lost(self) -> float:
+        """The receiver's last reported loss, 0 to 1."""
+        return self.feedback.fraction_lost
+
+    @property
     def kind(self) -> str:
         return self.info.kind
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import AnyRtcpPacket
@@ -33,9 +33,33 @@ from sfu.stats import Stats
 
 if TYPE_CHECKING:
     from sfu.aiortc_private import RtpWriter
-    from sfu.downtrack import RtpDownTrack
 
 logger = logging.getLogger(__name__)
+
+
+class DownSink(Protocol):
+    """What an up-track feeds: a down-track (`sfu.downtrack.RtpDownTrack`), seen only
+    through these calls, so the two modules do not import each other."""
+
+    def write_rtp(self, view: RtpView) -> None: ...
+
+    def refresh(self) -> None:
+        """The up-track's codecs or extensions changed: remap."""
+
+    def resync(self) -> None:
+        """The next packet starts a new sequence (forwarding resumed)."""
+
+    def detach(self, up: RtpUpTrack | None = None) -> None:
+        """The up-track ends: stop being fed by it."""
+
+    @property
+    def remb(self) -> int | None:
+        """The receiver's bandwidth estimate in bit/s, if it sent one."""
+
+    @property
+    def fraction_lost(self) -> float:
+        """The receiver's last reported loss, 0 to 1."""
+
 
 KEYFRAME_INTERVAL = 0.5
 """At most one PLI per this many seconds per up-track."""
@@ -84,7 +108,7 @@ class RtpUpTrack:
         """Bumped when codecs or extensions change, so down-tracks remap."""
         self.payload_tap: PayloadTap | None = None
         """Set by the router from Router.payload_tap (tests only); None costs nothing."""
-        self._downs: tuple[RtpDownTrack, ...] = ()
+        self._downs: tuple[DownSink, ...] = ()
         self._writer = writer
         self._rtcp_ssrc = rtcp_ssrc
         self._stats = stats
@@ -113,7 +137,7 @@ class RtpUpTrack:
         return self.info.kind
 
     @property
-    def downs(self) -> tuple[RtpDownTrack, ...]:
+    def downs(self) -> tuple[DownSink, ...]:
         return self._downs
 
     @property
@@ -130,11 +154,11 @@ class RtpUpTrack:
         for down in self._downs:
             down.refresh()
 
-    def add_down(self, down: RtpDownTrack) -> None:
+    def add_down(self, down: DownSink) -> None:
         if down not in self._downs:
             self._downs = (*self._downs, down)
 
-    def remove_down(self, down: RtpDownTrack) -> None:
+    def remove_down(self, down: DownSink) -> None:
         self._downs = tuple(d for d in self._downs if d is not down)
 
     def set_forwarding(self, enabled: bool) -> None:
@@ -297,7 +321,7 @@ class RtpUpTrack:
             fraction = (interval_lost << 8) // interval_expected
         if self.info.kind == "audio":
             # The encoder protects what the worst receiver loses, not only our uplink.
-            worst = max((d.feedback.fraction_lost for d in self._downs), default=0.0)
+            worst = max((d.fraction_lost for d in self._downs), default=0.0)
             fraction = max(fraction, min(255, int(worst * 256)))
         lsr = dlsr = 0
         if self.sender_report is not None:

@@ -27,6 +27,7 @@ from sipgw.config import BackendRole, Config, backend_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
 from sipgw.link import LinkFactory
+from sipgw.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +73,6 @@ def server_link_factory(config: Config) -> LinkFactory:
         return ServerLink(config.gateway.server_url, config.gateway.secret)
 
     return make
-
-
-def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
-    """`stop` (a new event if None), set on SIGINT or SIGTERM from now on."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not on the main thread (a test's loop) or not on this platform: no handler.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def serve(

@@ -27,7 +27,7 @@ from typing import Any
 from sipgw.config import FRONT_ADDRESS, Config
 from sipgw.errors import SipStartError
 from sipgw.front import SipFront
-from sipgw.main import stop_on_signals
+from sipgw.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
