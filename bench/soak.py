@@ -32,6 +32,7 @@ from typing import Any
 from bench.fleet import Fleet
 from bench.lightclient import LightParticipant
 from bench.server import CLIENT_PORTS, BenchServer, leader, start
+from tests.kreis_server import worker_pids
 
 SETTLE_SECONDS = 5.0
 """Idle time after a round before the workers' memory is read."""
@@ -47,22 +48,6 @@ class Round:
     """Batches in which every participant received every other's audio and video."""
     media_failures: list[str] = field(default_factory=list)
     rss_mb: dict[int, float] = field(default_factory=dict)
-
-
-def worker_pids(server_pid: int) -> list[int]:
-    """The server's SFU worker processes (multiprocessing spawn children)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def rss_mb(pid: int) -> float:

@@ -7,6 +7,11 @@ loopback (the test namespace has nothing else).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from playwright.async_api import Browser, async_playwright
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -19,3 +24,14 @@ CHROMIUM_ARGS = [
     "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+@contextlib.asynccontextmanager
+async def launched(args: Sequence[str] = CHROMIUM_ARGS) -> AsyncIterator[Browser]:
+    """A Chromium for the time of the `async with`, closed afterwards."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=list(args))
+        try:
+            yield browser
+        finally:
+            await browser.close()

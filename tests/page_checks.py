@@ -126,3 +126,18 @@ async def devices_on(page: Any) -> None:
         toggle = page.locator(f"#toggle-{kind}")
         await toggle.click()
         await page.locator(f'#toggle-{kind}[aria-pressed="true"]').wait_for(timeout=10000)
+
+
+TRACK_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.__kreisTestPcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__kreisTestPcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+"""An init script: the page's peer connections, kept in `window.__kreisTestPcs`."""

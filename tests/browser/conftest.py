@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from chromium_flags import CHROMIUM
 from chromium_flags import CHROMIUM_ARGS as BASE_ARGS
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from chromium_flags import launched
+from playwright.async_api import Browser, BrowserContext, Page
 
 from app.client import KreisClient
 
@@ -24,12 +24,8 @@ CHROMIUM_ARGS = [*BASE_ARGS, "--auto-select-desktop-capture-source=Entire screen
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched(CHROMIUM_ARGS) as chromium:
+        yield chromium
 
 
 class People:

@@ -22,6 +22,7 @@ from meeting_pages import (
     wait_for,
     wait_state,
 )
+from page_checks import TRACK_PEER_CONNECTIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -419,19 +420,6 @@ async def test_leader_denies_one_and_admits_all(shared_server: Any, people: Any)
         await wait_state(guest, "room")
     assert await leader.locator("#lobby-list li").count() == 0
 
-
-TRACK_PEER_CONNECTIONS = """
-(() => {
-  const Native = window.RTCPeerConnection;
-  window.__kreisTestPcs = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Native(...args);
-    window.__kreisTestPcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();
-"""
 
 NEWEST_CONNECTION_PORT = """async () => {
   const live = window.__kreisTestPcs.filter((pc) => pc.connectionState === "connected");

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from kreis_server import KreisServer, free_port, start_server
 from meeting_pages import inbound, next_entrant, open_room, start_room, stats, wait_for, wait_state
+from page_checks import TRACK_PEER_CONNECTIONS
 from playwright.async_api import Browser, Page
 
 from app.client import KreisClient
@@ -30,19 +31,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 SLOW = 45
 """Seconds for steps that are not what a test measures (a loaded CI machine)."""
-
-TRACK_PEER_CONNECTIONS = """
-(() => {
-  const Native = window.RTCPeerConnection;
-  window.__kreisTestPcs = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Native(...args);
-    window.__kreisTestPcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();
-"""
 
 LOCAL_MEDIA_PORTS = """async () => {
   const ports = new Set();

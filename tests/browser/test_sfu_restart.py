@@ -13,11 +13,10 @@ import signal
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kreis_server import KreisServer, free_port, start_server, write_config
+from kreis_server import KreisServer, free_port, start_server, worker_pids, write_config
 from meeting_pages import inbound, open_room, start_room, stats, wait_for, wait_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -38,22 +37,6 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KreisSer
         yield server
     finally:
         server.stop()
-
-
-def _workers(server_pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == server_pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def _open_files(pid: int) -> int:
@@ -98,7 +81,7 @@ async def test_a_killed_sfu_worker_brings_media_back_within_10_s(
     assert _health(shared_server.url) == {"status": "ok", "media": True}
 
     # The worker that holds the room is the one with the peer connections' sockets.
-    workers = _workers(shared_server.process.pid)
+    workers = worker_pids(shared_server.process.pid)
     assert len(workers) == 2, workers
     victim = max(workers, key=_open_files)
     before = [await _video_and_audio(page) for page in pages]
@@ -136,6 +119,6 @@ async def test_a_killed_sfu_worker_brings_media_back_within_10_s(
     assert {"status": "degraded", "media": False} in health_seen, health_seen[:5]
     assert _health(shared_server.url) == {"status": "ok", "media": True}
     assert max(back) < BACK_WITHIN, back
-    assert victim not in _workers(shared_server.process.pid)
+    assert victim not in worker_pids(shared_server.process.pid)
     for page in pages:
         assert await page.evaluate("window.kreis.state") == "room"  # no rejoin, no knock

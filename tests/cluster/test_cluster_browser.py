@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from chromium_flags import CHROMIUM_ARGS, launched
 from kreis_server import GROUP, PASSWORD, KreisServer
 from page_checks import devices_on, media, start_room, wait_for
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
 from app.client import KreisClient
 
@@ -25,12 +25,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched(CHROMIUM_ARGS) as chromium:
+        yield chromium
 
 
 class Pages:

@@ -16,11 +16,10 @@ import copy
 import functools
 import os
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from chromium_flags import launched
 from hostile_relay import (
     HostileRelay,
     RelayedSocket,
@@ -29,7 +28,7 @@ from hostile_relay import (
     key_id_of,
 )
 from page_checks import media, start_room, wait_for
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from test_e2ee_meeting import e2ee, until
 from test_e2ee_server_tap import decoding, inbound_video, intruder_joins, publish_plain_vp8
 from vp8_tap import HOOKS, MAGIC, arm_tap, frames_of, tapped
@@ -43,16 +42,6 @@ RESUME_BOUND = 3.0
 
 def new_secret() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode("ascii")
-
-
-@contextlib.asynccontextmanager
-async def launched() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def pages_in(

@@ -11,14 +11,12 @@ The server never sees the secret: it only travels in fragments and the clipboard
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from chromium_flags import CHROMIUM, CHROMIUM_ARGS
+from chromium_flags import launched
 from page_checks import media, wait_for
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from test_e2ee_meeting import e2ee, until
 
 from app.client import KreisClient
@@ -29,16 +27,6 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.wip,
 ]  # issue 12: not yet seen passing
-
-
-@contextlib.asynccontextmanager
-async def launched() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def opened(chromium: Browser, base: str, path: str, name: str, leader: Any = None) -> Page:
