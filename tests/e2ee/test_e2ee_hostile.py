@@ -348,6 +348,24 @@ async def test_a_reveal_that_breaks_its_commitment_is_shown(server_factory: Any)
 # --- 5: a transceiver that appears in a later offer ----------------------------------------
 
 
+def hide_newcomer(victim: RelayedSocket, known: set[str], hidden: dict[str, Any]) -> Any:
+    """A relay hook: the first down offer with a track of someone not in `known` reaches
+    `victim` without naming that track (the offer is kept in `hidden`, to send later)."""
+
+    def hook(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:
+        if sock is not victim or msg.get("type") != "down_offer" or hidden:
+            return msg
+        theirs = [t for t in msg.get("tracks", []) if t["participant"] not in known]
+        if not theirs:
+            return msg
+        hidden.update(msg)
+        msg = copy.deepcopy(msg)
+        msg["tracks"] = [t for t in msg["tracks"] if t["participant"] in known]
+        return msg
+
+    return hook
+
+
 async def test_a_late_transceiver_never_renders_clear_media(server_factory: Any) -> None:
     server = server_factory("late")
     slug = "spaeter-empfaenger"
@@ -358,20 +376,7 @@ async def test_a_late_transceiver_never_renders_clear_media(server_factory: Any)
         victim = relay.by_id(ids[1])
         hidden: dict[str, Any] = {}
 
-        def hide_intruder(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:
-            # The first offer with the intruder's track does not name it for the victim.
-            if sock is not victim or msg.get("type") != "down_offer" or hidden:
-                return msg
-            known = set(ids)
-            theirs = [t for t in msg.get("tracks", []) if t["participant"] not in known]
-            if not theirs:
-                return msg
-            hidden.update(msg)
-            msg = copy.deepcopy(msg)
-            msg["tracks"] = [t for t in msg["tracks"] if t["participant"] in known]
-            return msg
-
-        relay.down_hooks.append(hide_intruder)
+        relay.down_hooks.append(hide_newcomer(victim, set(ids), hidden))
         intruder, evil = await intruder_joins(server, leader, slug)
         pc = await publish_plain_vp8(intruder)
         try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import functools
 import os
 import sys
@@ -36,8 +35,8 @@ from test_firefox import firefox_errors, firefox_knocks, in_room, my_id
 # The E2EE helpers live next to the Chromium tests; this folder reuses them as they are.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2ee"))
 from bench_server import bench_server
-from hostile_relay import HostileRelay, RelayedSocket
-from test_e2ee_hostile import launched, pages_in
+from hostile_relay import HostileRelay
+from test_e2ee_hostile import hide_newcomer, launched, pages_in
 from test_e2ee_server_tap import inbound_video, intruder_joins, publish_plain_vp8
 
 pytestmark = [
@@ -125,20 +124,7 @@ async def test_firefox_never_renders_clear_media_from_a_late_transceiver(
             victim = relay.by_id(fox_id)
             hidden: dict[str, Any] = {}
 
-            def hide_intruder(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:
-                # The first offer with the intruder's track does not name it for Firefox.
-                if sock is not victim or msg.get("type") != "down_offer" or hidden:
-                    return msg
-                known = {chrome_id, fox_id}
-                theirs = [t for t in msg.get("tracks", []) if t["participant"] not in known]
-                if not theirs:
-                    return msg
-                hidden.update(msg)
-                msg = copy.deepcopy(msg)
-                msg["tracks"] = [t for t in msg["tracks"] if t["participant"] in known]
-                return msg
-
-            relay.down_hooks.append(hide_intruder)
+            relay.down_hooks.append(hide_newcomer(victim, {chrome_id, fox_id}, hidden))
             intruder, evil = await intruder_joins(server, leader, slug)
             pc = await publish_plain_vp8(intruder)
             try:
