@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from chromium_flags import launched
-from page_checks import media, wait_for
+from page_checks import devices_on, media, wait_for
 from playwright.async_api import Browser, Page
 from test_e2ee_meeting import e2ee, until
 
@@ -25,8 +25,7 @@ pytestmark = [
     pytest.mark.e2ee,
     pytest.mark.browser,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.wip,
-]  # issue 12: not yet seen passing
+]
 
 
 async def opened(chromium: Browser, base: str, path: str, name: str, leader: Any = None) -> Page:
@@ -36,6 +35,7 @@ async def opened(chromium: Browser, base: str, path: str, name: str, leader: Any
     page = await context.new_page()
     await page.goto(path)
     await page.fill("#name", name)
+    await devices_on(page)  # camera and microphone start off
     await page.check("#rules")
     if leader:
         await page.fill("#leader-group", leader.group)
