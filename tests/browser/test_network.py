@@ -30,8 +30,7 @@ from bench import impair
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.wip,
-]  # issue 15: the weak-link notice never came
+]
 
 CAP_KBIT = 500
 WINDOW = 8.0
@@ -39,6 +38,10 @@ WINDOW = 8.0
 
 def video_sent(snap: dict[str, Any]) -> int:
     return sum(o["bytesSent"] for o in snap["outbound"] if o["source"] == "camera")
+
+
+def received(snap: dict[str, Any]) -> int:
+    return sum(s["bytesReceived"] for s in snap["inbound"])
 
 
 def frames(snap: dict[str, Any], pid: str) -> int:
@@ -84,14 +87,20 @@ async def test_a_capped_downlink_pauses_only_its_own_video(
         await wait_for(lambda p=page, o=others: videos_moving(p, o), 60, "video flows")
 
     await asyncio.sleep(6)  # the publishers' estimates ramp up
-    a0 = await stats(ada)
+    a0, c0 = await stats(ada), await stats(cleo)
     await asyncio.sleep(WINDOW)
-    a1 = await stats(ada)
+    a1, c1 = await stats(ada), await stats(cleo)
     clean_rate = (video_sent(a1) - video_sent(a0)) / WINDOW
+    # The cap is below what Cleo received: 500 kbit/s, or less where loaded CPUs encode
+    # less than that (two shared cores, three Chromiums: often about 400 kbit/s in all).
+    # Two voices (about 80 kbit/s) always fit.
+    cleo_kbit = (received(c1) - received(c0)) * 8 / 1000 / WINDOW
+    cap = int(max(150, min(CAP_KBIT, 0.4 * cleo_kbit)))
+    print(f"Cleo received {cleo_kbit:.0f} kbit/s; capped at {cap} kbit/s")
 
     ports = {s["localPort"] for s in (await stats(cleo))["inbound"] if s["localPort"]}
     assert len(ports) == 1, ports
-    impair.cap_port(ports.pop(), CAP_KBIT, 25_000)
+    impair.cap_port(ports.pop(), cap, 25_000)
     try:
         await (
             cleo.locator("#notice")

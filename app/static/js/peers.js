@@ -151,7 +151,9 @@ export function judgeQuality(before, after) {
     const got = s.packetsReceived - prev.packetsReceived;
     entry.got += got;
     entry.lost += Math.max(0, s.packetsLost - prev.packetsLost);
-    if (s.kind === "video") entry.videoStalled = got === 0;
+    // Stalled video: no frame decoded. Packets alone do not tell: the SFU keeps
+    // probing a paused receiver's link with padding on the video stream.
+    if (s.kind === "video") entry.videoStalled = (s.framesDecoded || 0) - (prev.framesDecoded || 0) === 0;
     else entry.audioFlowing = got > 0;
   }
   for (const entry of Object.values(out)) {
