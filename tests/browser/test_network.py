@@ -1,7 +1,8 @@
 """One weak downlink must not spoil the meeting (issue 15), in real Chromium.
 
 Three people; Cleo's downlink (the SFU → Cleo connection, found by its local port) is
-capped at 500 kbit/s with `tc htb` in the test's own network namespace. Then:
+capped with `tc htb` in the test's own network namespace, at 40 % of what she received
+(500 kbit/s at most, 150 at least). Then:
 
 - the publishers keep their rate: Ada's video goes out at least 60 % as fast as before
   the cap (the SFU used to pass the lowest receiver's estimate to every publisher, and
