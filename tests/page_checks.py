@@ -141,3 +141,28 @@ TRACK_PEER_CONNECTIONS = """
 })();
 """
 """An init script: the page's peer connections, kept in `window.__kreisTestPcs`."""
+
+
+async def keeps_flowing(
+    page: Any, others: set[str], seconds: float = 2.0, energy: bool = True, windows: int = 3
+) -> dict[str, Any]:
+    """Asserts that video frames (and audio energy) from every one of `others` rise.
+
+    Each of up to `windows` windows of `seconds` may show it: on a loaded CI machine a
+    stream can stand still for one short window (a decoder waiting for a keyframe after a
+    key switch) and move on, which is not a failure; standing still throughout is.
+    Returns the last media snapshot.
+    """
+    before = await media(page)
+    after = before
+    for _ in range(windows):
+        await asyncio.sleep(seconds)
+        after = await media(page)
+        if all(
+            after[pid]["frames"] > before[pid]["frames"]
+            and (not energy or after[pid]["energy"] > before[pid]["energy"])
+            for pid in others
+        ):
+            return dict(after)
+        before = after
+    raise AssertionError(f"media from {sorted(others)} stood still: {before} -> {after}")
