@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -150,6 +151,15 @@ class RoomScreen(ConsoleScreen):
         except ConsoleError as exc:
             self.notify(exc.explain(), severity="error", markup=False)
 
+    def _confirmed(self, question: Text, command: Callable[[], Awaitable[None]]) -> None:
+        """Asks `question`; runs `command` only on yes."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run(command)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
     def _setting(self, key: str) -> bool:
         room = self.room
         return bool(room and room.settings.get(key))
@@ -174,13 +184,8 @@ class RoomScreen(ConsoleScreen):
             self.notify(t("room.lobby_empty"), markup=False)
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._run(self.console.session.admit_all)
-
-        self.app.push_screen(
-            ConfirmScreen(sentence("confirm.admit_all", count=len(room.entrants))), answered
-        )
+        question = sentence("confirm.admit_all", count=len(room.entrants))
+        self._confirmed(question, self.console.session.admit_all)
 
     def action_whisper(self) -> None:
         entrant = self._entrant()
@@ -219,11 +224,7 @@ class RoomScreen(ConsoleScreen):
             self.notify(t("room.nobody_to_mute"), markup=False)
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._run(self.console.session.mute_all)
-
-        self.app.push_screen(ConfirmScreen(sentence("confirm.mute_all")), answered)
+        self._confirmed(sentence("confirm.mute_all"), self.console.session.mute_all)
 
     def action_lower_hand(self) -> None:
         person = self._participant()
@@ -309,11 +310,7 @@ class RoomScreen(ConsoleScreen):
         if room is None:
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._run(self.console.session.end_room)
-
-        self.app.push_screen(ConfirmScreen(sentence("confirm.end", slug=room.slug)), answered)
+        self._confirmed(sentence("confirm.end", slug=room.slug), self.console.session.end_room)
 
     # ------------------------------------------------------------------ chat, focus, nav
 
