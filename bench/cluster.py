@@ -45,6 +45,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "cluster")]
 
 from cluster_nodes import (  # noqa: E402
     RedisServer,
+    admit_newest,
     cluster_table,
     launch_node,
     start_redis,
@@ -226,11 +227,7 @@ async def one_failover(nodes: list[KreisServer], index: int) -> tuple[float, int
         await guest.connect()
         guest.on_message.append(lambda m, n=name: keep(m, n))
         await guest.send({"type": "join", "room": slug, "name": name})
-        while True:
-            queue = await console.expect("lobby_queue")
-            if queue["entrants"]:
-                break
-        await console.send({"type": "admit", "room": slug, "id": queue["entrants"][-1]["id"]})
+        await admit_newest(console, slug)
         await guest.expect("joined")
         guests.append(guest)
     await asyncio.sleep(0.5)

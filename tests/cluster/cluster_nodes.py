@@ -19,6 +19,8 @@ from pathlib import Path
 
 from kreis_server import ROOT, KreisServer, free_port, wait_healthy, write_config
 
+from app.client import KreisClient
+
 CLUSTER_KEY = "test-cluster-key-0123456789abcdefghijklmnop"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -135,3 +137,14 @@ def start_nodes(
     nodes = [launch_node(tmp / f"node{i}", redis, rooms) for i in range(count)]
     wait_nodes(nodes)
     return nodes
+
+
+async def admit_newest(leader: KreisClient, slug: str, timeout: float = 10) -> str:
+    """Waits for a lobby queue with someone in it, admits its newest entrant and returns
+    that entrant's id."""
+    while True:
+        queue = await leader.expect("lobby_queue", timeout=timeout)
+        if queue["entrants"]:
+            entrant = str(queue["entrants"][-1]["id"])
+            await leader.send({"type": "admit", "room": slug, "id": entrant})
+            return entrant

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from chromium_flags import CHROMIUM_ARGS, launched
+from cluster_nodes import admit_newest
 from kreis_server import GROUP, PASSWORD, KreisServer
 from page_checks import devices_on, media, start_room, wait_for
 from playwright.async_api import Browser, BrowserContext, Page
@@ -177,12 +178,7 @@ class Console:
         raise AssertionError("the console did not get back into its room")
 
     async def admit_next(self) -> str:
-        while True:
-            queue = await self.client.expect("lobby_queue", timeout=120)
-            if queue["entrants"]:
-                entrant = queue["entrants"][-1]
-                await self.client.send({"type": "admit", "room": self.slug, "id": entrant["id"]})
-                return str(entrant["id"])
+        return await admit_newest(self.client, self.slug, timeout=120)
 
 
 @pytest.mark.timeout(900)  # four Chromiums and three nodes start slowly on a busy machine

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from cluster_nodes import admit_newest
 from kreis_server import GROUP, PASSWORD, KreisServer
 from test_routing import leader, room_count
 
@@ -54,11 +55,7 @@ async def test_owner_killed_console_and_guests_back_without_knocking(
         guests.append(guest)
         if name == "Wartend":
             break  # the third one stays in the lobby
-        while True:
-            queue = await console.expect("lobby_queue")
-            if queue["entrants"]:
-                break
-        await console.send({"type": "admit", "room": slug, "id": queue["entrants"][-1]["id"]})
+        await admit_newest(console, slug)
         await guest.expect("joined")
 
     killed = time.monotonic()

@@ -20,6 +20,7 @@ import pytest
 from cluster_nodes import (
     CLUSTER_KEY,
     RedisServer,
+    admit_newest,
     cluster_table,
     launch_node,
     start_redis,
@@ -124,12 +125,7 @@ async def test_console_lists_all_nodes_and_admits_across(nodes: list[KreisServer
             {"type": "join", "room": target, "name": "Gast Eins", "invite": nodes[0].invite(target)}
         )
         assert (await guest.expect("lobby_status"))["state"] == "waiting"
-        while True:
-            queue = await other.expect("lobby_queue")
-            if queue["entrants"]:
-                break
-        entrant = queue["entrants"][0]
-        await other.send({"type": "admit", "room": target, "id": entrant["id"]})
+        await admit_newest(other, target)  # the only one waiting
         joined = await guest.expect("joined")
         assert joined["room"] == target
     finally:
