@@ -345,6 +345,63 @@ async def test_a_reveal_that_breaks_its_commitment_is_shown(server_factory: Any)
         await leader.close()
 
 
+async def test_safety_rounds_abandoned_after_a_reveal_are_counted_and_end(
+    server_factory: Any,
+) -> None:
+    """A server that abandons a round each time the victim has revealed (it shows another
+    member's commitment for a higher round) gets one try per round at two views with
+    equal numbers; after three the page stops taking part and says why."""
+    server = server_factory("rounds")
+    slug = "neu-gestartet"
+    async with launched() as chromium, HostileRelay(server.url) as relay:
+        leader, pages, ids = await encrypted_meeting(
+            chromium, server, relay, slug, ["Ahorn", "Birke"], f"#s={new_secret()}"
+        )
+        a, b = ids
+
+        async def both() -> bool:
+            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
+            return sas[0] is not None and sas[0] == sas[1]
+
+        await wait_for(both, 20, "one safety number")
+        bumps: list[str] = []
+
+        def abandon(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:
+            """Once a has revealed for a round, b's commitment shows a round higher."""
+            if msg.get("type") != "participants" or sock.id != a:
+                return msg
+            entries = {e["id"]: e for e in msg["participants"]}
+            mine, theirs = entries.get(a, {}), entries.get(b, {})
+            if not mine.get("reveal") or not isinstance(theirs.get("commit"), str):
+                return msg
+            epoch, round_, digest = theirs["commit"].split(".")
+            if f"{epoch}.{round_}" != ".".join(str(mine.get("commit")).split(".")[:2]):
+                return msg
+            msg = copy.deepcopy(msg)
+            for entry in msg["participants"]:
+                if entry["id"] == b:
+                    entry["commit"] = f"{epoch}.{int(round_) + 1}.{digest}"
+                    entry["reveal"] = None
+                    bumps.append(entry["commit"])
+            return msg
+
+        relay.down_hooks.append(abandon)
+        sock = relay.by_id(a)
+        await sock.send_down(abandon(sock, sock.last["participants"]))
+        await until(pages[0], "window.kreisE2ee.trust.gaveUp === true", 20, "a gives up")
+        trust = await pages[0].evaluate("window.kreisE2ee.trust")
+        assert trust["abandoned"] == 3, trust
+        assert len(bumps) >= 3, bumps
+        assert await pages[0].evaluate("window.kreisE2ee.sas") is None
+        text = await status(pages[0])
+        assert "The safety check was started over 3 times without a result" in text, text
+        # it stays given up: more bumps do not start more rounds with a
+        await asyncio.sleep(2.0)
+        again = await pages[0].evaluate("window.kreisE2ee.trust")
+        assert again["abandoned"] == 3 and again["gaveUp"], again
+        await leader.close()
+
+
 # --- 5: a transceiver that appears in a later offer ----------------------------------------
 
 

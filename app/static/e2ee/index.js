@@ -392,19 +392,22 @@ class E2EE {
       held: this.held,
       members: this.members.list(),
       problems: [...this.safety.problems],
+      // rounds of this membership abandoned after our reveal; true: no number for it
+      abandoned: this.safety.abandoned,
+      gaveUp: this.safety.gaveUp,
     };
   }
 
   async updateSas() {
     if (!this.identity || !this.selfId) return;
     const others = this.lastList.filter((e) => e && e.id !== this.selfId);
-    const problemsBefore = this.safety.problems.join();
+    const problemsBefore = `${this.safety.problems.join()}/${this.safety.gaveUp}`;
     if (await this.safety.update(this.selfId, this.identity.publicKey, others)) await this.announce();
     const next = this.safety.sas;
     const changed = JSON.stringify(next) !== JSON.stringify(this.currentSas);
     this.currentSas = next;
     if (changed) this.onSasChange(next);
-    if (problemsBefore !== this.safety.problems.join()) this.onTrustChange();
+    if (problemsBefore !== `${this.safety.problems.join()}/${this.safety.gaveUp}`) this.onTrustChange();
   }
 
   /** Frame counters from the worker: {encrypted, decrypted, dropped, keyIds, ...}. */

@@ -51,6 +51,10 @@ const TEXTS = {
     "Not verified, they get no keys: {names}",
     "Nicht bestätigt, bekommen keine Schlüssel: {names}",
   ],
+  gaveUp: [
+    "The safety check was started over {n} times without a result: the server may be trying to forge it. Do not trust a safety number until someone joins or leaves.",
+    "Die Sicherheitsprüfung wurde {n}-mal ohne Ergebnis neu gestartet: der Server versucht vielleicht, sie zu fälschen. Verlasst euch auf keine Sicherheitsnummer, bis jemand kommt oder geht.",
+  ],
   problem: [
     "Safety check failed for: {names}. Someone may be tampering: leave and tell the leader another way.",
     "Sicherheitsprüfung fehlgeschlagen für: {names}. Vielleicht greift jemand ein: verlasst den Raum und sagt es der Leitung auf anderem Weg.",
@@ -297,6 +301,9 @@ export function installE2EE({
       const names = trust.problems.map(nameOf).join(", ");
       statusElement.append(" ", span("e2ee-problem", text(lang, "problem", { names })));
     }
+    if (trust.gaveUp) {
+      statusElement.append(" ", span("e2ee-problem e2ee-gave-up", text(lang, "gaveUp", { n: trust.abandoned })));
+    }
     const sas = e2ee.sas();
     if (sas) {
       const words = span("e2ee-sas", `${text(lang, "words")} `);
@@ -315,7 +322,7 @@ export function installE2EE({
         again.append(done);
         statusElement.append(" ", again);
       }
-    } else if (trust.members.length) {
+    } else if (trust.members.length && !trust.gaveUp) {
       statusElement.append(" ", span("e2ee-sas-pending", text(lang, "pending")));
     }
     statusElement.append(" ", span("e2ee-note", text(lang, "notCovered")));

@@ -8,11 +8,18 @@
  *   - we reveal our nonce only when every other member shows a commitment for our epoch
  *     and round; the commitments we saw then are frozen;
  *   - a frozen commitment that changes afterwards, or a reveal that does not match its
- *     commitment, is a problem: honest pages never do either, only a server that lies.
+ *     commitment, is a problem: honest pages never do either, only a server that lies;
+ *   - a round abandoned after we revealed (a higher round appeared) gave the server one
+ *     try at two views with matching numbers. Honest pages abandon one only when their
+ *     round numbers race; after MAX_ABANDONED of them for one membership we stop taking
+ *     part (no number, a visible problem) until the membership changes.
  * The safety number exists once every reveal is in and checks out.
  */
 
 import { commitTo, epochOf, newNonce, safetyNumber } from "./trust.js";
+
+/** Rounds abandoned after our reveal, per membership, before we stop taking part. */
+export const MAX_ABANDONED = 3;
 
 function parse(commit) {
   if (typeof commit !== "string") return null;
@@ -36,6 +43,13 @@ export class SafetyRound {
     this.sas = null;
     /** ids whose commitment or reveal did not hold. */
     this.problems = [];
+    /** Rounds of this membership abandoned after our reveal. */
+    this.abandoned = 0;
+  }
+
+  /** True once this membership's rounds were abandoned too often: no number for it. */
+  get gaveUp() {
+    return this.abandoned >= MAX_ABANDONED;
   }
 
   /** What we announce in `e2ee_state`: {commit, reveal}. */
@@ -69,6 +83,7 @@ export class SafetyRound {
       this.revealed = false;
       this.sas = null;
       this.problems = [];
+      this.abandoned = 0;
       return had;
     }
     const parsed = members.map((e) => parse(e.commit));
@@ -77,13 +92,23 @@ export class SafetyRound {
     let changed = false;
     if (epoch !== this.epoch) {
       this.epoch = epoch;
+      this.abandoned = 0;
       await this.restart(selfId, selfKey, this.maxSeen + 1);
       changed = true;
     }
     const higher = parsed.filter((c) => c && c.epoch === epoch && c.round > this.round);
-    if (higher.length) {
+    if (higher.length && !this.gaveUp) {
+      if (this.revealed) this.abandoned += 1;
+      if (this.gaveUp) {
+        this.sas = null;
+        return changed;
+      }
       await this.restart(selfId, selfKey, Math.max(...higher.map((c) => c.round)));
       changed = true;
+    }
+    if (this.gaveUp) {
+      this.sas = null;
+      return changed;
     }
     const current = parsed.map((c) => (c && c.epoch === epoch && c.round === this.round ? c.commit : null));
     if (!this.revealed && current.every((c) => c !== null)) {
