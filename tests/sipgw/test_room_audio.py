@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sipgw.roomlink import ServerLink
@@ -98,6 +99,13 @@ async def test_caller_joins_a_real_room_through_the_lobby_and_both_sides_hear(
     assert len(room_heard) > 2 * RATE, "the participant received no audio from the caller"
     assert tone_level(room_heard, 440) > 1000, "the caller's voice did not reach the room"
     assert tone_ratio(room_heard, 440) > 8
+    # Levels both ways, against what was sent: both tones are sines at 0.3 of full scale.
+    sent = 0.3 * 32767 / np.sqrt(2)
+    to_phone = 20 * np.log10(tone_level(meeting, 1000) / sent)
+    to_room = 20 * np.log10(tone_level(room_heard, 440) / sent)
+    print(f"level room -> phone {to_phone:+.1f} dB, phone -> room {to_room:+.1f} dB")
+    assert abs(to_phone) <= 2.0, f"the phone hears the room at {to_phone:+.1f} dB"
+    assert abs(to_room) <= 2.0, f"the room hears the phone at {to_room:+.1f} dB"
 
 
 async def test_wrong_pins_at_a_real_server_end_the_call_and_reach_no_lobby(

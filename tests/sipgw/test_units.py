@@ -281,3 +281,11 @@ async def test_caller_chooses_english() -> None:
 async def test_silent_caller_is_let_go_early() -> None:
     outcome, fake = await run_session([], True, [])
     assert outcome == "silent" and fake.pins_tried == []
+
+
+def test_the_pjproject_functions_pjsua2_does_not_wrap_are_still_there() -> None:
+    from sipgw import pjmedia_private
+
+    lib = pjmedia_private.library()
+    missing = [name for name in pjmedia_private.NEEDED if not hasattr(lib, name)]
+    assert not missing, f"the pjsua2 wheel no longer exports {missing}"
