@@ -343,7 +343,10 @@ class DialInCommand(DialTarget):
         rtp_port: int,
         sip_extra: str = "",
         args: tuple[str, ...] = (),
+        site_extra: str = "",
     ) -> None:
+        """`site_extra`: Python run at start-up in every process of the tree, after the
+        loopback patch (a benchmark uses it to give the gateway an older behaviour)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_sip_port()
         self.rtp_port = rtp_port
@@ -364,7 +367,7 @@ rtp_port = {rtp_port}
         )
         site = workdir / "site"
         site.mkdir(exist_ok=True)
-        (site / "sitecustomize.py").write_text(LOOPBACK_ICE, encoding="utf-8")
+        (site / "sitecustomize.py").write_text(LOOPBACK_ICE + site_extra, encoding="utf-8")
         path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self.output = workdir / "dial-in.out"
