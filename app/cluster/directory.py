@@ -136,6 +136,14 @@ class Directory:
             pipe.zrem(NODES, self.node_id)
             await pipe.execute()
 
+    async def forget(self, node_id: str) -> None:
+        """Another node's process is gone (its port refuses): out of the registry now,
+        so that no node places a room there while its entry would still live."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(PREFIX + "node:" + node_id)
+            pipe.zrem(NODES, node_id)
+            await pipe.execute()
+
     async def nodes(self) -> list[Node]:
         """Nodes whose entry has not expired."""
         now = int(time.time() * 1000)
@@ -169,9 +177,11 @@ class Directory:
     async def node(self, node_id: str) -> Node | None:
         return next((n for n in await self.nodes() if n.id == node_id), None)
 
-    async def least_loaded(self) -> Node | None:
-        """The serving node with the least load (ties broken at random)."""
-        serving = [n for n in await self.nodes() if n.state == "serving"]
+    async def least_loaded(self, exclude: Iterable[str] = ()) -> Node | None:
+        """The serving node with the least load (ties broken at random), leaving out
+        `exclude` (nodes known to be dead whose entries have not expired yet)."""
+        skip = set(exclude)
+        serving = [n for n in await self.nodes() if n.state == "serving" and n.id not in skip]
         if not serving:
             return None
         low = min(n.load for n in serving)

@@ -166,9 +166,12 @@ class ClusterNode:
     # -- placement and failover
 
     async def place(self, slug: str) -> str | None:
-        """Claims a new room for the least-loaded serving node; the owner's id, or
-        None when no node serves."""
-        target = await self.directory.least_loaded()
+        """Claims a new room for the least-loaded serving node (never one just found
+        dead: its registry entry outlives it by up to a TTL); the owner's id, or None
+        when no node serves."""
+        now = time.monotonic()
+        dead = [node_id for node_id, until in self._dead.items() if until > now]
+        target = await self.directory.least_loaded(exclude=dead)
         if target is None:
             return None
         if await self.directory.claim(slug, target.id):
@@ -213,6 +216,7 @@ class ClusterNode:
             if isinstance(exc.os_error, ConnectionRefusedError):
                 # The process is gone (its port refuses): free its rooms now.
                 self._dead[node_id] = time.monotonic() + self.config.ttl_seconds
+                await self.directory.forget(node_id)
                 return False
             return True  # unreachable is not dead: the TTL decides
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError):

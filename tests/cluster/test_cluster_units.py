@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from app.cluster.relay import sign_relay, verify_relay
+from app.cluster.relay import Relayed, sign_relay, verify_relay
 from app.config import config_from_dict, resume_key
 from app.errors import ConfigError
 
@@ -36,9 +38,18 @@ def test_cluster_table_is_checked() -> None:
 
 def test_relay_header_speaks_for_an_address_only_with_the_key() -> None:
     header = sign_relay(KEY, "198.51.100.7", 1000.0)
-    assert verify_relay(KEY, header, 1010.0) == "198.51.100.7"
+    assert verify_relay(KEY, header, 1010.0) == Relayed("198.51.100.7", None)
     assert verify_relay("x" * 40, header, 1010.0) is None  # another cluster's key
     assert verify_relay(KEY, header, 1000.0 + 3600) is None  # replayed much later
     forged = header.replace("198.51.100.7", "203.0.113.9")
     assert verify_relay(KEY, forged, 1010.0) is None
     assert verify_relay(KEY, "nonsense", 1010.0) is None
+
+
+def test_relay_header_names_the_signed_in_group_only_with_the_key() -> None:
+    header = sign_relay(KEY, "198.51.100.7", 1000.0, "funkclub")
+    assert verify_relay(KEY, header, 1010.0) == Relayed("198.51.100.7", "funkclub")
+    stamp, address, _, mac = header.split(" ")
+    for named in ("-", base64.urlsafe_b64encode(b"andere").decode(), "%%%"):
+        assert verify_relay(KEY, f"{stamp} {address} {named} {mac}", 1010.0) is None
+    assert verify_relay("x" * 40, header, 1010.0) is None

@@ -45,10 +45,14 @@ const session = {
   endReason: null,
   restarting: false, // a leader starting its room again after a restart
   rejoining: false, // a join after a reconnect is on its way
+  rejoinRetries: 0, // joins after this reconnect the server could not route yet
   leaderPresent: true, // in the lobby: whether anyone is there to let us in
 };
 
 const RESUME_KEY = "kreis.resume";
+const LIVE_PHASES = ["room", "lobby", "waiting_leader", "joining"];
+const REJOIN_RETRY_MS = 1000;
+const REJOIN_RETRIES = 10;
 
 /** The resume token for this room from this tab's sessionStorage, or null. */
 function storedResume() {
@@ -101,6 +105,7 @@ const room = new RoomView(sig, media);
 room.leader.secret = fragment.secret; // a second leader opened the full link
 
 function setPhase(phase) {
+  if (phase !== session.phase) performance.mark(`kreis:phase-${phase}`); // a timeline for tests
   session.phase = phase;
   document.body.dataset.phase = phase;
 }
@@ -314,9 +319,18 @@ sig.on("server_restart", (msg) => {
 });
 
 sig.on("error", (msg) => {
+  performance.mark(`kreis:error-${msg.code}`);
   if (msg.ref === "login" || msg.ref === "create_room") return; // answered in start()
   if (msg.ref === "set_e2ee" || msg.ref === "set_dial_in") {
     room.leader.gotError(msg); // the switch goes back; phones_present asks first
+    return;
+  }
+  const retryable = msg.ref === "join" && msg.code === "internal" && session.rejoining;
+  if (retryable && LIVE_PHASES.includes(session.phase) && session.rejoinRetries < REJOIN_RETRIES) {
+    session.rejoinRetries += 1;
+    // Coming back after a drop, the server could not reach the room's node (it may be
+    // moving to another one): knock again in a moment instead of starting over.
+    setTimeout(rejoin, REJOIN_RETRY_MS);
     return;
   }
   if (session.phase === "joining" || (msg.ref === "join" && session.phase !== "room")) {
@@ -339,7 +353,7 @@ sig.on("error", (msg) => {
   if (["bad_sdp", "internal", "not_allowed", "rate_limited"].includes(msg.code)) notice(errorText(msg), { urgent: true });
 });
 
-const LIVE_PHASES = ["room", "lobby", "waiting_leader", "joining"];
+
 let reconnectTicker = null;
 
 /** While the server is out of reach the notice says so, and for how long. */
@@ -376,6 +390,7 @@ sig.onDisconnect = () => {
 sig.onReconnect = () => {
   stopReconnecting();
   session.rejoining = true;
+  session.rejoinRetries = 0;
   if (session.phase === "room") notice(t("reconnect_rejoining"), { seconds: 0 });
   else clearNotice();
   rejoin();

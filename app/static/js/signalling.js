@@ -12,6 +12,9 @@
  * within 3 s of the cut); two unanswered and DEAD_MS of silence drop the socket and
  * start reconnecting. A connect attempt that gets no `hello` within CONNECT_TIMEOUT_MS
  * is given up, so a cut network does not leave it hanging for minutes.
+ *
+ * Each step of a drop and a reconnect leaves a `performance.mark("kreis:…")` (no data,
+ * only names and times): the cluster failover test prints them as a timeline.
  */
 
 import { currentLang } from "./i18n.js";
@@ -95,6 +98,7 @@ export class Signalling {
           greeted = true;
           clearTimeout(giveUp);
           this.hello = msg;
+          performance.mark("kreis:hello");
           this.startPing();
           resolve(msg);
           return;
@@ -104,6 +108,7 @@ export class Signalling {
       ws.addEventListener("close", () => {
         clearTimeout(giveUp);
         if (this.ws !== ws) return;
+        performance.mark("kreis:socket-closed");
         this.stopPing();
         this.ws = null;
         if (!greeted) {
@@ -159,6 +164,7 @@ export class Signalling {
       // Counted only for pings really sent: a throttled timer in a hidden tab sends
       // none, so it cannot take its own silence for a dead server.
       this.misses += 1;
+      if (this.misses === 1) performance.mark("kreis:suspect");
       if (this.misses === 1 && this.onSuspect) this.onSuspect();
       if (this.misses >= 2 && Date.now() - this.lastHeard > DEAD_MS) {
         this.lost();
@@ -170,6 +176,7 @@ export class Signalling {
 
   /** The server stopped answering: give the socket up and reconnect. */
   lost() {
+    performance.mark("kreis:lost");
     const ws = this.ws;
     this.ws = null;
     this.stopPing();
@@ -211,6 +218,7 @@ export class Signalling {
 
   async retry() {
     if (this.closedForGood) return;
+    performance.mark("kreis:connecting");
     try {
       const hello = await this.connect();
       this.dropSince = 0;
