@@ -254,6 +254,7 @@ function renderLobbyLeader() {
 }
 
 sig.on("lobby_status", (msg) => {
+  performance.mark(`kreis:lobby-${msg.state}`);
   if (msg.state === "waiting") {
     if (session.phase === "room") room.teardown();
     setPhase("lobby");

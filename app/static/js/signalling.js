@@ -23,6 +23,7 @@ const PING_MS = 1200;
 const DEAD_MS = 5000;
 const CONNECT_TIMEOUT_MS = 5000;
 const RECONNECT_STEPS_MS = [300, 700, 1500, 2500, 3000];
+const SERVICE_RESTART_MS = 60;
 // longer than the server's resume grace (default 2 min): a page that comes back
 // within it goes straight into the room again
 const RECONNECT_GIVE_UP_MS = 150_000;
@@ -105,7 +106,7 @@ export class Signalling {
         }
         this.dispatch(msg);
       });
-      ws.addEventListener("close", () => {
+      ws.addEventListener("close", (ev) => {
         clearTimeout(giveUp);
         if (this.ws !== ws) return;
         performance.mark("kreis:socket-closed");
@@ -115,7 +116,9 @@ export class Signalling {
           reject(new Error("closed before hello"));
           return;
         }
-        if (!this.closedForGood) this.dropped();
+        // 1012: the server asks us to come back (its link to the room's node broke,
+        // or it restarts): at once, a little spread out, then with growing pauses
+        if (!this.closedForGood) this.dropped(ev.code === 1012 ? SERVICE_RESTART_MS * (1 + Math.random()) : null);
       });
       ws.addEventListener("error", () => {
         /* a close event follows; handled there */
