@@ -277,12 +277,14 @@ class Relay:
     async def move_waiting(self, conn: Connection, owner: str) -> None:
         """A room this connection waits for has opened on another node: knock there."""
         route = self.routes.get(conn.id)
-        if route is None or not route.join:
-            return
         waiting = conn.waiting
-        if waiting is not None:
-            self.hub.waiting.get(waiting.slug, set()).discard(conn)
-            conn.waiting = None
+        if route is None or not route.join or waiting is None:
+            # not waiting here any more: seated, or moved already (the poll and a
+            # leader's placement can both get here; a join replayed twice would spend
+            # its resume token on the first and knock with the second)
+            return
+        self.hub.waiting.get(waiting.slug, set()).discard(conn)
+        conn.waiting = None
         try:
             route.member = await self._forward(conn, route, owner, route.join)
         except LinkFailed:
