@@ -6,8 +6,10 @@ import base64
 
 import pytest
 
+from app.cluster.directory import Node
+from app.cluster.node import groups_fingerprint, other_groups
 from app.cluster.relay import Relayed, sign_relay, verify_relay
-from app.config import config_from_dict, resume_key
+from app.config import GroupConfig, config_from_dict, resume_key
 from app.errors import ConfigError
 
 KEY = "k" * 40
@@ -53,3 +55,22 @@ def test_relay_header_names_the_signed_in_group_only_with_the_key() -> None:
     for named in ("-", base64.urlsafe_b64encode(b"andere").decode(), "%%%"):
         assert verify_relay(KEY, f"{stamp} {address} {named} {mac}", 1010.0) is None
     assert verify_relay("x" * 40, header, 1010.0) is None
+
+
+def test_nodes_that_hashed_the_group_password_each_are_told_apart() -> None:
+    shared = {"funkclub": GroupConfig(password_hash="scrypt$15$8$1$salzA$hashA")}
+    mine = groups_fingerprint(KEY, shared)
+    assert groups_fingerprint(KEY, dict(shared)) == mine
+    assert "funkclub" not in mine and "salzA" not in mine  # Redis sees neither
+    rehashed = {"funkclub": GroupConfig(password_hash="scrypt$15$8$1$salzB$hashB")}
+    other = groups_fingerprint(KEY, rehashed)
+    assert other != mine
+    assert groups_fingerprint(KEY, {**shared, "chor": GroupConfig("x")}) != mine
+    nodes = [
+        Node("a", "http://a", "serving", 0, 0, 0, mine),
+        Node("b", "http://b", "serving", 0, 0, 0, mine),
+        Node("c", "http://c", "serving", 0, 0, 0, other),
+        Node("d", "http://d", "serving", 0, 0, 0, ""),  # an older node: says nothing
+    ]
+    assert other_groups(nodes, "a", mine) == 1
+    assert other_groups(nodes[:2], "a", mine) == 0
