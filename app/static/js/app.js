@@ -38,7 +38,7 @@ const session = {
   phase: "prejoin", // prejoin | joining | waiting_leader | lobby | room | ended
   name: "",
   password: null,
-  leader: null, // {group, password} while signed in, memory only
+  leader: null, // {group, password, ticket} while signed in, memory only
   loggedIn: false,
   resume: null,
   joined: null,
@@ -133,18 +133,28 @@ async function start({ name, password, leader }) {
   }
 }
 
+/** Signs the leader in: with the ticket from the last `login_ok` when there is one
+ * (after a reconnect: one HMAC on the server instead of scrypt, so the room is back
+ * sooner after a failover), else, or when it is refused, with the password. */
 async function signIn() {
-  const waiting = nextMessage(sig, ["login_ok"]);
-  sig.send({ type: "login", group: session.leader.group, password: session.leader.password });
-  const answer = await waiting;
+  const { group, password, ticket } = session.leader;
+  let answer = ticket ? await login({ group, ticket }) : null;
+  if (!answer || answer.type === "error") answer = await login({ group, password });
   if (answer.type === "error") {
     session.leader = null;
     setPhase("prejoin");
     prejoin.showError(errorText(answer));
     return false;
   }
+  session.leader.ticket = answer.ticket || null; // memory only, like the password
   session.loggedIn = true;
   return true;
+}
+
+function login(fields) {
+  const waiting = nextMessage(sig, ["login_ok"]);
+  sig.send({ type: "login", ...fields });
+  return waiting;
 }
 
 async function startRoom() {
