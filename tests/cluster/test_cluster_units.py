@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from app.cluster.directory import Node
 from app.cluster.node import groups_fingerprint, other_groups
-from app.cluster.relay import Relayed, sign_relay, verify_relay
+from app.cluster.relay import Relay, Relayed, Route, sign_relay, verify_relay
 from app.config import GroupConfig, config_from_dict, resume_key
+from app.connection import Waiting
 from app.errors import ConfigError
 
 KEY = "k" * 40
@@ -74,3 +77,29 @@ def test_nodes_that_hashed_the_group_password_each_are_told_apart() -> None:
     ]
     assert other_groups(nodes, "a", mine) == 1
     assert other_groups(nodes[:2], "a", mine) == 0
+
+
+async def test_a_waiting_connection_is_moved_to_the_owner_once() -> None:
+    """The poll (`ClusterNode.move_waiting`) and a leader's placement can both move one
+    waiting connection; a second replayed `join` would find its resume token spent and
+    knock, so only the first moves it."""
+
+    class Conn:  # what the relay uses of a Connection
+        id = "c1"
+        waiting: Waiting | None = Waiting("raum", "Ahorn", None, "funkclub")
+
+    conn = Conn()
+    hub = SimpleNamespace(waiting={"raum": {conn}})
+    relay = Relay(cast(Any, None), cast(Any, hub), cast(Any, None))
+    relay.routes["c1"] = Route(join='{"type": "join", "room": "raum"}')
+    sent: list[tuple[str, str]] = []
+
+    async def forward(conn: Any, route: Route, node_id: str, text: str) -> Any:
+        sent.append((node_id, text))
+        return None
+
+    relay._forward = forward  # type: ignore[method-assign]
+    await relay.move_waiting(cast(Any, conn), "owner-b")
+    await relay.move_waiting(cast(Any, conn), "owner-b")
+    assert sent == [("owner-b", '{"type": "join", "room": "raum"}')]
+    assert conn.waiting is None and hub.waiting["raum"] == set()
