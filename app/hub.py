@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from app.comeback import ResumeDesk
+from app.config import resume_key
 from app.connection import Connection, Waiting
 from app.logsetup import log_room_started
 from app.protocol import (
@@ -42,6 +43,7 @@ from app.ratelimit import EventLimiter, SecretLimiter
 from app.resume import FLAG_E2EE, FLAG_LOBBY, FLAG_LOCKED, ResumeClaim, new_token_id
 from app.rooms import Member, MemoryRoomStore, ResumeTicket, Room, new_id
 from app.security import address_key
+from app.signin_ticket import SigninTickets
 
 if TYPE_CHECKING:
     from app.config import Config
@@ -89,6 +91,8 @@ class Hub:
         self._knock_timers: dict[str, asyncio.TimerHandle] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.tokens = ResumeDesk(config, self.limiter)
+        self.signin_tickets = SigninTickets(resume_key(config))
+        """A leader signs in again with the ticket from its last `login_ok`."""
         """Resume tokens: issued, refreshed, checked and revoked (app/comeback.py)."""
 
     # -- lifecycle

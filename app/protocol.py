@@ -69,11 +69,13 @@ class Ping(UpMessage):
 
 @dataclass
 class Login(UpMessage):
-    """A leader logs in with the group id and the group password."""
+    """A leader logs in with the group id and the group password, or with the ticket
+    from its last `login_ok` (app/signin_ticket.py): one of the two."""
 
     type: ClassVar[str] = "login"
     group: str = field(metadata=_lim(32, 1))
-    password: str = field(metadata=_lim(256, 1))
+    password: str | None = field(default=None, metadata=_lim(256, 1))
+    ticket: str | None = field(default=None, metadata=_lim(64, 1))
 
 
 @dataclass
@@ -518,6 +520,8 @@ class Error(DownMessage):
 class LoginOk(DownMessage):
     type: ClassVar[str] = "login_ok"
     group: str = ""
+    ticket: str = ""
+    """Signs in to the group again instead of the password (memory only, a secret)."""
 
 
 @dataclass

@@ -58,7 +58,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         relayed = verify_relay(cluster.key, header, time.time())
         if relayed is None:
             raise web.HTTPForbidden()
-        return await handle_ws(request, hub, relayed)
+        # signed in on the entry (which checked the password): a group known here
+        group = relayed.group if relayed.group in hub.config.groups else None
+        return await handle_ws(request, hub, relayed.address, group=group)
     return await handle_ws(request, hub, address, request.app[NODE_KEY].relay)
 
 

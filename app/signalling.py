@@ -36,9 +36,14 @@ class FrameRelay(Protocol):
 
 
 async def handle_ws(
-    request: web.Request, hub: Hub, address: str, relay: FrameRelay | None = None
+    request: web.Request,
+    hub: Hub,
+    address: str,
+    relay: FrameRelay | None = None,
+    group: str | None = None,
 ) -> web.WebSocketResponse:
-    """`relay`: in a cluster, what forwards frames for rooms on other nodes."""
+    """`relay`: in a cluster, what forwards frames for rooms on other nodes. `group`:
+    a cluster link whose entry node has signed the client in to that group."""
     limits = hub.config.limits
     source = address_key(address)
     strangers = sum(
@@ -54,6 +59,7 @@ async def handle_ws(
     ws = web.WebSocketResponse(max_msg_size=limits.max_frame_bytes, heartbeat=HEARTBEAT_SECONDS)
     await ws.prepare(request)
     conn = Connection(ws, address)
+    conn.group = group
     conn.start()
     hub.connections.add(conn)
     try:

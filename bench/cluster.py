@@ -48,6 +48,7 @@ from cluster_nodes import (  # noqa: E402
     admit_newest,
     cluster_table,
     launch_node,
+    shared_password_hash,
     start_redis,
     wait_nodes,
 )
@@ -59,8 +60,6 @@ from bench.server import config_text  # noqa: E402
 
 def node_config(tmp: Path, redis: RedisServer, index: int) -> None:
     """A node with a wide UDP range of its own (the tests' 40 ports are too few)."""
-    from app.passwords import hash_password
-
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     low = 30000 + index * 2000
@@ -72,7 +71,7 @@ def node_config(tmp: Path, redis: RedisServer, index: int) -> None:
             (low, low + 1999),
             tmp / "logs",
             GROUP,
-            hash_password(PASSWORD),
+            shared_password_hash(),
             log_level="WARNING",
             extra=cluster_table(redis.url, port),
         ),

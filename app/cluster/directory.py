@@ -3,7 +3,7 @@
 | key | type | value | written by |
 |---|---|---|---|
 | `kreis:nodes` | sorted set | node ids, score = expiry (ms) | every node, each heartbeat |
-| `kreis:node:<id>` | hash | `address`, `state`, `rooms`, `participants`, `load` | that node |
+| `kreis:node:<id>` | hash | `address`, `state`, `rooms`, `participants`, `load`, `groups` | it |
 | `kreis:room:<h(slug)>` | string | owner node id | `SET NX` by whoever places it, then the owner |
 | `kreis:pin:<h(pin)>` | string | owner node id | the owner of a room with dial-in |
 | `kreis:group:<h(group)>` | sorted set | nodes with a room of the group (score: expiry) | owners |
@@ -60,6 +60,9 @@ class Node:
     rooms: int
     participants: int
     load: int
+    groups: str = ""
+    """An HMAC of the node's `[groups]` (names and password hashes): every node must
+    show the same, or invitation links and sign-ins fail when a room moves."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class Directory:
                     "rooms": node.rooms,
                     "participants": node.participants,
                     "load": node.load,
+                    "groups": node.groups,
                 },
             )
             pipe.expire(key, self.ttl)
@@ -134,6 +138,14 @@ class Directory:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(PREFIX + "node:" + self.node_id)
             pipe.zrem(NODES, self.node_id)
+            await pipe.execute()
+
+    async def forget(self, node_id: str) -> None:
+        """Another node's process is gone (its port refuses): out of the registry now,
+        so that no node places a room there while its entry would still live."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(PREFIX + "node:" + node_id)
+            pipe.zrem(NODES, node_id)
             await pipe.execute()
 
     async def nodes(self) -> list[Node]:
@@ -162,6 +174,7 @@ class Directory:
                     int(fields.get("rooms", 0)),
                     int(fields.get("participants", 0)),
                     int(fields.get("load", 0)),
+                    fields.get("groups", ""),
                 )
             )
         return found
@@ -169,9 +182,11 @@ class Directory:
     async def node(self, node_id: str) -> Node | None:
         return next((n for n in await self.nodes() if n.id == node_id), None)
 
-    async def least_loaded(self) -> Node | None:
-        """The serving node with the least load (ties broken at random)."""
-        serving = [n for n in await self.nodes() if n.state == "serving"]
+    async def least_loaded(self, exclude: Iterable[str] = ()) -> Node | None:
+        """The serving node with the least load (ties broken at random), leaving out
+        `exclude` (nodes known to be dead whose entries have not expired yet)."""
+        skip = set(exclude)
+        serving = [n for n in await self.nodes() if n.state == "serving" and n.id not in skip]
         if not serving:
             return None
         low = min(n.load for n in serving)
@@ -184,8 +199,8 @@ class Directory:
         if await self.redis.exists(key):
             await self.redis.hincrby(key, "load", amount)
 
-    async def totals(self) -> Totals:
-        nodes = await self.nodes()
+    async def totals(self, nodes: list[Node] | None = None) -> Totals:
+        nodes = await self.nodes() if nodes is None else nodes
         return Totals(len(nodes), sum(n.rooms for n in nodes), sum(n.participants for n in nodes))
 
     # -- rooms, PINs, groups

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -35,7 +37,7 @@ from app.cluster.errors import redis_unreachable
 from app.cluster.relay import Relay
 
 if TYPE_CHECKING:
-    from app.config import ClusterConfig
+    from app.config import ClusterConfig, GroupConfig
     from app.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ class ClusterNode:
         self._held: set[str] = set()
         self._held_pins: set[str] = set()
         self._dead: dict[str, float] = {}
+        self.groups = groups_fingerprint(config.key, hub.config.groups)
+        self._warned_groups = False
 
     # -- lifecycle
 
@@ -138,7 +142,15 @@ class ClusterNode:
     async def heartbeat(self) -> None:
         rooms, people, load = self.load()
         await self.directory.announce(
-            Node(self.node_id, self.config.address, self.state, rooms, people, load)
+            Node(
+                self.node_id,
+                self.config.address,
+                self.state,
+                rooms,
+                people,
+                load,
+                self.groups,
+            )
         )
         live = self.hub.store.all()
         slugs = {r.slug for r in live}
@@ -151,7 +163,17 @@ class ClusterNode:
         for pin in self._held_pins - pins:
             await self.directory.release_pin(pin)
         self._held, self._held_pins = slugs, pins
-        self.totals = await self.directory.totals()
+        nodes = await self.directory.nodes()
+        self.totals = await self.directory.totals(nodes)
+        others = other_groups(nodes, self.node_id, self.groups)
+        if others and not self._warned_groups:
+            log.warning(
+                "%d other node(s) have other [groups] settings (a group password hashed "
+                "on each machine?): invitation links and sign-ins fail when a room moves "
+                "between them; give every node the same kreis.toml",
+                others,
+            )
+        self._warned_groups = bool(others)
         if self.state == "draining" and not live:
             log.info("drained: no rooms left, stopping")
             if self.on_drained is not None:
@@ -166,9 +188,12 @@ class ClusterNode:
     # -- placement and failover
 
     async def place(self, slug: str) -> str | None:
-        """Claims a new room for the least-loaded serving node; the owner's id, or
-        None when no node serves."""
-        target = await self.directory.least_loaded()
+        """Claims a new room for the least-loaded serving node (never one just found
+        dead: its registry entry outlives it by up to a TTL); the owner's id, or None
+        when no node serves."""
+        now = time.monotonic()
+        dead = [node_id for node_id, until in self._dead.items() if until > now]
+        target = await self.directory.least_loaded(exclude=dead)
         if target is None:
             return None
         if await self.directory.claim(slug, target.id):
@@ -213,6 +238,7 @@ class ClusterNode:
             if isinstance(exc.os_error, ConnectionRefusedError):
                 # The process is gone (its port refuses): free its rooms now.
                 self._dead[node_id] = time.monotonic() + self.config.ttl_seconds
+                await self.directory.forget(node_id)
                 return False
             return True  # unreachable is not dead: the TTL decides
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError):
@@ -241,6 +267,22 @@ class ClusterNode:
                 continue
             for conn in list(conns):
                 await self.relay.move_waiting(conn, owner)
+
+
+def groups_fingerprint(key: str, groups: Mapping[str, GroupConfig]) -> str:
+    """What every node of one cluster must share of `[groups]`: an HMAC under the
+    cluster key (Redis sees no group name or hash) of each group and its password hash.
+    Invitation codes are made from the hash, so nodes that hashed one password each
+    with their own salt turn away each other's invited guests."""
+    mac = hmac.new(key.encode(), b"kreis-groups", hashlib.sha256)
+    for name in sorted(groups):
+        mac.update(b"\0" + name.encode() + b"\0" + groups[name].password_hash.encode())
+    return mac.hexdigest()[:32]
+
+
+def other_groups(nodes: list[Node], node_id: str, mine: str) -> int:
+    """How many other live nodes show another `[groups]` fingerprint than `mine`."""
+    return sum(1 for n in nodes if n.id != node_id and n.groups and n.groups != mine)
 
 
 def install_drain_signal(node: ClusterNode) -> None:

@@ -13,9 +13,12 @@ candidates carry the owner's address).
 
 A link carries the client's address in a header signed with the cluster key, so that
 the owner's per-address limits count the client, not the entry; the owner never
-relays a linked connection further. When a link breaks (the owner died), the entry
-closes the client's connection with 1012: the client reconnects to the entry, joins
-again with its resume token, and the entry routes it to the room's new owner.
+relays a linked connection further. The same header names the group the client signed
+in to on the entry: the owner takes the entry's word for it instead of checking the
+password again (a second scrypt on every link would stand in the way of a failover).
+When a link breaks (the owner died), the entry closes the client's connection with
+1012: the client reconnects to the entry, joins again with its resume token, and the
+entry routes it to the room's new owner.
 
 Up messages are routed like this (everything else stays on the entry):
 - naming a room (`join`, `watch`, leader commands, `create_room`, `check_slug`,
@@ -30,6 +33,7 @@ Up messages are routed like this (everything else stays on the entry):
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -67,22 +71,43 @@ IN_ROOM = {
 }
 
 
-def sign_relay(key: str, address: str, now: float) -> str:
+@dataclass(frozen=True)
+class Relayed:
+    """Who a link speaks for, as its verified header says."""
+
+    address: str
+    """The client's address (for the owner's per-address limits)."""
+    group: str | None
+    """The group the client signed in to on the entry, or None."""
+
+
+def _relay_mac(key: str, stamp: str, address: str, group: str) -> str:
+    text = f"relay\0{stamp}\0{address}\0{group}"
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_relay(key: str, address: str, now: float, group: str | None = None) -> str:
     stamp = str(int(now))
-    mac = hmac.new(key.encode(), f"relay\0{stamp}\0{address}".encode(), hashlib.sha256)
-    return f"{stamp} {address} {mac.hexdigest()}"
+    named = base64.urlsafe_b64encode(group.encode()).decode() if group else "-"
+    return f"{stamp} {address} {named} {_relay_mac(key, stamp, address, group or '')}"
 
 
-def verify_relay(key: str, header: str, now: float) -> str | None:
-    """The client address a link speaks for, or None when the header is not ours."""
+def verify_relay(key: str, header: str, now: float) -> Relayed | None:
+    """The client a link speaks for, or None when the header is not ours."""
     parts = header.split(" ")
-    if len(parts) != 3 or not parts[0].isdigit():
+    if len(parts) != 4 or not parts[0].isdigit():
         return None
-    stamp, address, mac = parts
+    stamp, address, named, mac = parts
     if abs(now - int(stamp)) > RELAY_MAX_AGE:
         return None
-    good = hmac.new(key.encode(), f"relay\0{stamp}\0{address}".encode(), hashlib.sha256)
-    return address if hmac.compare_digest(good.hexdigest(), mac) else None
+    try:
+        group = "" if named == "-" else base64.urlsafe_b64decode(named.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    good = _relay_mac(key, stamp, address, group)
+    if not hmac.compare_digest(good, mac):
+        return None
+    return Relayed(address, group or None)
 
 
 class OwnerDesk(Protocol):
@@ -127,7 +152,8 @@ class Route:
 
     hello: str = ""
     signin: list[str] = field(default_factory=list)
-    """The client's `login`/`gateway_auth`, replayed on every new link."""
+    """The client's `gateway_auth`, replayed on every new link (a `login` is not: the
+    link's header names the group the entry has checked)."""
     links: dict[str, Link] = field(default_factory=dict)
     member: Link | None = None
     """The link of the room the client joined (or knocks at) on another node."""
@@ -162,10 +188,10 @@ class Relay:
         if kind == "hello":
             route.hello = text
             return False
-        if kind in ("login", "gateway_auth"):
+        if kind == "gateway_auth":
             route.signin.append(text)
             return False
-        if kind == "ping":
+        if kind in ("ping", "login"):  # a login is checked here; links carry its group
             return False
         try:
             return await self._route(conn, route, kind, data, text)
@@ -214,8 +240,10 @@ class Relay:
         if kind == "join":
             route.join = text
         owner = await self.node.live_owner(slug)
+        placed = False
         if owner is None and self._starts_room(conn, kind, data, slug):
             owner = await self.node.place(slug)
+            placed = owner is not None
             if owner is None and self.node.state == "draining":
                 conn.error("internal", kind)  # no serving node, and not here (as max_rooms)
                 return True
@@ -226,6 +254,11 @@ class Relay:
         link = await self._forward(conn, route, owner, text)
         if kind == "join":
             route.member = link
+        if placed:
+            # Those who came back before the leader wait here: they wait at the room's
+            # new home from now on (seated there as soon as it runs), not a poll later.
+            for waiting in list(self.hub.waiting.get(slug, ())):
+                await self.move_waiting(waiting, owner)
         return True
 
     def _starts_room(self, conn: Connection, kind: str, data: dict[str, Any], slug: str) -> bool:
@@ -244,12 +277,14 @@ class Relay:
     async def move_waiting(self, conn: Connection, owner: str) -> None:
         """A room this connection waits for has opened on another node: knock there."""
         route = self.routes.get(conn.id)
-        if route is None or not route.join:
-            return
         waiting = conn.waiting
-        if waiting is not None:
-            self.hub.waiting.get(waiting.slug, set()).discard(conn)
-            conn.waiting = None
+        if route is None or not route.join or waiting is None:
+            # not waiting here any more: seated, or moved already (the poll and a
+            # leader's placement can both get here; a join replayed twice would spend
+            # its resume token on the first and knock with the second)
+            return
+        self.hub.waiting.get(waiting.slug, set()).discard(conn)
+        conn.waiting = None
         try:
             route.member = await self._forward(conn, route, owner, route.join)
         except LinkFailed:
@@ -270,7 +305,7 @@ class Relay:
         if node is None:
             raise LinkFailed("node gone")
         url = node.address.replace("http", "ws", 1) + "/ws"
-        header = sign_relay(self.node.config.key, conn.address, time.time())
+        header = sign_relay(self.node.config.key, conn.address, time.time(), conn.group)
         try:
             ws = await self.session.ws_connect(
                 url,
@@ -287,7 +322,7 @@ class Relay:
             await self._expect(ws, ("hello",))
             for signin in route.signin:
                 await ws.send_str(signin)
-                await self._expect(ws, ("login_ok", "gateway_ok"))
+                await self._expect(ws, ("gateway_ok",))
         except (TimeoutError, LinkFailed, ConnectionError, RuntimeError) as exc:
             await ws.close()
             raise LinkFailed(str(exc)) from None

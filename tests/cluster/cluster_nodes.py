@@ -8,7 +8,9 @@ each with its own port and UDP range and the same `[cluster]` key. All of it sta
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kreis_server import ROOT, KreisServer, free_port, wait_healthy, write_config
+from kreis_server import PASSWORD, ROOT, KreisServer, free_port, wait_healthy, write_config
 
 from app.client import KreisClient
 
@@ -95,6 +97,17 @@ address = "http://127.0.0.1:{port}"
 """
 
 
+@functools.cache
+def shared_password_hash() -> str:
+    """One hash of the group password for every node: like the one `kreis.toml` that
+    docs/cluster.md copies to each machine. (Hashed per node, each salt differs, and
+    so would each node's invitation codes: a room moved to another node would turn
+    its invited guests away.)"""
+    from app.passwords import hash_password
+
+    return hash_password(PASSWORD)
+
+
 def launch_node(
     tmp: Path, redis: RedisServer, rooms: dict[str, int] | None = None, extra: str = ""
 ) -> KreisServer:
@@ -107,6 +120,14 @@ def launch_node(
     else:
         port = free_port()
         write_config(config, port, cluster_table(redis.url, port, extra), rooms)
+        text = re.sub(
+            r'^password_hash = ".*"$',
+            f'password_hash = "{shared_password_hash()}"',
+            config.read_text(),
+            count=1,
+            flags=re.M,
+        )
+        config.write_text(text, encoding="utf-8")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     for name in ("CONFIG", "STATE", "DATA", "CACHE"):
         env[f"XDG_{name}_HOME"] = str(tmp / f"xdg-{name.lower()}")

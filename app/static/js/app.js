@@ -38,17 +38,21 @@ const session = {
   phase: "prejoin", // prejoin | joining | waiting_leader | lobby | room | ended
   name: "",
   password: null,
-  leader: null, // {group, password} while signed in, memory only
+  leader: null, // {group, password, ticket} while signed in, memory only
   loggedIn: false,
   resume: null,
   joined: null,
   endReason: null,
   restarting: false, // a leader starting its room again after a restart
   rejoining: false, // a join after a reconnect is on its way
+  rejoinRetries: 0, // joins after this reconnect the server could not route yet
   leaderPresent: true, // in the lobby: whether anyone is there to let us in
 };
 
 const RESUME_KEY = "kreis.resume";
+const LIVE_PHASES = ["room", "lobby", "waiting_leader", "joining"];
+const REJOIN_RETRY_MS = 1000;
+const REJOIN_RETRIES = 10;
 
 /** The resume token for this room from this tab's sessionStorage, or null. */
 function storedResume() {
@@ -101,6 +105,7 @@ const room = new RoomView(sig, media);
 room.leader.secret = fragment.secret; // a second leader opened the full link
 
 function setPhase(phase) {
+  if (phase !== session.phase) performance.mark(`kreis:phase-${phase}`); // a timeline for tests
   session.phase = phase;
   document.body.dataset.phase = phase;
 }
@@ -128,18 +133,28 @@ async function start({ name, password, leader }) {
   }
 }
 
+/** Signs the leader in: with the ticket from the last `login_ok` when there is one
+ * (after a reconnect: one HMAC on the server instead of scrypt, so the room is back
+ * sooner after a failover), else, or when it is refused, with the password. */
 async function signIn() {
-  const waiting = nextMessage(sig, ["login_ok"]);
-  sig.send({ type: "login", group: session.leader.group, password: session.leader.password });
-  const answer = await waiting;
+  const { group, password, ticket } = session.leader;
+  let answer = ticket ? await login({ group, ticket }) : null;
+  if (!answer || answer.type === "error") answer = await login({ group, password });
   if (answer.type === "error") {
     session.leader = null;
     setPhase("prejoin");
     prejoin.showError(errorText(answer));
     return false;
   }
+  session.leader.ticket = answer.ticket || null; // memory only, like the password
   session.loggedIn = true;
   return true;
+}
+
+function login(fields) {
+  const waiting = nextMessage(sig, ["login_ok"]);
+  sig.send({ type: "login", ...fields });
+  return waiting;
 }
 
 async function startRoom() {
@@ -249,6 +264,7 @@ function renderLobbyLeader() {
 }
 
 sig.on("lobby_status", (msg) => {
+  performance.mark(`kreis:lobby-${msg.state}`);
   if (msg.state === "waiting") {
     if (session.phase === "room") room.teardown();
     setPhase("lobby");
@@ -314,9 +330,18 @@ sig.on("server_restart", (msg) => {
 });
 
 sig.on("error", (msg) => {
+  performance.mark(`kreis:error-${msg.code}`);
   if (msg.ref === "login" || msg.ref === "create_room") return; // answered in start()
   if (msg.ref === "set_e2ee" || msg.ref === "set_dial_in") {
     room.leader.gotError(msg); // the switch goes back; phones_present asks first
+    return;
+  }
+  const retryable = msg.ref === "join" && msg.code === "internal" && session.rejoining;
+  if (retryable && LIVE_PHASES.includes(session.phase) && session.rejoinRetries < REJOIN_RETRIES) {
+    session.rejoinRetries += 1;
+    // Coming back after a drop, the server could not reach the room's node (it may be
+    // moving to another one): knock again in a moment instead of starting over.
+    setTimeout(rejoin, REJOIN_RETRY_MS);
     return;
   }
   if (session.phase === "joining" || (msg.ref === "join" && session.phase !== "room")) {
@@ -339,7 +364,7 @@ sig.on("error", (msg) => {
   if (["bad_sdp", "internal", "not_allowed", "rate_limited"].includes(msg.code)) notice(errorText(msg), { urgent: true });
 });
 
-const LIVE_PHASES = ["room", "lobby", "waiting_leader", "joining"];
+
 let reconnectTicker = null;
 
 /** While the server is out of reach the notice says so, and for how long. */
@@ -376,6 +401,7 @@ sig.onDisconnect = () => {
 sig.onReconnect = () => {
   stopReconnecting();
   session.rejoining = true;
+  session.rejoinRetries = 0;
   if (session.phase === "room") notice(t("reconnect_rejoining"), { seconds: 0 });
   else clearNotice();
   rejoin();

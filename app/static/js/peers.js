@@ -114,7 +114,7 @@ const DISCONNECTED_GRACE_MS = 8000;
  * short blip. aiortc does not do ICE restarts, so the caller rebuilds the media by
  * rejoining with its resume token.
  */
-function watchConnection(pc, onBroken) {
+function watchConnection(pc, onBroken, label) {
   let timer = null;
   let reported = false;
   const report = () => {
@@ -123,6 +123,7 @@ function watchConnection(pc, onBroken) {
     onBroken();
   };
   pc.addEventListener("connectionstatechange", () => {
+    performance.mark(`kreis:${label}-${pc.connectionState}`); // a timeline for tests (no data)
     clearTimeout(timer);
     if (pc.connectionState === "failed") report();
     else if (pc.connectionState === "disconnected") timer = setTimeout(report, DISCONNECTED_GRACE_MS);
@@ -174,7 +175,7 @@ export class UpConnection {
     this.answerWaiter = null;
     this.onFailed = null;
     this.closed = false;
-    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
+    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed(), "up");
   }
 
   /** Sets up mic and camera (tracks may be null when off) and sends the first offer. */
@@ -312,7 +313,7 @@ export class DownConnection {
     this.onFailed = null;
     this.closed = false;
     this.chain = Promise.resolve();
-    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed());
+    watchConnection(this.pc, () => !this.closed && this.onFailed && this.onFailed(), "down");
     this.lastStats = [];
     this.qualityTimer = setInterval(() => this.judge(), QUALITY_EVERY_MS);
   }

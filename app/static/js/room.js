@@ -188,6 +188,7 @@ export class RoomView {
     if (!this.down) {
       this.down = new DownConnection(this.sig, this.iceServers);
       this.down.onTrack = (info, track) => {
+        performance.mark(`kreis:track-${info.kind}`);
         this.tiles.attach(info, track);
         // a newcomer should not wait for the publisher's next periodic keyframe
         if (info.kind === "video") this.sig.send({ type: "keyframe", participant: info.participant });

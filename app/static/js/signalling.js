@@ -12,6 +12,9 @@
  * within 3 s of the cut); two unanswered and DEAD_MS of silence drop the socket and
  * start reconnecting. A connect attempt that gets no `hello` within CONNECT_TIMEOUT_MS
  * is given up, so a cut network does not leave it hanging for minutes.
+ *
+ * Each step of a drop and a reconnect leaves a `performance.mark("kreis:…")` (no data,
+ * only names and times): the cluster failover test prints them as a timeline.
  */
 
 import { currentLang } from "./i18n.js";
@@ -20,6 +23,7 @@ const PING_MS = 1200;
 const DEAD_MS = 5000;
 const CONNECT_TIMEOUT_MS = 5000;
 const RECONNECT_STEPS_MS = [300, 700, 1500, 2500, 3000];
+const SERVICE_RESTART_MS = 60;
 // longer than the server's resume grace (default 2 min): a page that comes back
 // within it goes straight into the room again
 const RECONNECT_GIVE_UP_MS = 150_000;
@@ -95,22 +99,26 @@ export class Signalling {
           greeted = true;
           clearTimeout(giveUp);
           this.hello = msg;
+          performance.mark("kreis:hello");
           this.startPing();
           resolve(msg);
           return;
         }
         this.dispatch(msg);
       });
-      ws.addEventListener("close", () => {
+      ws.addEventListener("close", (ev) => {
         clearTimeout(giveUp);
         if (this.ws !== ws) return;
+        performance.mark("kreis:socket-closed");
         this.stopPing();
         this.ws = null;
         if (!greeted) {
           reject(new Error("closed before hello"));
           return;
         }
-        if (!this.closedForGood) this.dropped();
+        // 1012: the server asks us to come back (its link to the room's node broke,
+        // or it restarts): at once, a little spread out, then with growing pauses
+        if (!this.closedForGood) this.dropped(ev.code === 1012 ? SERVICE_RESTART_MS * (1 + Math.random()) : null);
       });
       ws.addEventListener("error", () => {
         /* a close event follows; handled there */
@@ -159,6 +167,7 @@ export class Signalling {
       // Counted only for pings really sent: a throttled timer in a hidden tab sends
       // none, so it cannot take its own silence for a dead server.
       this.misses += 1;
+      if (this.misses === 1) performance.mark("kreis:suspect");
       if (this.misses === 1 && this.onSuspect) this.onSuspect();
       if (this.misses >= 2 && Date.now() - this.lastHeard > DEAD_MS) {
         this.lost();
@@ -170,6 +179,7 @@ export class Signalling {
 
   /** The server stopped answering: give the socket up and reconnect. */
   lost() {
+    performance.mark("kreis:lost");
     const ws = this.ws;
     this.ws = null;
     this.stopPing();
@@ -211,6 +221,7 @@ export class Signalling {
 
   async retry() {
     if (this.closedForGood) return;
+    performance.mark("kreis:connecting");
     try {
       const hello = await this.connect();
       this.dropSince = 0;
