@@ -198,12 +198,14 @@ def test_one_weak_link_pauses_its_video_and_a_probe_brings_it_back() -> None:
         t += downlink.TICK
         link.tick(tracks, stats, t)
     assert not link.paused
-    # capped: the estimate falls to what the link drains
+    # capped: the estimate falls to what the link drains, and the link queues
     for f in (v.feedback for v in videos):
         f.remb, f.remb_falls, f.remb_at = 450_000, 2, t
+    audio.feedback.rtt = 0.002 + 0.400
     t += downlink.TICK
     link.tick(tracks, stats, t)
     assert not link.paused  # one tick is not enough
+    audio.feedback.rtt = 0.002 + 0.450
     t += downlink.TICK
     link.tick(tracks, stats, t)
     assert link.paused and all(v.paused for v in videos) and not audio.paused
@@ -230,6 +232,34 @@ def test_one_weak_link_pauses_its_video_and_a_probe_brings_it_back() -> None:
         t += downlink.TICK
         link.tick(tracks, stats, t)
     assert not link.paused
+
+
+def test_a_falling_estimate_without_a_queue_does_not_pause() -> None:
+    """Jitter, random loss or a busy browser make Chromium's estimate fall too; only a
+    link that also queues (round trips well over its usual minimum) loses its video."""
+    stats = Stats()
+    link = DownLink()
+    videos = [FakeDown("video", FakeUp(1_700_000)) for _ in range(3)]
+    audio = FakeDown("audio", FakeUp(40_000))
+    tracks: list[Any] = [*videos, audio]
+    t = 100.0
+    audio.feedback.rtt = 0.030
+    link.tick(tracks, stats, t)
+    t += downlink.GRACE
+    for n in range(10):
+        for f in (v.feedback for v in videos):
+            f.remb, f.remb_falls, f.remb_at = 300_000, n + 1, t
+        audio.feedback.rtt = 0.030 + (0.020 if n % 2 else 0.0)  # jitter, no queue
+        t += downlink.TICK
+        link.tick(tracks, stats, t)
+    assert not link.paused and stats.video_pauses == 0
+    for n in range(2):  # now the same estimate with a queue building
+        for f in (v.feedback for v in videos):
+            f.remb, f.remb_falls, f.remb_at = 300_000, 20 + n, t
+        audio.feedback.rtt = 0.030 + 0.300
+        t += downlink.TICK
+        link.tick(tracks, stats, t)
+    assert link.paused and stats.video_pauses == 1
 
 
 def test_probes_nobody_answers_do_not_keep_video_paused_for_good() -> None:
