@@ -77,6 +77,13 @@ class SipConfig:
     """Gateway backend processes. 1: one pjsip process listens itself. More: a SIP front
     (`sipgw.front`) listens on the public ports and spreads calls over that many
     backends; capacity is `processes * max_calls`."""
+    gateways: tuple[tuple[str, int], ...] = ()
+    """Gateways on other machines (`"host:port"`, UDP), behind the same Kamailio edge as
+    the local processes; each runs `kreis dial-in` with `edge_address` naming the edge."""
+    edge_address: str = ""
+    """On a gateway behind a Kamailio edge on another machine: the edge's address, whose
+    `X-Kreis-Source` header this gateway believes. Empty: only `FRONT_ADDRESS` (the
+    local edge) is believed."""
     worker_base_port: int = 0
     """First internal SIP port (UDP on 127.0.0.1) of the backends, one port each; 0 lets
     the supervisor pick free ports. (The key keeps the name operators already use from
@@ -191,6 +198,35 @@ def _networks(table: dict[str, Any], key: str) -> tuple[Any, ...] | None:
     return tuple(nets)
 
 
+def _gateways(table: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    raw = _get(table, "sip", "gateways", list, [])
+    out = []
+    for item in raw:
+        host, sep, port = str(item).rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            raise ConfigError(
+                f'[sip] gateways must list "address:port" entries, not {str(item)[:60]!r}'
+            ) from None
+        if not sep or not 1 <= number <= 65535:
+            raise ConfigError('[sip] gateways must list "address:port" entries')
+        out.append((host, number))
+    return tuple(out)
+
+
+def _address(table: dict[str, Any], key: str) -> str:
+    value = str(_get(table, "sip", key, str, "")).strip()
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"[sip] {key} must be an IP address") from None
+    return value
+
+
 def parse_sip(table: dict[str, Any]) -> SipConfig:
     """Builds `SipConfig` from the `[sip]` table."""
     defaults = SipConfig()
@@ -261,6 +297,8 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
         rtp_port=rtp_port,
         max_calls=max_calls,
         processes=processes,
+        gateways=_gateways(table),
+        edge_address=_address(table, "edge_address"),
         worker_base_port=_port(table, "worker_base_port", defaults.worker_base_port),
     )
 

@@ -10,9 +10,9 @@ to happen on the pjsip thread: the source-address allow-list (403), the call lim
 (486), and refusing REFER, replaces and redirects (the gateway is inbound only and
 never originates or transfers a call).
 
-Behind the SIP front (several processes), every INVITE comes from the front's
-address; the caller's own address is in the front's `X-Kreis-Source` header, which a
-backend believes only in messages from `FRONT_ADDRESS`.
+Behind Kamailio (`sipgw.kamailio`), every INVITE comes from the edge's address; the
+caller's own address is in the edge's `X-Kreis-Source` header, which a backend believes
+only in messages from `FRONT_ADDRESS` (or a remote edge's `[sip] edge_address`).
 """
 
 from __future__ import annotations
@@ -127,14 +127,18 @@ def source_ip(src_address: str) -> str:
     return src_address.rsplit(":", 1)[0] if src_address.count(":") == 1 else src_address
 
 
-def trusted_source(packet_source: str, message: str, behind_front: bool) -> str:
-    """The caller's address: the packet's source, or behind the front its header.
+def trusted_source(
+    packet_source: str, message: str, behind_front: bool, edge_address: str = ""
+) -> str:
+    """The caller's address: the packet's source, or behind the edge its header.
 
     A backend (`behind_front`) takes `X-Kreis-Source` from a message sent by
-    `FRONT_ADDRESS` only; a message from the front without a valid one yields "" (an
-    address no allow-list contains). A lone gateway never reads the header.
+    `FRONT_ADDRESS` (or by `edge_address`, a Kamailio on another machine) only; a
+    message from the edge without a valid one yields "" (an address no allow-list
+    contains). A lone gateway never reads the header.
     """
-    if not behind_front or packet_source != FRONT_ADDRESS:
+    edges = {FRONT_ADDRESS, edge_address} if edge_address else {FRONT_ADDRESS}
+    if not (behind_front or edge_address) or packet_source not in edges:
         return packet_source
     head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
     found = _SOURCE_HEADER.findall(head)
@@ -309,7 +313,10 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def _take(self, call: GatewayCall, key: int, prm: pj.OnIncomingCallParam) -> None:
         invite = str(prm.rdata.wholeMsg)
         src = trusted_source(
-            source_ip(str(prm.rdata.srcAddress)), invite, self.pjsip.role is not None
+            source_ip(str(prm.rdata.srcAddress)),
+            invite,
+            self.pjsip.role is not None,
+            self.pjsip.config.edge_address,
         )
         if not self.pjsip.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.sipgw.sipp_scenarios import flood_call, write
+
 RATE = 16000
 
 
@@ -290,9 +292,10 @@ def run_tool(cmd: list[str], cwd: Path, timeout: float) -> str:
 def sipp_flood(target: str, cwd: Path, open_calls: int, hold_ms: int) -> str:
     """A SIPp INVITE flood against `target`: 120 calls at 40 a second, at most
     `open_calls` open at once, each held `hold_ms`; returns SIPp's output."""
-    cmd = ["sipp", target, "-sn", "uac", "-r", "40", "-m", "120", "-l", str(open_calls)]
-    cmd += ["-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(free_sip_port())]
-    cmd += ["-timeout", "40s", "-nostdin"]
+    scenario = write(cwd / f"flood-{hold_ms}.xml", flood_call(hold_ms))
+    cmd = ["sipp", target, "-sf", str(scenario), "-r", "40", "-m", "120"]
+    cmd += ["-l", str(open_calls), "-i", "127.0.0.1", "-p", str(free_sip_port())]
+    cmd += ["-timeout", "40s", "-nostdin", "-trace_err"]
     return run_tool(cmd, cwd, 60)
 
 
