@@ -74,8 +74,8 @@ class SipConfig:
     wheel's call slots, a compile-time limit; larger values are clamped with a warning).
     Further INVITEs get 486 Busy Here."""
     processes: int = 1
-    """Gateway backend processes. 1: one pjsip process listens itself. More: a SIP front
-    (`sipgw.front`) listens on the public ports and spreads calls over that many
+    """Gateway backend processes. 1: one pjsip process listens itself. More: Kamailio
+    (`sipgw.kamailio`) listens on the public ports and spreads calls over that many
     backends; capacity is `processes * max_calls`."""
     gateways: tuple[tuple[str, int], ...] = ()
     """Gateways on other machines (`"host:port"`, UDP), behind the same Kamailio edge as
@@ -104,7 +104,7 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class BackendRole:
-    """How a backend process behind the SIP front differs from a lone gateway.
+    """How a backend process behind Kamailio differs from a lone gateway.
 
     Not read from TOML: the supervisor hands it to each backend on its command line.
     """
@@ -118,8 +118,8 @@ class BackendRole:
 
 
 FRONT_ADDRESS = "127.0.0.1"
-"""Where the SIP front and its backends talk to each other; a backend trusts the
-front's `X-Kreis-Source` header only in messages from this address."""
+"""Where Kamailio and its local backends talk to each other; a backend trusts the
+edge's `X-Kreis-Source` header only in messages from this address."""
 
 
 def rtp_stride(sip: SipConfig) -> int:
@@ -269,8 +269,8 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     processes = int(_get(table, "sip", "processes", int, defaults.processes))
     if not 1 <= processes <= 32:
         raise ConfigError("[sip] processes must be between 1 and 32")
-    # The front speaks UDP and TCP and registers nowhere: a trunk registration or TLS
-    # would have to come from the front itself, which it does not do (yet).
+    # Behind Kamailio the backends listen on loopback UDP only: a trunk registration or
+    # TLS would have to come from Kamailio, which the generated config does not do (yet).
     if processes > 1 and registrar:
         raise ConfigError("[sip] processes > 1 cannot be combined with registrar")
     if processes > 1 and cert:

@@ -119,7 +119,7 @@ def transport_configs(
 ) -> list[tuple[int, pj.TransportConfig]]:
     """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS.
 
-    A backend behind the SIP front (`role`) listens on UDP at its internal port only.
+    A backend behind Kamailio (`role`) listens on UDP at its internal port only.
     """
     ipv6 = ":" in config.listen_address
     out: list[tuple[int, pj.TransportConfig]] = []
@@ -196,7 +196,7 @@ class PjsipThread:
     ) -> None:
         self.config = config
         self.role = role
-        """Set when this process is a backend behind the SIP front."""
+        """Set when this process is a backend behind Kamailio."""
         self._setup = setup
         self._log_level = log_level
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]

@@ -53,7 +53,7 @@ class GatewayStats:
 def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.AccountConfig]:
     """The local account (calls from allowed peers) and, if configured, a trunk account.
 
-    A backend behind the SIP front (`role`) uses its own RTP range.
+    A backend behind Kamailio (`role`) uses its own RTP range.
     """
     sip = config.sip
     host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address

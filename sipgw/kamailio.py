@@ -172,13 +172,14 @@ modparam("rr", "enable_full_lr", 1)
 modparam("nathelper", "received_avp", "$avp(nat_received)")
 modparam("dispatcher", "list_file", "{run_dir}/dispatcher.list")
 modparam("dispatcher", "flags", 2)
+modparam("dispatcher", "reload_delta", 0)
 modparam("dispatcher", "ds_hash_size", 9)
 modparam("dispatcher", "ds_ping_interval", {PROBE_INTERVAL})
 modparam("dispatcher", "ds_ping_from", "sip:kreis-edge@{FRONT_ADDRESS}")
 modparam("dispatcher", "ds_probing_mode", 1)
 modparam("dispatcher", "ds_probing_threshold", 1)
 modparam("dispatcher", "ds_inactive_threshold", 1)
-modparam("dispatcher", "ds_ping_reply_codes", "class=2;class=4")
+modparam("dispatcher", "ds_ping_reply_codes", "class=2")
 modparam("dispatcher", "ds_default_socket", "{internal}")
 
 request_route {{
@@ -357,6 +358,8 @@ class Kamailio:
         self.dir: Path | None = None
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self.generation: dict[int, int] = {}
+        """Restarts per local gateway port (part of its dispatcher `duid`)."""
         self.stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
@@ -487,16 +490,38 @@ class Kamailio:
         out, _ = await asyncio.wait_for(proc.communicate(), 10)
         return out.decode(errors="replace")
 
+    def _local(self, port: int) -> Gateway:
+        return next(g for g in self.destinations if g.port == port and g.host == FRONT_ADDRESS)
+
+    async def gateway_died(self, port: int) -> None:
+        """A local gateway process is gone: no new calls for it from now on (without
+        waiting for the probes, which are there for gateways that hang or sit on
+        another machine)."""
+        try:
+            out = await self.rpc(
+                "dispatcher.set_state", "ip", str(GATEWAY_SET), self._local(port).uri
+            )
+        except (OSError, TimeoutError):
+            out = "no answer"
+        if "error" in out.lower():
+            log.warning("Kamailio could not be told that a gateway is gone")
+
     async def gateway_restarted(self, port: int) -> None:
         """A local gateway came back after dying: its calls died with it, so its call
         load starts again at zero (the others' loads are kept)."""
-        gw = next(g for g in self.destinations if g.port == port and g.host == FRONT_ADDRESS)
-        attrs = f"duid={gw.duid};maxload={self.sip.max_calls}"
+        gw = self._local(port)
+        # A new unique id too: a late BYE of a call that died with the old process
+        # must not take load off the new one's calls.
+        self.generation[port] = self.generation.get(port, 0) + 1
+        attrs = f"duid={gw.duid}g{self.generation[port]};maxload={self.sip.max_calls}"
         try:
             await self.rpc("dispatcher.remove", str(GATEWAY_SET), gw.uri)
-            await self.rpc("dispatcher.add", str(GATEWAY_SET), gw.uri, "0", "0", attrs)
+            # `s:` keeps kamcmd from reading `duid=...` as a struct member.
+            out = await self.rpc("dispatcher.add", str(GATEWAY_SET), gw.uri, "0", "0", f"s:{attrs}")
         except (OSError, TimeoutError):
-            log.warning("could not reset the call load of a restarted gateway")
+            out = "no answer"
+        if "added" not in out:
+            log.error("a restarted gateway could not be put back into Kamailio's list")
 
     async def stop(self, timeout: float = 10) -> None:
         """Stops Kamailio (SIGTERM, then SIGKILL) and deletes its private dir."""
@@ -518,3 +543,46 @@ class Kamailio:
                 await self._task
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sipgw.kamailio`: writes kamailio.cfg and dispatcher.list for running
+    Kamailio as a systemd unit of its own (see docs/operations.md)."""
+    import argparse
+
+    from sipgw import config as config_module
+    from sipgw.errors import GatewayError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sipgw.kamailio",
+        description="Kamailio-Konfiguration schreiben / write the Kamailio config",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="kreis TOML with [sip]")
+    parser.add_argument("--out", type=Path, required=True, help="directory (kept; writable)")
+    parser.add_argument(
+        "--backend-ports",
+        default="",
+        help="UDP ports of gateways on 127.0.0.1 in backend mode (none for systemd units)",
+    )
+    parser.add_argument(
+        "--edge-port", type=int, default=5069, help="Kamailio's own UDP port on 127.0.0.1"
+    )
+    args = parser.parse_args(argv)
+    try:
+        sip = config_module.load(args.config).sip
+        ports = [int(p) for p in args.backend_ports.split(",") if p.strip()]
+    except (GatewayError, ValueError) as exc:
+        print(f"python -m sipgw.kamailio: {exc}")
+        return 2
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dispatcher.list").write_text(
+        render_dispatcher(sip, gateways(sip, ports)), encoding="utf-8"
+    )
+    (out / "kamailio.cfg").write_text(render_config(sip, args.edge_port, out), encoding="utf-8")
+    print(f"{out / 'kamailio.cfg'}\n{out / 'dispatcher.list'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,6 +71,7 @@ class BackendProcess:
                 log.exception("backend %d could not be started", self.index)
             if self.supervisor.stopping:
                 return
+            await self.supervisor.edge.gateway_died(self.port)
             quick = quick + 1 if time.monotonic() - started < 30 else 0
             pause = min(RESTART_PAUSE * 2 ** max(quick - 1, 0), 30)
             log.warning("backend %d ended; starting it again in %.0f s", self.index, pause)

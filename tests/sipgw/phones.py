@@ -311,7 +311,7 @@ def flood_refusals(flood: str) -> set[str]:
 
 
 class DialTarget:
-    """Something phones dial at 127.0.0.1:`port` (a gateway, or the SIP front)."""
+    """Something phones dial at 127.0.0.1:`port` (a gateway, or Kamailio in front of several)."""
 
     port: int
 
