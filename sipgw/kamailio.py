@@ -11,8 +11,10 @@ the gateways, each a `kreis dial-in` backend listening on loopback UDP only:
 - `tm`, `sl`, `rr` (record-routing), `maxfwd`, `sanity`: transactions and dialogs as
   a proxy keeps them, so an in-dialog request from another address redirects nothing;
 - `allow_from` applied at the edge (403 for anyone else);
-- `nathelper`'s contact alias, so a gateway's BYE reaches a TCP caller over the
+- `nathelper`'s contact alias, so a gateway's BYE reaches a TCP or TLS caller over the
   caller's own connection;
+- `tls` with Debian's OpenSSL 3 for SIP over TLS (pjsip never does TLS), and
+  `X-Kreis-Tls` on such calls, so the gateway insists on SRTP for their media;
 - the caller's address in `X-Kreis-Source` (set here, stripped from anything that
   comes from outside), which a backend believes only from `FRONT_ADDRESS`.
 
@@ -50,6 +52,9 @@ PROBE_INTERVAL = 2
 GATEWAY_SET = 1
 """The dispatcher set holding the gateways."""
 SOURCE_HEADER = "X-Kreis-Source"
+TLS_HEADER = "X-Kreis-Tls"
+"""Set by the edge on an INVITE that came over TLS (stripped from anything from
+outside): the gateway then requires SRTP on the media leg."""
 RESTART_PAUSE = 1.0
 
 _URI = re.compile(r"\bsips?:[^\s;>\"',)]*", re.I)
@@ -72,10 +77,15 @@ class Gateway:
 
 
 def edge_wanted(sip: SipConfig) -> bool:
-    """True when `kreis dial-in` needs Kamailio in front: several gateway processes, or
-    gateways on other machines. One process with neither listens itself (the default
+    """True when `kreis dial-in` needs Kamailio in front: several gateway processes,
+    gateways on other machines, or SIP over TLS (pjsip never does TLS: the wheel's
+    OpenSSL is from 2017). One process with none of these listens itself (the default
     for a small group)."""
-    return sip.processes > 1 or bool(sip.gateways)
+    return sip.processes > 1 or bool(sip.gateways) or tls_wanted(sip)
+
+
+def tls_wanted(sip: SipConfig) -> bool:
+    return bool(sip.tls_cert and sip.tls_key and sip.tls_port)
 
 
 def gateways(sip: SipConfig, local_ports: list[int]) -> list[Gateway]:
@@ -128,8 +138,22 @@ def render_config(
         listens.append(_socket("udp", sip.listen_address, sip.udp_port))
     if sip.tcp_port:
         listens.append(_socket("tcp", sip.listen_address, sip.tcp_port))
+    tls_module = tls_params = ""
+    if tls_wanted(sip):
+        listens.append(_socket("tls", sip.listen_address, sip.tls_port))
+        tls_module = 'loadmodule "tls.so"\n'
+        # Debian's OpenSSL 3 (kamailio-tls-modules); callers need no certificate.
+        tls_params = (
+            f'modparam("tls", "certificate", "{sip.tls_cert}")\n'
+            f'modparam("tls", "private_key", "{sip.tls_key}")\n'
+            'modparam("tls", "tls_method", "TLSv1.2+")\n'
+            'modparam("tls", "verify_certificate", 0)\n'
+            'modparam("tls", "require_certificate", 0)\n'
+        )
     internal = _socket("udp", FRONT_ADDRESS, internal_port)
     listen_lines = "\n".join(f"listen={s}" for s in [*listens, internal])
+    if tls_module:
+        listen_lines = "enable_tls=yes\n" + listen_lines
     return f"""#!KAMAILIO
 # Written by kreis dial-in from the [sip] config; regenerate rather than edit.
 debug={KAMAILIO_LEVELS.get(log_level, 0)}
@@ -164,8 +188,8 @@ loadmodule "siputils.so"
 loadmodule "nathelper.so"
 loadmodule "dispatcher.so"
 loadmodule "ctl.so"
-
-modparam("ctl", "binrpc", "unix:{run_dir}/ctl.sock")
+{tls_module}
+{tls_params}modparam("ctl", "binrpc", "unix:{run_dir}/ctl.sock")
 modparam("tm", "fr_timer", 2000)
 modparam("tm", "fr_inv_timer", 60000)
 modparam("rr", "enable_full_lr", 1)
@@ -227,6 +251,9 @@ request_route {{
     record_route();
     add_contact_alias();
     append_hf("{SOURCE_HEADER}: $si\\r\\n");
+    if (proto == TLS) {{
+        append_hf("{TLS_HEADER}: 1\\r\\n");
+    }}
     if (!ds_select_dst("{GATEWAY_SET}", "10")) {{
         sl_send_reply("486", "Busy Here");
         exit;
@@ -239,6 +266,7 @@ request_route {{
 route[FROM_OUTSIDE] {{
     # What only Kamailio may say to a gateway, nobody outside may say.
     remove_hf("{SOURCE_HEADER}");
+    remove_hf("{TLS_HEADER}");
     force_rport();
     if (is_method("OPTIONS") && !has_totag()) {{
         sl_send_reply("200", "OK");

@@ -99,10 +99,9 @@ async def serve(
         log.info("dial-in backend %d ready", role.index)
     else:
         log.info(
-            "dial-in gateway ready (udp %d, tcp %d, tls %s)",
+            "dial-in gateway ready (udp %d, tcp %d)",
             config.sip.udp_port,
             config.sip.tcp_port,
-            "on" if config.sip.tls_cert else "off",
         )
     if ready is not None:
         ready()

@@ -4,6 +4,8 @@ gateways, the dispatcher list, and the masking of Kamailio's own log lines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sipgw.config import backend_role, parse_sip, rtp_stride
@@ -46,7 +48,6 @@ def test_config_processes_gateways_and_backend_ranges() -> None:
         ({"processes": 0}, "processes"),
         ({"processes": True}, "processes"),
         ({"processes": 2, "registrar": "sip:x"}, "registrar"),
-        ({"processes": 2, "tls_cert": "/c", "tls_key": "/k"}, "tls_cert"),
         ({"worker_base_port": 70000}, "worker_base_port"),
         ({"processes": 32, "rtp_port": 65000}, "rtp_port"),
         ({"gateways": ["gateway.example:5060"]}, "gateways"),
@@ -66,3 +67,24 @@ def test_kamailio_log_lines_lose_uris_and_call_ids() -> None:
     out = masked(line)
     assert "a84b4c76e66710" not in out and "4930123456" not in out and "192.0.2.1" not in out
     assert "ds_load_remove()" in out
+
+
+def test_pjsip_never_does_tls() -> None:
+    """The wheel's OpenSSL (1.0.2k) must never carry SIP: with a certificate set, the
+    gateway's transports are still UDP and TCP only (TLS is Kamailio's), and no module
+    of the gateway mentions a pjsip TLS transport or TLS setting."""
+    import pjsua2 as pj
+
+    from sipgw.endpoint import transport_configs
+
+    sip = parse_sip({"tls_cert": "/c.pem", "tls_key": "/k.pem", "tls_port": 5061})
+    assert edge_wanted(sip)
+    kinds = {kind for kind, _ in transport_configs(sip)}
+    assert kinds <= {pj.PJSIP_TRANSPORT_UDP, pj.PJSIP_TRANSPORT_TCP}, kinds
+    role = backend_role(sip, 0, 6000)
+    assert [kind for kind, _ in transport_configs(sip, role)] == [pj.PJSIP_TRANSPORT_UDP]
+    sipgw = Path(__file__).resolve().parents[2] / "sipgw"
+    for module in sipgw.glob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        for word in ("PJSIP_TRANSPORT_TLS", "tlsConfig", "PJSIP_TLSV1"):
+            assert word not in text, f"{module.name} uses {word}"

@@ -4,13 +4,11 @@ Registration: SIPp plays the trunk's registrar (`scenarios/trunk_registrar.xml`)
 challenges the gateway's REGISTER with a digest 401, checks the credentials of the
 second REGISTER with `verifyauth` and answers 200 OK only if they are right.
 
-TLS: a throwaway self-signed certificate for 127.0.0.1; a baresip phone calls the
-gateway over `transport=tls`, enters the PIN by RFC 4733, waits in a real room's lobby,
-is admitted, and its 440 Hz tone is heard in the room (FFT); the leader ends the room
-and the gateway's BYE reaches the phone over TLS. pjsip sends in-dialog requests over
-a new TLS connection to the phone's Contact, so the phone needs a TLS listener of its
-own (measured: without `sip_certificate` baresip logs "tls: accept error" and never
-sees the gateway's BYE).
+TLS: a throwaway self-signed certificate for 127.0.0.1, served by Kamailio (Debian's
+OpenSSL 3; pjsip never does TLS); a baresip phone calls over `transport=tls`, enters
+the PIN by RFC 4733, waits in a real room's lobby, is admitted, and its 440 Hz tone is
+heard in the room (FFT); the leader ends the room and the gateway's BYE reaches the
+phone over the phone's own TLS connection (the phone has no TLS listener of its own).
 """
 
 from __future__ import annotations
@@ -130,18 +128,14 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
         kreis_server.url, kreis_server.group, kreis_server.password, slug
     )
     guest = RoomParticipant(kreis_server.url, slug, "Gast", 1000)
-    # The phone verifies the gateway against the throwaway cert (`sip_cafile`), and
-    # has a TLS listener itself (`sip_certificate`, cert and key in one file): the
-    # gateway reaches a phone's Contact by a connection of its own, for its BYE too.
-    phone_pem = tmp_path / "phone.pem"
-    phone_pem.write_text(cert.read_text() + key.read_text())
-    tls_lines = f"sip_cafile {cert}\nsip_certificate {phone_pem}"
+    # The phone verifies the edge against the throwaway cert (`sip_cafile`) and has no
+    # TLS listener of its own: the BYE must come back over the phone's connection.
+    tls_lines = f"sip_cafile {cert}"
     phone = BaresipPhone(tmp_path / "tls-phone", "0301234563", 440, extra_config=tls_lines)
     gw: DialInCommand | None = None
     try:
         await guest.join(leader)
-        # The gateway runs as its own process: pjsip's TLS stack stays out of the test
-        # process (a crash there would take the whole test run down with it).
+        # With TLS, `kreis dial-in` runs Kamailio in front of one gateway process.
         gw = DialInCommand(
             tmp_path / "dial-in",
             kreis_server.ws_url,
@@ -149,7 +143,9 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
             rtp_port=42000 + tls_port % 8000,
             sip_extra=f'tls_port = {tls_port}\ntls_cert = "{cert}"\ntls_key = "{key}"',
         )
-        await gw.wait_log("dial-in gateway ready")
+        await gw.wait_log("dial-in edge ready")
+        await gw.wait_log("backend 0 is ready", timeout=30)
+        await asyncio.sleep(2.5)  # Kamailio's first probe has found the gateway
         await asyncio.to_thread(phone.start)
         phone.dial(f"sip:kreis@127.0.0.1:{tls_port};transport=tls")
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10), phone.output()
@@ -163,7 +159,8 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
         await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
         await asyncio.sleep(7)
         room_heard = guest.heard_since(lobby_end + 2.0)
-        # The leader ends the room: the gateway's BYE reaches the phone over TLS.
+        # The leader ends the room: the gateway's BYE reaches the phone over its own
+        # TLS connection (it has no listener for a new one).
         await leader.send({"type": "end_room", "room": slug})
         assert await asyncio.to_thread(phone.wait_for, "terminated", 15), phone.output()[-2000:]
         assert gw.proc.poll() is None, gw.log()[-3000:]
