@@ -76,6 +76,11 @@ def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if ":" in sip.listen_address:
             acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+        # SRTP (SDES) whenever the caller offers keys; a TLS caller must (see
+        # `phone.over_tls`). The keys travel over TLS as far as Kamailio and then over
+        # loopback only, so pjsip's own leg need not be TLS.
+        acc.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+        acc.mediaConfig.srtpSecureSignaling = 0
         acc.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         acc.callConfig.timerSessExpiresSec = SESSION_EXPIRES
         acc.callConfig.timerMinSESec = SESSION_EXPIRES

@@ -37,6 +37,8 @@ _URI_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
 _TEL = re.compile(r"tel:([^;>]+)", re.I)
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SOURCE_HEADER = re.compile(r"^X-Kreis-Source[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
+_TLS_HEADER = re.compile(r"^X-Kreis-Tls[ \t]*:[ \t]*1[ \t]*\r?$", re.I | re.M)
+_CRYPTO = re.compile(r"^a=crypto:", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,22 @@ def trusted_source(
         return str(ipaddress.ip_address(found[0].strip()))
     except ValueError:
         return ""
+
+
+def over_tls(packet_source: str, message: str, behind_front: bool, edge_address: str = "") -> bool:
+    """True if the edge says the caller's signalling came over TLS (`X-Kreis-Tls`,
+    believed from the edge's address only, like `X-Kreis-Source`)."""
+    edges = {FRONT_ADDRESS, edge_address} if edge_address else {FRONT_ADDRESS}
+    if not (behind_front or edge_address) or packet_source not in edges:
+        return False
+    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
+    return bool(_TLS_HEADER.search(head))
+
+
+def offers_srtp(message: str) -> bool:
+    """True if the INVITE's SDP offers SDES keys (`a=crypto`) for its media."""
+    parts = re.split(r"\r?\n\r?\n", message, maxsplit=1)
+    return len(parts) == 2 and bool(_CRYPTO.search(parts[1]))
 
 
 class CallPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -321,6 +339,14 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
         if not self.pjsip.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")
             self._reject(call, 403)
+            return
+        packet_source = source_ip(str(prm.rdata.srcAddress))
+        behind = self.pjsip.role is not None
+        edge = self.pjsip.config.edge_address
+        if over_tls(packet_source, invite, behind, edge) and not offers_srtp(invite):
+            # Signalling over TLS but the voice in clear: refused (SDES keys or nothing).
+            log.warning("rejected a TLS call without SRTP keys in its offer (488)")
+            self._reject(call, 488)
             return
         if len(self.calls) >= self.max_calls:
             log.warning("rejected a call: %d calls already (486)", len(self.calls))

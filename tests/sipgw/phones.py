@@ -116,9 +116,11 @@ class BaresipPhone:
         burst: float = 0.0,
         display_name: str = "",
         extra_config: str = "",
+        account_params: str = "",
     ) -> None:
         """`display_name` goes into the From header; `extra_config` lines (e.g.
-        `sip_cafile` for TLS) are appended to the phone's baresip config."""
+        `sip_cafile` for TLS) are appended to the phone's baresip config;
+        `account_params` (e.g. `;mediaenc=srtp-mand`) to its account line."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec = self.dir / "rec"
@@ -126,6 +128,8 @@ class BaresipPhone:
         self.port = free_sip_port()
         self.tone = write_tone(self.dir / "mic.wav", tone_hz, burst=burst)
         rtp = 10000 + self.port % 20000
+        self.rtp_ports = range(rtp, rtp + 11)
+        """Where this phone's media comes from and goes to."""
         (self.dir / "config").write_text(
             f"""poll_method poll
 sip_listen 127.0.0.1:{self.port}
@@ -144,6 +148,7 @@ module g711.so
 module aufile.so
 module aubridge.so
 module sndfile.so
+module srtp.so
 module_app account.so
 module_app menu.so
 snd_path {self.rec}
@@ -153,7 +158,8 @@ snd_path {self.rec}
         )
         display = f'"{display_name}" ' if display_name else ""
         (self.dir / "accounts").write_text(
-            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0\n", encoding="utf-8"
+            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0{account_params}\n",
+            encoding="utf-8",
         )
         self.log = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None

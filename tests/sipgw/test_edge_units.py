@@ -11,7 +11,7 @@ import pytest
 from sipgw.config import backend_role, parse_sip, rtp_stride
 from sipgw.errors import ConfigError
 from sipgw.kamailio import edge_wanted, gateways, masked, render_dispatcher
-from sipgw.phone import trusted_source
+from sipgw.phone import offers_srtp, over_tls, trusted_source
 
 
 def test_backend_believes_the_source_header_only_from_the_edge() -> None:
@@ -88,3 +88,18 @@ def test_pjsip_never_does_tls() -> None:
         text = module.read_text(encoding="utf-8")
         for word in ("PJSIP_TRANSPORT_TLS", "tlsConfig", "PJSIP_TLSV1"):
             assert word not in text, f"{module.name} uses {word}"
+
+
+def test_tls_mark_is_believed_from_the_edge_only_and_crypto_is_read_from_the_sdp() -> None:
+    head = "INVITE sip:x SIP/2.0\r\nX-Kreis-Tls: 1\r\nContent-Type: application/sdp\r\n\r\n"
+    srtp = (
+        head + "v=0\r\nm=audio 4000 RTP/SAVP 9\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n"
+    )
+    plain = head + "v=0\r\nm=audio 4000 RTP/AVP 9\r\n"
+    assert over_tls("127.0.0.1", plain, behind_front=True)
+    assert not over_tls("127.0.0.1", plain, behind_front=False)
+    assert not over_tls("10.0.0.5", plain, behind_front=True)
+    assert over_tls("192.0.2.7", plain, False, edge_address="192.0.2.7")
+    assert not over_tls("127.0.0.1", "INVITE x SIP/2.0\r\n\r\nX-Kreis-Tls: 1", True)
+    assert offers_srtp(srtp) and not offers_srtp(plain)
+    assert not offers_srtp("INVITE x SIP/2.0\r\na=crypto:1 in a header\r\n\r\nv=0\r\n")

@@ -36,6 +36,7 @@ from tests.sipgw.phones import (
     tone_level,
     tone_ratio,
 )
+from tests.sipgw.wire import LoopbackCapture, clear_tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
 
@@ -130,8 +131,17 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
     guest = RoomParticipant(kreis_server.url, slug, "Gast", 1000)
     # The phone verifies the edge against the throwaway cert (`sip_cafile`) and has no
     # TLS listener of its own: the BYE must come back over the phone's connection.
+    # Its media is SRTP with SDES keys (`mediaenc=srtp-mand`).
     tls_lines = f"sip_cafile {cert}"
-    phone = BaresipPhone(tmp_path / "tls-phone", "0301234563", 440, extra_config=tls_lines)
+    phone = BaresipPhone(
+        tmp_path / "tls-phone",
+        "0301234563",
+        440,
+        extra_config=tls_lines,
+        account_params=";mediaenc=srtp-mand",
+    )
+    clear = BaresipPhone(tmp_path / "clear-phone", "0301234564", 440, extra_config=tls_lines)
+    capture = LoopbackCapture(phone.rtp_ports)
     gw: DialInCommand | None = None
     try:
         await guest.join(leader)
@@ -146,6 +156,10 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
         await gw.wait_log("dial-in edge ready")
         await gw.wait_log("backend 0 is ready", timeout=30)
         await asyncio.sleep(2.5)  # Kamailio's first probe has found the gateway
+        # A TLS caller offering plain RTP is refused (488): no voice in clear.
+        await asyncio.to_thread(clear.start)
+        clear.dial(f"sip:kreis@127.0.0.1:{tls_port};transport=tls")
+        assert await asyncio.to_thread(clear.wait_for, "488", 10), clear.output()[-2000:]
         await asyncio.to_thread(phone.start)
         phone.dial(f"sip:kreis@127.0.0.1:{tls_port};transport=tls")
         assert await asyncio.to_thread(phone.wait_for, "Call established", 10), phone.output()
@@ -159,14 +173,17 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
         await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
         await asyncio.sleep(7)
         room_heard = guest.heard_since(lobby_end + 2.0)
+        capture.stop()
         # The leader ends the room: the gateway's BYE reaches the phone over its own
         # TLS connection (it has no listener for a new one).
         await leader.send({"type": "end_room", "room": slug})
         assert await asyncio.to_thread(phone.wait_for, "terminated", 15), phone.output()[-2000:]
         assert gw.proc.poll() is None, gw.log()[-3000:]
     finally:
+        capture.stop()
         if gw is not None:
             assert gw.stop() == 0, gw.log()[-3000:]
+        await asyncio.to_thread(clear.stop)
         await asyncio.to_thread(phone.stop)
         await guest.close()
         await leader.close()
@@ -181,3 +198,12 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
     assert len(room_heard) > 2 * RATE, "the participant received no audio from the caller"
     assert level > 1000, "the caller's voice did not reach the room"
     assert ratio > 8
+    # On the wire, decoded as the codec each packet claims, neither the phone's 440 Hz
+    # nor the room's 1000 Hz is there: the payloads are encrypted (clear RTP of a tone
+    # decodes with a ratio in the thousands, see tests/sipgw/wire.py).
+    sent, received = capture.rtp_from(phone.rtp_ports), capture.rtp_to(phone.rtp_ports)
+    up = clear_tone(sent, 440)
+    down = clear_tone(received, 1000)
+    print(f"on the wire: phone -> gateway {up}, gateway -> phone {down} (level, ratio, packets)")
+    assert up[2] > 200 and down[2] > 200, "too few RTP packets captured"
+    assert up[1] < 3 and down[1] < 3, "a tone is audible in the captured RTP payloads"
