@@ -269,10 +269,6 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     processes = int(_get(table, "sip", "processes", int, defaults.processes))
     if not 1 <= processes <= 32:
         raise ConfigError("[sip] processes must be between 1 and 32")
-    # Behind Kamailio the backends listen on loopback UDP only: a trunk registration
-    # would have to come from Kamailio, which the generated config does not do (yet).
-    if processes > 1 and registrar:
-        raise ConfigError("[sip] processes > 1 cannot be combined with registrar")
     rtp_port = _port(table, "rtp_port", defaults.rtp_port)
     if rtp_port + processes * (2 * max_calls + 16) > 65536:
         raise ConfigError("[sip] rtp_port leaves too few ports for all processes")

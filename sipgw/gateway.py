@@ -51,7 +51,7 @@ class GatewayStats:
 
 
 def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.AccountConfig]:
-    """The local account (calls from allowed peers) and, if configured, a trunk account.
+    """The local account (calls from allowed peers; a trunk registers through Kamailio).
 
     A backend behind Kamailio (`role`) uses its own RTP range.
     """
@@ -59,17 +59,8 @@ def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.
     host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
     local = pj.AccountConfig()
     local.idUri = f"sip:kreis@{host}"
+    # The trunk registration is Kamailio's (`sipgw.kamailio`, uac), never pjsip's.
     configs = [local]
-    if sip.registrar:
-        trunk = pj.AccountConfig()
-        registrar_host = sip.registrar.split(":", 1)[1]
-        trunk.idUri = f"sip:{sip.user or 'kreis'}@{registrar_host}"
-        trunk.regConfig.registrarUri = sip.registrar
-        trunk.regConfig.registerOnAdd = True
-        if sip.user and sip.password:
-            cred = pj.AuthCredInfo("digest", "*", sip.user, 0, sip.password)
-            trunk.sipConfig.authCreds.append(cred)
-        configs.append(trunk)
     for acc in configs:
         acc.mediaConfig.transportConfig.port = role.rtp_port if role else sip.rtp_port
         acc.mediaConfig.transportConfig.portRange = 2 * sip.max_calls + 16

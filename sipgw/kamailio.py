@@ -13,6 +13,8 @@ the gateways, each a `kreis dial-in` backend listening on loopback UDP only:
 - `allow_from` applied at the edge (403 for anyone else);
 - `nathelper`'s contact alias, so a gateway's BYE reaches a TCP or TLS caller over the
   caller's own connection;
+- `uac` registering at the trunk (`[sip] registrar`, `user`, `password`; the one row
+  of its table in db_text files in the private run dir);
 - `tls` with Debian's OpenSSL 3 for SIP over TLS (pjsip never does TLS), and
   `X-Kreis-Tls` on such calls, so the gateway insists on SRTP for their media;
 - the caller's address in `X-Kreis-Source` (set here, stripped from anything that
@@ -78,10 +80,10 @@ class Gateway:
 
 def edge_wanted(sip: SipConfig) -> bool:
     """True when `kreis dial-in` needs Kamailio in front: several gateway processes,
-    gateways on other machines, or SIP over TLS (pjsip never does TLS: the wheel's
-    OpenSSL is from 2017). One process with none of these listens itself (the default
-    for a small group)."""
-    return sip.processes > 1 or bool(sip.gateways) or tls_wanted(sip)
+    gateways on other machines, SIP over TLS (pjsip never does TLS: the wheel's
+    OpenSSL is from 2017) or a trunk registration (Kamailio's `uac` registers). One
+    process with none of these listens itself (the default for a small group)."""
+    return sip.processes > 1 or bool(sip.gateways) or tls_wanted(sip) or bool(sip.registrar)
 
 
 def tls_wanted(sip: SipConfig) -> bool:
@@ -150,6 +152,17 @@ def render_config(
             'modparam("tls", "verify_certificate", 0)\n'
             'modparam("tls", "require_certificate", 0)\n'
         )
+    uac_modules = uac_params = ""
+    if sip.registrar:
+        uac_modules = 'loadmodule "db_text.so"\nloadmodule "uac.so"\n'
+        contact_port = sip.udp_port or sip.tcp_port
+        host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
+        uac_params = (
+            f'modparam("uac", "reg_db_url", "text://{run_dir}/db")\n'
+            f'modparam("uac", "reg_contact_addr", "{host}:{contact_port}")\n'
+            'modparam("uac", "reg_timer_interval", 5)\n'
+            'modparam("uac", "reg_retry_interval", 30)\n'
+        )
     internal = _socket("udp", FRONT_ADDRESS, internal_port)
     listen_lines = "\n".join(f"listen={s}" for s in [*listens, internal])
     if tls_module:
@@ -188,8 +201,8 @@ loadmodule "siputils.so"
 loadmodule "nathelper.so"
 loadmodule "dispatcher.so"
 loadmodule "ctl.so"
-{tls_module}
-{tls_params}modparam("ctl", "binrpc", "unix:{run_dir}/ctl.sock")
+{tls_module}{uac_modules}
+{tls_params}{uac_params}modparam("ctl", "binrpc", "unix:{run_dir}/ctl.sock")
 modparam("tm", "fr_timer", 2000)
 modparam("tm", "fr_inv_timer", 60000)
 modparam("rr", "enable_full_lr", 1)
@@ -360,6 +373,55 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+TRUNK_ID = "kreis"
+"""The registration's `l_uuid` in uac's table."""
+
+
+def _dbtext(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("\n", "\\n")
+
+
+def render_uacreg(sip: SipConfig) -> dict[str, str]:
+    """The db_text tables (file name → text) holding the one trunk registration for
+    uac; empty without `registrar`. They hold the trunk password, like the TOML, and
+    live in the private run dir only."""
+    if not sip.registrar:
+        return {}
+    host = sip.registrar.split(":", 1)[1].split(";", 1)[0]
+    user = sip.user or "kreis"
+    row = [
+        "1",
+        TRUNK_ID,
+        user,
+        host,
+        user,
+        host,
+        "",
+        sip.user or user,
+        sip.password or "",
+        "",
+        f"sip:{host}",
+        "300",
+        "0",
+        "0",
+        "",
+        "",
+    ]
+    columns = (
+        "id(int,auto) l_uuid(string) l_username(string) l_domain(string) "
+        "r_username(string) r_domain(string) realm(string,null) auth_username(string) "
+        "auth_password(string) auth_ha1(string,null) auth_proxy(string) expires(int) "
+        "flags(int) reg_delay(int) contact_addr(string,null) socket(string,null) "
+    )
+    return {
+        "version": "id(int,auto) table_name(string) table_version(int) \n0:uacreg:5\n",
+        "uacreg": columns + "\n" + ":".join(_dbtext(v) for v in row) + "\n",
+    }
+
+
+_REG_FAILED = re.compile(r"got sip response (\d{3}) while registering")
+
+
 def masked(line: str) -> str:
     """A Kamailio log line without SIP URIs or Call-IDs (the logging filter then masks
     addresses and numbers)."""
@@ -389,7 +451,10 @@ class Kamailio:
         self.generation: dict[int, int] = {}
         """Restarts per local gateway port (part of its dispatcher `duid`)."""
         self.stopping = False
+        self.registered = False
+        """True while Kamailio holds the trunk registration (`uac`)."""
         self._task: asyncio.Task[None] | None = None
+        self._reg_watch: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
     @property
@@ -407,6 +472,12 @@ class Kamailio:
             render_config(self.sip, self.internal_port, self.dir, self.log_level),
             encoding="utf-8",
         )
+        tables = render_uacreg(self.sip)
+        if tables:
+            db = self.dir / "db"
+            db.mkdir(mode=0o700)
+            for name, text in tables.items():
+                (db / name).write_text(text, encoding="utf-8")
 
     def command(self) -> list[str]:
         assert self.dir is not None
@@ -437,6 +508,25 @@ class Kamailio:
         await self.check()
         self._task = asyncio.create_task(self._run())
         await self.wait_listening()
+        if self.sip.registrar:
+            self._reg_watch = asyncio.create_task(self._watch_registration())
+
+    async def _watch_registration(self) -> None:
+        """Says once in the log when the trunk registration holds (uac's ONLINE flag);
+        failures come from Kamailio's own line (see `_read_log`)."""
+        while not self.stopping:
+            try:
+                out = await self.rpc("uac.reg_info", "l_uuid", TRUNK_ID)
+            except (OSError, TimeoutError):
+                out = ""
+            flags = re.search(r"flags:\s*(\d+)", out)
+            expires = re.search(r"\bexpires:\s*(\d+)", out)
+            online = bool(flags and int(flags.group(1)) & 4)
+            if online and not self.registered:
+                seconds = int(expires.group(1)) if expires else 0
+                log.info("trunk registration ok (expires in %d s)", seconds)
+            self.registered = online
+            await asyncio.sleep(0.5)
 
     async def wait_listening(self, timeout: float = 15) -> None:
         try:
@@ -494,6 +584,10 @@ class Kamailio:
             text = masked(line.decode(errors="replace").rstrip())
             if not text:
                 continue
+            failed = _REG_FAILED.search(text)
+            if failed:
+                self.registered = False
+                log.warning("trunk registration failed: %s", failed.group(1))
             level = logging.INFO
             if "ERROR" in text or "CRITICAL" in text or "ALERT" in text:
                 level = logging.ERROR
@@ -565,10 +659,12 @@ class Kamailio:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._reg_watch):
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -4,13 +4,14 @@ gateways, the dispatcher list, and the masking of Kamailio's own log lines."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from sipgw.config import backend_role, parse_sip, rtp_stride
 from sipgw.errors import ConfigError
-from sipgw.kamailio import edge_wanted, gateways, masked, render_dispatcher
+from sipgw.kamailio import edge_wanted, gateways, masked, render_dispatcher, render_uacreg
 from sipgw.phone import offers_srtp, over_tls, trusted_source
 
 
@@ -47,7 +48,6 @@ def test_config_processes_gateways_and_backend_ranges() -> None:
     for bad, key in (
         ({"processes": 0}, "processes"),
         ({"processes": True}, "processes"),
-        ({"processes": 2, "registrar": "sip:x"}, "registrar"),
         ({"worker_base_port": 70000}, "worker_base_port"),
         ({"processes": 32, "rtp_port": 65000}, "rtp_port"),
         ({"gateways": ["gateway.example:5060"]}, "gateways"),
@@ -103,3 +103,17 @@ def test_tls_mark_is_believed_from_the_edge_only_and_crypto_is_read_from_the_sdp
     assert not over_tls("127.0.0.1", "INVITE x SIP/2.0\r\n\r\nX-Kreis-Tls: 1", True)
     assert offers_srtp(srtp) and not offers_srtp(plain)
     assert not offers_srtp("INVITE x SIP/2.0\r\na=crypto:1 in a header\r\n\r\nv=0\r\n")
+
+
+def test_the_trunk_registration_table_for_uac() -> None:
+    sip = parse_sip(
+        {"registrar": "sip:192.0.2.20:5080", "user": "kreis-4711", "password": "ge:heim\\nx"}
+    )
+    assert edge_wanted(sip)
+    tables = render_uacreg(sip)
+    assert tables["version"].splitlines()[1] == "0:uacreg:5"
+    row = tables["uacreg"].splitlines()[1]
+    # Colons and newlines escaped for db_text: still 16 fields.
+    assert len(re.split(r"(?<!\\):", row)) == 16, row
+    assert "192.0.2.20\\:5080" in row and "ge\\:heim" in row
+    assert render_uacreg(parse_sip({})) == {}

@@ -1,8 +1,9 @@
 """The trunk registration and SIP over TLS, each against a real peer on loopback.
 
 Registration: SIPp plays the trunk's registrar (`scenarios/trunk_registrar.xml`): it
-challenges the gateway's REGISTER with a digest 401, checks the credentials of the
-second REGISTER with `verifyauth` and answers 200 OK only if they are right.
+challenges the REGISTER of Kamailio's `uac` module (run by `kreis dial-in` as its SIP
+edge) with a digest 401, checks the credentials of the second REGISTER with
+`verifyauth` and answers 200 OK only if they are right.
 
 TLS: a throwaway self-signed certificate for 127.0.0.1, served by Kamailio (Debian's
 OpenSSL 3; pjsip never does TLS); a baresip phone calls over `transport=tls`, enters
@@ -14,7 +15,6 @@ phone over the phone's own TLS connection (the phone has no TLS listener of its 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import subprocess
 import time
@@ -58,64 +58,74 @@ def sipp_result(proc: subprocess.Popen[bytes], workdir: Path, timeout: float) ->
 
 
 async def register_at_sipp(
-    start_gateway: Any, workdir: Path, password: str
-) -> tuple[int, str, Any]:
+    workdir: Path, server_ws: str, password: str
+) -> tuple[int, str, DialInCommand]:
+    """SIPp as the registrar, then `kreis dial-in` with a registrar: Kamailio's `uac`
+    registers (pjsip never does)."""
     workdir.mkdir()
     port = free_sip_port()
     sipp = start_sipp_server(SCENARIOS / "trunk_registrar.xml", port, workdir, timeout=20)
     await asyncio.sleep(0.3)  # SIPp listens
-    gw = await start_gateway(registrar=f"sip:127.0.0.1:{port}", user=TRUNK_USER, password=password)
+    gw = DialInCommand(
+        workdir / "dial-in",
+        server_ws,
+        secret="gateway-geheimnis-5678",
+        rtp_port=42000 + port % 8000,
+        sip_extra=f'registrar = "sip:127.0.0.1:{port}"\nuser = "{TRUNK_USER}"\n'
+        f'password = "{password}"',
+    )
     code, output = await asyncio.to_thread(sipp_result, sipp, workdir, 25)
     return code, output, gw
 
 
-def gateway_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name.startswith("sipgw")]
-
-
-async def until_logged(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
-    for _ in range(100):
-        lines = gateway_lines(caplog)
-        if any(text in line for line in lines):
-            return lines
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the gateway never logged {text!r}: {gateway_lines(caplog)}")
+def registration_lines(gw: DialInCommand) -> list[str]:
+    return re.findall(r'"msg": "(trunk registration [^"]*)"', gw.log())
 
 
 async def test_gateway_registers_at_the_trunk_with_its_credentials(
-    start_gateway: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kreis_server: Any, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sipgw")
-    code, output, gw = await register_at_sipp(start_gateway, tmp_path / "sipp", TRUNK_PASSWORD)
-    # verifyauth accepted user and password of the second REGISTER, the 200 OK went out.
-    assert code == 0, output
-    assert re.search(r"Successful call\s*\|\s*\d+\s*\|\s*1\b", output), output
-    lines = await until_logged(caplog, "trunk registration ok")
-    print(lines)
-    assert "trunk registration ok (200, expires in 300 s)" in lines
-    assert not any("failed" in line for line in lines), lines
-    assert gw.alive()
+    code, output, gw = await register_at_sipp(
+        tmp_path / "sipp", kreis_server.ws_url, TRUNK_PASSWORD
+    )
+    try:
+        # verifyauth accepted user and password of the second REGISTER, the 200 OK went out.
+        assert code == 0, output + gw.log()[-3000:]
+        assert re.search(r"Successful call\s*\|\s*\d+\s*\|\s*1\b", output), output
+        await gw.wait_log("trunk registration ok", timeout=10)
+        lines = registration_lines(gw)
+        print(lines)
+        assert lines == ["trunk registration ok (expires in 300 s)"], lines
+        assert gw.proc.poll() is None
+    finally:
+        assert gw.stop() == 0, gw.log()[-3000:]
+    assert TRUNK_PASSWORD not in gw.log()
 
 
 async def test_wrong_trunk_password_is_rejected_and_the_gateway_keeps_running(
-    start_gateway: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kreis_server: Any, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sipgw")
     code, output, gw = await register_at_sipp(
-        start_gateway, tmp_path / "sipp", "falsches-passwort-1357"
+        tmp_path / "sipp", kreis_server.ws_url, "falsches-passwort-1357"
     )
-    assert code != 0, "the registrar accepted a wrong password"
-    assert re.search(r"Failed call\s*\|\s*\d+\s*\|\s*1\b", output), output
-    lines = await until_logged(caplog, "trunk registration failed")
-    print(lines)
-    assert "trunk registration failed: 403 Forbidden" in lines
-    assert not any("registration ok" in line for line in lines), lines
-    # Still serving: a call is answered (and ended by its caller) after the failure.
-    assert gw.alive()
-    xml = scenarios.write(tmp_path / "call.xml", scenarios.info_pin("", hold_ms=500))
-    call = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 20)
-    assert call.returncode == 0, call.stdout.decode()[-2000:]
-    assert gw.alive()
+    try:
+        assert code != 0, "the registrar accepted a wrong password"
+        assert re.search(r"Failed call\s*\|\s*\d+\s*\|\s*1\b", output), output
+        await gw.wait_log("trunk registration failed", timeout=10)
+        lines = registration_lines(gw)
+        print(lines)
+        assert "trunk registration failed: 403" in lines
+        assert not any("registration ok" in line for line in lines), lines
+        # Still serving: a call is answered (and ended by its caller) after the failure.
+        await gw.wait_log("backend 0 is ready", timeout=30)
+        await asyncio.sleep(2.5)  # Kamailio's first probe has found the gateway
+        xml = scenarios.write(tmp_path / "call.xml", scenarios.info_pin("", hold_ms=500))
+        call = await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 20)
+        assert call.returncode == 0, call.stdout.decode()[-2000:]
+        assert gw.proc.poll() is None
+    finally:
+        assert gw.stop() == 0, gw.log()[-3000:]
+    assert "falsches-passwort-1357" not in gw.log()
 
 
 @pytest.mark.timeout(120)
