@@ -589,7 +589,9 @@ class Kamailio:
                 self.registered = False
                 log.warning("trunk registration failed: %s", failed.group(1))
             level = logging.INFO
-            if "ERROR" in text or "CRITICAL" in text or "ALERT" in text:
+            if self.stopping:
+                level = logging.DEBUG  # its children's complaints while it shuts down
+            elif "ERROR" in text or "CRITICAL" in text or "ALERT" in text:
                 level = logging.ERROR
             elif "WARNING" in text:
                 level = logging.WARNING
