@@ -74,9 +74,16 @@ class SipConfig:
     wheel's call slots, a compile-time limit; larger values are clamped with a warning).
     Further INVITEs get 486 Busy Here."""
     processes: int = 1
-    """Gateway backend processes. 1: one pjsip process listens itself. More: a SIP front
-    (`sipgw.front`) listens on the public ports and spreads calls over that many
+    """Gateway backend processes. 1: one pjsip process listens itself. More: Kamailio
+    (`sipgw.kamailio`) listens on the public ports and spreads calls over that many
     backends; capacity is `processes * max_calls`."""
+    gateways: tuple[tuple[str, int], ...] = ()
+    """Gateways on other machines (`"host:port"`, UDP), behind the same Kamailio edge as
+    the local processes; each runs `kreis dial-in` with `edge_address` naming the edge."""
+    edge_address: str = ""
+    """On a gateway behind a Kamailio edge on another machine: the edge's address, whose
+    `X-Kreis-Source` header this gateway believes. Empty: only `FRONT_ADDRESS` (the
+    local edge) is believed."""
     worker_base_port: int = 0
     """First internal SIP port (UDP on 127.0.0.1) of the backends, one port each; 0 lets
     the supervisor pick free ports. (The key keeps the name operators already use from
@@ -97,7 +104,7 @@ class SipConfig:
 
 @dataclass(frozen=True)
 class BackendRole:
-    """How a backend process behind the SIP front differs from a lone gateway.
+    """How a backend process behind Kamailio differs from a lone gateway.
 
     Not read from TOML: the supervisor hands it to each backend on its command line.
     """
@@ -111,8 +118,8 @@ class BackendRole:
 
 
 FRONT_ADDRESS = "127.0.0.1"
-"""Where the SIP front and its backends talk to each other; a backend trusts the
-front's `X-Kreis-Source` header only in messages from this address."""
+"""Where Kamailio and its local backends talk to each other; a backend trusts the
+edge's `X-Kreis-Source` header only in messages from this address."""
 
 
 def rtp_stride(sip: SipConfig) -> int:
@@ -191,6 +198,35 @@ def _networks(table: dict[str, Any], key: str) -> tuple[Any, ...] | None:
     return tuple(nets)
 
 
+def _gateways(table: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    raw = _get(table, "sip", "gateways", list, [])
+    out = []
+    for item in raw:
+        host, sep, port = str(item).rpartition(":")
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            raise ConfigError(
+                f'[sip] gateways must list "address:port" entries, not {str(item)[:60]!r}'
+            ) from None
+        if not sep or not 1 <= number <= 65535:
+            raise ConfigError('[sip] gateways must list "address:port" entries')
+        out.append((host, number))
+    return tuple(out)
+
+
+def _address(table: dict[str, Any], key: str) -> str:
+    value = str(_get(table, "sip", key, str, "")).strip()
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"[sip] {key} must be an IP address") from None
+    return value
+
+
 def parse_sip(table: dict[str, Any]) -> SipConfig:
     """Builds `SipConfig` from the `[sip]` table."""
     defaults = SipConfig()
@@ -233,12 +269,6 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
     processes = int(_get(table, "sip", "processes", int, defaults.processes))
     if not 1 <= processes <= 32:
         raise ConfigError("[sip] processes must be between 1 and 32")
-    # The front speaks UDP and TCP and registers nowhere: a trunk registration or TLS
-    # would have to come from the front itself, which it does not do (yet).
-    if processes > 1 and registrar:
-        raise ConfigError("[sip] processes > 1 cannot be combined with registrar")
-    if processes > 1 and cert:
-        raise ConfigError("[sip] processes > 1 cannot be combined with tls_cert (no TLS)")
     rtp_port = _port(table, "rtp_port", defaults.rtp_port)
     if rtp_port + processes * (2 * max_calls + 16) > 65536:
         raise ConfigError("[sip] rtp_port leaves too few ports for all processes")
@@ -261,6 +291,8 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
         rtp_port=rtp_port,
         max_calls=max_calls,
         processes=processes,
+        gateways=_gateways(table),
+        edge_address=_address(table, "edge_address"),
         worker_base_port=_port(table, "worker_base_port", defaults.worker_base_port),
     )
 

@@ -118,9 +118,9 @@ def endpoint_config(config: SipConfig, writer: PjLogWriter, log_level: int) -> p
 def transport_configs(
     config: SipConfig, role: BackendRole | None = None
 ) -> list[tuple[int, pj.TransportConfig]]:
-    """(pjsip transport type, TransportConfig) for UDP, TCP and, with a cert, TLS.
+    """(pjsip transport type, TransportConfig) for UDP and TCP; never TLS.
 
-    A backend behind the SIP front (`role`) listens on UDP at its internal port only.
+    A backend behind Kamailio (`role`) listens on UDP at its internal port only.
     """
     ipv6 = ":" in config.listen_address
     out: list[tuple[int, pj.TransportConfig]] = []
@@ -141,13 +141,8 @@ def transport_configs(
     if config.tcp_port:
         kind = pj.PJSIP_TRANSPORT_TCP6 if ipv6 else pj.PJSIP_TRANSPORT_TCP
         out.append((kind, make(config.tcp_port)))
-    if config.tls_cert and config.tls_key and config.tls_port:
-        tc = make(config.tls_port)
-        tc.tlsConfig.certFile = str(config.tls_cert)
-        tc.tlsConfig.privKeyFile = str(config.tls_key)
-        tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
-        kind = pj.PJSIP_TRANSPORT_TLS6 if ipv6 else pj.PJSIP_TRANSPORT_TLS
-        out.append((kind, tc))
+    # Never TLS: the wheel's OpenSSL is 1.0.2k (2017). SIP over TLS ends at Kamailio
+    # (`sipgw.kamailio`, Debian's OpenSSL 3), which hands calls on over loopback UDP.
     return out
 
 
@@ -197,7 +192,7 @@ class PjsipThread:
     ) -> None:
         self.config = config
         self.role = role
-        """Set when this process is a backend behind the SIP front."""
+        """Set when this process is a backend behind Kamailio."""
         self._setup = setup
         self._log_level = log_level
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]

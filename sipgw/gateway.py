@@ -51,31 +51,27 @@ class GatewayStats:
 
 
 def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.AccountConfig]:
-    """The local account (calls from allowed peers) and, if configured, a trunk account.
+    """The local account (calls from allowed peers; a trunk registers through Kamailio).
 
-    A backend behind the SIP front (`role`) uses its own RTP range.
+    A backend behind Kamailio (`role`) uses its own RTP range.
     """
     sip = config.sip
     host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
     local = pj.AccountConfig()
     local.idUri = f"sip:kreis@{host}"
+    # The trunk registration is Kamailio's (`sipgw.kamailio`, uac), never pjsip's.
     configs = [local]
-    if sip.registrar:
-        trunk = pj.AccountConfig()
-        registrar_host = sip.registrar.split(":", 1)[1]
-        trunk.idUri = f"sip:{sip.user or 'kreis'}@{registrar_host}"
-        trunk.regConfig.registrarUri = sip.registrar
-        trunk.regConfig.registerOnAdd = True
-        if sip.user and sip.password:
-            cred = pj.AuthCredInfo("digest", "*", sip.user, 0, sip.password)
-            trunk.sipConfig.authCreds.append(cred)
-        configs.append(trunk)
     for acc in configs:
         acc.mediaConfig.transportConfig.port = role.rtp_port if role else sip.rtp_port
         acc.mediaConfig.transportConfig.portRange = 2 * sip.max_calls + 16
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
         if ":" in sip.listen_address:
             acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
+        # SRTP (SDES) whenever the caller offers keys; a TLS caller must (see
+        # `phone.over_tls`). The keys travel over TLS as far as Kamailio and then over
+        # loopback only, so pjsip's own leg need not be TLS.
+        acc.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_OPTIONAL
+        acc.mediaConfig.srtpSecureSignaling = 0
         acc.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         acc.callConfig.timerSessExpiresSec = SESSION_EXPIRES
         acc.callConfig.timerMinSESec = SESSION_EXPIRES

@@ -4,9 +4,10 @@ The CLI calls `main(argv)`. It reads the shared TOML (`--config`), loads and che
 prompts, starts pjsip on its own thread and serves calls, each joining its room as a
 client of the Kreis server (`sipgw.roomlink.ServerLink`).
 
-With `[sip] processes > 1` the same command becomes the supervisor of that many
-backend processes behind a SIP front (`sipgw.supervisor`); the supervisor starts each
-backend as `python -m sipgw.main --backend K --backend-port P --control-fd FD`.
+With `[sip] processes > 1` (or gateways on other machines) the same command becomes
+the supervisor of Kamailio as the SIP edge and of that many backend processes behind it
+(`sipgw.supervisor`, `sipgw.kamailio`); the supervisor starts each backend as
+`python -m sipgw.main --backend K --backend-port P --control-fd FD`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sipgw.announce import Prompts
 from sipgw.config import BackendRole, Config, backend_role
 from sipgw.errors import GatewayError
 from sipgw.gateway import Gateway
+from sipgw.kamailio import edge_wanted
 from sipgw.link import LinkFactory
 from sipgw.signals import stop_on_signals
 
@@ -85,7 +87,7 @@ async def serve(
 ) -> Gateway:
     """Runs the gateway until `stop` is set (or a signal arrives); returns it stopped.
 
-    A backend behind the SIP front passes its `role` and a `ready` callback (called
+    A backend behind Kamailio passes its `role` and a `ready` callback (called
     once pjsip listens). Wrong PINs are counted by the server, not here.
     """
     prompts = Prompts(config.sip.prompts_dir)
@@ -97,10 +99,9 @@ async def serve(
         log.info("dial-in backend %d ready", role.index)
     else:
         log.info(
-            "dial-in gateway ready (udp %d, tcp %d, tls %s)",
+            "dial-in gateway ready (udp %d, tcp %d)",
             config.sip.udp_port,
             config.sip.tcp_port,
-            "on" if config.sip.tls_cert else "off",
         )
     if ready is not None:
         ready()
@@ -122,7 +123,7 @@ def _die_with_parent() -> None:
 async def serve_backend(
     config: Config, index: int, port: int, fd: int, pjsip_log_level: int
 ) -> None:
-    """A backend behind the SIP front: serves until the supervisor says stop or is gone."""
+    """A backend behind Kamailio: serves until the supervisor says stop or is gone."""
     from sipgw.supervisor import ControlLink
 
     link = await ControlLink.open(fd)
@@ -154,7 +155,7 @@ def main(argv: list[str]) -> int:
                     config, args.backend, args.backend_port, args.control_fd, args.pjsip_log_level
                 )
             )
-        elif config.sip.processes > 1:
+        elif edge_wanted(config.sip):
             from sipgw.supervisor import supervise
 
             asyncio.run(supervise(config, args.config, args.log_level, args.pjsip_log_level))

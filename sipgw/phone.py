@@ -10,9 +10,9 @@ to happen on the pjsip thread: the source-address allow-list (403), the call lim
 (486), and refusing REFER, replaces and redirects (the gateway is inbound only and
 never originates or transfers a call).
 
-Behind the SIP front (several processes), every INVITE comes from the front's
-address; the caller's own address is in the front's `X-Kreis-Source` header, which a
-backend believes only in messages from `FRONT_ADDRESS`.
+Behind Kamailio (`sipgw.kamailio`), every INVITE comes from the edge's address; the
+caller's own address is in the edge's `X-Kreis-Source` header, which a backend believes
+only in messages from `FRONT_ADDRESS` (or a remote edge's `[sip] edge_address`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ _URI_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
 _TEL = re.compile(r"tel:([^;>]+)", re.I)
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SOURCE_HEADER = re.compile(r"^X-Kreis-Source[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
+_TLS_HEADER = re.compile(r"^X-Kreis-Tls[ \t]*:[ \t]*1[ \t]*\r?$", re.I | re.M)
+_CRYPTO = re.compile(r"^a=crypto:", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,18 @@ def source_ip(src_address: str) -> str:
     return src_address.rsplit(":", 1)[0] if src_address.count(":") == 1 else src_address
 
 
-def trusted_source(packet_source: str, message: str, behind_front: bool) -> str:
-    """The caller's address: the packet's source, or behind the front its header.
+def trusted_source(
+    packet_source: str, message: str, behind_front: bool, edge_address: str = ""
+) -> str:
+    """The caller's address: the packet's source, or behind the edge its header.
 
     A backend (`behind_front`) takes `X-Kreis-Source` from a message sent by
-    `FRONT_ADDRESS` only; a message from the front without a valid one yields "" (an
-    address no allow-list contains). A lone gateway never reads the header.
+    `FRONT_ADDRESS` (or by `edge_address`, a Kamailio on another machine) only; a
+    message from the edge without a valid one yields "" (an address no allow-list
+    contains). A lone gateway never reads the header.
     """
-    if not behind_front or packet_source != FRONT_ADDRESS:
+    edges = {FRONT_ADDRESS, edge_address} if edge_address else {FRONT_ADDRESS}
+    if not (behind_front or edge_address) or packet_source not in edges:
         return packet_source
     head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
     found = _SOURCE_HEADER.findall(head)
@@ -144,6 +150,22 @@ def trusted_source(packet_source: str, message: str, behind_front: bool) -> str:
         return str(ipaddress.ip_address(found[0].strip()))
     except ValueError:
         return ""
+
+
+def over_tls(packet_source: str, message: str, behind_front: bool, edge_address: str = "") -> bool:
+    """True if the edge says the caller's signalling came over TLS (`X-Kreis-Tls`,
+    believed from the edge's address only, like `X-Kreis-Source`)."""
+    edges = {FRONT_ADDRESS, edge_address} if edge_address else {FRONT_ADDRESS}
+    if not (behind_front or edge_address) or packet_source not in edges:
+        return False
+    head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
+    return bool(_TLS_HEADER.search(head))
+
+
+def offers_srtp(message: str) -> bool:
+    """True if the INVITE's SDP offers SDES keys (`a=crypto`) for its media."""
+    parts = re.split(r"\r?\n\r?\n", message, maxsplit=1)
+    return len(parts) == 2 and bool(_CRYPTO.search(parts[1]))
 
 
 class CallPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -309,11 +331,22 @@ class GatewayAccount(pj.Account):  # type: ignore[misc]
     def _take(self, call: GatewayCall, key: int, prm: pj.OnIncomingCallParam) -> None:
         invite = str(prm.rdata.wholeMsg)
         src = trusted_source(
-            source_ip(str(prm.rdata.srcAddress)), invite, self.pjsip.role is not None
+            source_ip(str(prm.rdata.srcAddress)),
+            invite,
+            self.pjsip.role is not None,
+            self.pjsip.config.edge_address,
         )
         if not self.pjsip.config.allows(src):
             log.warning("rejected a call from an address outside allow_from (403)")
             self._reject(call, 403)
+            return
+        packet_source = source_ip(str(prm.rdata.srcAddress))
+        behind = self.pjsip.role is not None
+        edge = self.pjsip.config.edge_address
+        if over_tls(packet_source, invite, behind, edge) and not offers_srtp(invite):
+            # Signalling over TLS but the voice in clear: refused (SDES keys or nothing).
+            log.warning("rejected a TLS call without SRTP keys in its offer (488)")
+            self._reject(call, 488)
             return
         if len(self.calls) >= self.max_calls:
             log.warning("rejected a call: %d calls already (486)", len(self.calls))

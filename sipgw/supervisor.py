@@ -1,9 +1,11 @@
-"""`kreis dial-in` with `[sip] processes > 1`: the SIP front and its backend processes.
+"""`kreis dial-in` behind Kamailio: the edge and the backend processes, supervised.
 
-The supervisor runs the SIP front (`sipgw.front`) on the public ports, starts one
-gateway backend per process (`python -m sipgw.main --backend K ...`, SIP on 127.0.0.1,
-its own RTP range), restarts a backend that dies (its calls are lost, the others go
-on), and stops them all on SIGTERM/SIGINT.
+The supervisor runs Kamailio (`sipgw.kamailio`) on the public ports, starts one
+gateway backend per process (`python -m sipgw.main --backend K ...`, SIP on 127.0.0.1
+UDP, its own RTP range), restarts a backend or Kamailio when it dies (a backend's
+calls are lost, the others go on), and stops them all on SIGTERM/SIGINT. Which
+backend takes a call is Kamailio's business (dispatcher, call load, OPTIONS probes):
+the supervisor routes nothing.
 
 Each backend has a control channel to the supervisor, a socket pair carrying JSON
 lines: the backend says `{"ready": true}` once pjsip listens, and exits when the
@@ -25,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sipgw.config import FRONT_ADDRESS, Config
-from sipgw.errors import SipStartError
-from sipgw.front import SipFront
+from sipgw.kamailio import Kamailio, die_with_parent
 from sipgw.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class BackendProcess:
                 log.exception("backend %d could not be started", self.index)
             if self.supervisor.stopping:
                 return
-            self.supervisor.front.backend_gone(self.index)
+            await self.supervisor.edge.gateway_died(self.port)
             quick = quick + 1 if time.monotonic() - started < 30 else 0
             pause = min(RESTART_PAUSE * 2 ** max(quick - 1, 0), 30)
             log.warning("backend %d ended; starting it again in %.0f s", self.index, pause)
@@ -97,6 +98,7 @@ class BackendProcess:
                 "--control-fd",
                 str(theirs.fileno()),
                 pass_fds=(theirs.fileno(),),
+                preexec_fn=die_with_parent,
             )
         finally:
             theirs.close()
@@ -128,7 +130,8 @@ class BackendProcess:
             except (ValueError, TypeError, KeyError):
                 log.warning("backend %d sent a bad control message", self.index)
                 continue
-            self.supervisor.front.backend_ready(self.index, self.port)
+            if self.starts > 1:
+                await self.supervisor.edge.gateway_restarted(self.port)
             log.info("backend %d is ready", self.index)
 
     async def stop(self, timeout: float = 10) -> None:
@@ -150,7 +153,7 @@ class BackendProcess:
 
 
 class Supervisor:
-    """The SIP front and the backend processes."""
+    """Kamailio and the backend processes."""
 
     def __init__(
         self,
@@ -163,18 +166,18 @@ class Supervisor:
         self.config_path = config_path.resolve()
         self.log_level = log_level
         self.pjsip_log_level = pjsip_log_level
-        self.front = SipFront(config.sip)
+        base = config.sip.worker_base_port
+        self.ports = [
+            base + index if base else free_loopback_port() for index in range(config.sip.processes)
+        ]
+        edge_port = base + config.sip.processes if base else free_loopback_port()
+        self.edge = Kamailio(config.sip, self.ports, edge_port, log_level)
         self.backends: list[BackendProcess] = []
         self.stopping = False
 
     async def start(self) -> None:
-        try:
-            await self.front.start()
-        except OSError as exc:
-            raise SipStartError(f"the SIP front cannot listen: {exc.strerror}") from None
-        base = self.config.sip.worker_base_port
-        for index in range(self.config.sip.processes):
-            port = base + index if base else free_loopback_port()
+        await self.edge.start()
+        for index, port in enumerate(self.ports):
             backend = BackendProcess(self, index, port)
             backend.task = asyncio.create_task(backend.run())
             self.backends.append(backend)
@@ -182,7 +185,7 @@ class Supervisor:
     async def stop(self) -> None:
         self.stopping = True
         await asyncio.gather(*(w.stop() for w in self.backends))
-        await self.front.stop()
+        await self.edge.stop()
 
 
 async def supervise(
@@ -193,14 +196,14 @@ async def supervise(
     stop: asyncio.Event | None = None,
     started: Callable[[Supervisor], Any] | None = None,
 ) -> Supervisor:
-    """Runs the front and the backends until `stop` is set or a signal arrives."""
+    """Runs Kamailio and the backends until `stop` is set or a signal arrives."""
     supervisor = Supervisor(config, config_path, log_level, pjsip_log_level)
     stop = stop_on_signals(stop)
     await supervisor.start()
     if started is not None:
         started(supervisor)
     log.info(
-        "dial-in front ready (udp %d, tcp %d) with %d backend processes of %d calls",
+        "dial-in edge ready (udp %d, tcp %d) with %d backend processes of %d calls",
         config.sip.udp_port,
         config.sip.tcp_port,
         config.sip.processes,
@@ -209,7 +212,7 @@ async def supervise(
     try:
         await stop.wait()
     finally:
-        log.info("dial-in front stopping")
+        log.info("dial-in edge stopping")
         await supervisor.stop()
     return supervisor
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.sipgw.sipp_scenarios import flood_call, write
+
 RATE = 16000
 
 
@@ -114,9 +116,11 @@ class BaresipPhone:
         burst: float = 0.0,
         display_name: str = "",
         extra_config: str = "",
+        account_params: str = "",
     ) -> None:
         """`display_name` goes into the From header; `extra_config` lines (e.g.
-        `sip_cafile` for TLS) are appended to the phone's baresip config."""
+        `sip_cafile` for TLS) are appended to the phone's baresip config;
+        `account_params` (e.g. `;mediaenc=srtp-mand`) to its account line."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec = self.dir / "rec"
@@ -124,6 +128,8 @@ class BaresipPhone:
         self.port = free_sip_port()
         self.tone = write_tone(self.dir / "mic.wav", tone_hz, burst=burst)
         rtp = 10000 + self.port % 20000
+        self.rtp_ports = range(rtp, rtp + 11)
+        """Where this phone's media comes from and goes to."""
         (self.dir / "config").write_text(
             f"""poll_method poll
 sip_listen 127.0.0.1:{self.port}
@@ -142,6 +148,7 @@ module g711.so
 module aufile.so
 module aubridge.so
 module sndfile.so
+module srtp.so
 module_app account.so
 module_app menu.so
 snd_path {self.rec}
@@ -151,7 +158,8 @@ snd_path {self.rec}
         )
         display = f'"{display_name}" ' if display_name else ""
         (self.dir / "accounts").write_text(
-            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0\n", encoding="utf-8"
+            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0{account_params}\n",
+            encoding="utf-8",
         )
         self.log = self.dir / "baresip.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -290,9 +298,10 @@ def run_tool(cmd: list[str], cwd: Path, timeout: float) -> str:
 def sipp_flood(target: str, cwd: Path, open_calls: int, hold_ms: int) -> str:
     """A SIPp INVITE flood against `target`: 120 calls at 40 a second, at most
     `open_calls` open at once, each held `hold_ms`; returns SIPp's output."""
-    cmd = ["sipp", target, "-sn", "uac", "-r", "40", "-m", "120", "-l", str(open_calls)]
-    cmd += ["-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(free_sip_port())]
-    cmd += ["-timeout", "40s", "-nostdin"]
+    scenario = write(cwd / f"flood-{hold_ms}.xml", flood_call(hold_ms))
+    cmd = ["sipp", target, "-sf", str(scenario), "-r", "40", "-m", "120"]
+    cmd += ["-l", str(open_calls), "-i", "127.0.0.1", "-p", str(free_sip_port())]
+    cmd += ["-timeout", "40s", "-nostdin", "-trace_err"]
     return run_tool(cmd, cwd, 60)
 
 
@@ -308,7 +317,7 @@ def flood_refusals(flood: str) -> set[str]:
 
 
 class DialTarget:
-    """Something phones dial at 127.0.0.1:`port` (a gateway, or the SIP front)."""
+    """Something phones dial at 127.0.0.1:`port` (a gateway, or Kamailio in front of several)."""
 
     port: int
 

@@ -3,6 +3,8 @@
 Built in Python rather than kept as static files so a test can put its own digits
 into a SIP INFO sequence. Every scenario calls `sip:[service]@gateway` from the
 number in `CALLER` and ends its dialog itself (BYE), so SIPp exits on its own.
+In-dialog requests go as a real phone sends them: to the answer's Contact, along its
+Record-Route set (`rrs`, `[next_url]`, `[routes]`), so they pass a proxy (Kamailio).
 """
 
 from __future__ import annotations
@@ -46,18 +48,27 @@ _INVITE = f"""  <send retrans="500">
 _ANSWERED = """  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
 """
 
 
-def _request(method: str, cseq: int, extra: str = "", body: str = "", retrans: bool = True) -> str:
+def _request(
+    method: str,
+    cseq: int,
+    extra: str = "",
+    body: str = "",
+    retrans: bool = True,
+    in_dialog: bool = True,
+) -> str:
+    target = "[next_url]" if in_dialog else "sip:[service]@[remote_ip]:[remote_port]"
+    routes = "      [routes]\n" if in_dialog else ""
     ctype = ""
     if body:
         ctype = "      Content-Type: application/dtmf-relay\n"
     attr = ' retrans="500"' if retrans else ""
     return f"""  <send{attr}>
     <![CDATA[
-      {method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      {method} {target} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: {_FROM}
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
@@ -65,7 +76,7 @@ def _request(method: str, cseq: int, extra: str = "", body: str = "", retrans: b
       CSeq: {cseq} {method}
       Contact: <sip:{CALLER}@[local_ip]:[local_port]>
       Max-Forwards: 70
-{extra}{ctype}      Content-Length: [len]
+{routes}{extra}{ctype}      Content-Length: [len]
 
 {body}
     ]]>
@@ -156,10 +167,20 @@ def rejected(code: int) -> str:
             _INVITE,
             '  <recv response="100" optional="true"/>\n',
             f'  <recv response="{code}"/>\n',
-            _ack(),
+            _request("ACK", 1, retrans=False, in_dialog=False),
             "</scenario>\n",
         ]
     )
+
+
+def flood_call(hold_ms: int) -> str:
+    """One call of an INVITE flood: answered, held `hold_ms`, ended by BYE (a refusal
+    is an unexpected message for SIPp: a failed call)."""
+    parts = [_HEAD, '<scenario name="flood call">\n', _INVITE, _ANSWERED, _ack()]
+    parts.append(f'  <pause milliseconds="{hold_ms}"/>\n')
+    parts.append(_bye(2))
+    parts.append("</scenario>\n")
+    return "".join(parts)
 
 
 def write(path: Path, xml: str) -> Path:
