@@ -36,7 +36,7 @@ from tests.sipgw.phones import (
     tone_level,
     tone_ratio,
 )
-from tests.sipgw.wire import LoopbackCapture, clear_tone
+from tests.sipgw.wire import LoopbackCapture, clear_tone, payload
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
 
@@ -215,5 +215,7 @@ async def test_caller_over_tls_reaches_the_lobby_and_is_heard_in_the_room(
     up = clear_tone(sent, 440)
     down = clear_tone(received, 1000)
     print(f"on the wire: phone -> gateway {up}, gateway -> phone {down} (level, ratio, packets)")
-    assert up[2] > 200 and down[2] > 200, "too few RTP packets captured"
+    types = sorted({payload(p)[0] for p in sent + received})
+    seen = f"{len(capture.packets)} UDP, {len(sent)}/{len(received)} RTP, types {types}"
+    assert up[2] > 200 and down[2] > 200, f"too few RTP packets captured: {seen}"
     assert up[1] < 3 and down[1] < 3, "a tone is audible in the captured RTP payloads"

@@ -94,7 +94,7 @@ def clear_tone(packets: list[bytes], hz: float) -> tuple[float, float, int]:
                 pcm.append(frame.to_ndarray().reshape(-1).astype(np.int16))
         except av.error.FFmpegError:
             continue
-    if not pcm:
-        return 0.0, 0.0, 0
+    if not pcm:  # nothing decodes at all: whatever it is, it is not clear audio
+        return 0.0, 0.0, len(datas)
     audio = np.concatenate(pcm)
     return tone_level(audio, hz, rate), tone_ratio(audio, hz, rate), len(datas)
