@@ -21,6 +21,7 @@ import asyncio
 import re
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aioice.ice
@@ -29,15 +30,33 @@ from cluster_nodes import start_nodes, start_redis
 from kreis_server import GATEWAY_SECRET, GROUP, PASSWORD, KreisServer
 
 from app.client import KreisClient
+from app.participant import PatternTrack, tone_track
+from app.participant import RoomParticipant as Participant
 from tests.sipgw.participant import RoomParticipant, wait_entrant
 from tests.sipgw.phones import RATE, BaresipPhone, DialInCommand, free_sip_port, tone_level
 from tests.sipgw.phones import tone_ratio as phone_tone_ratio
 
 pytestmark = [pytest.mark.cluster, pytest.mark.sip, pytest.mark.timeout(150)]
 
+ROOMS = {"empty_timeout_seconds": 30}
 SLUG = "fernsprech-runde"
 NUMBER = "0301234547"
 WRONG_PINS = ("918273645", "546372819", "102938475")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[KreisServer]]:
+    """A Redis and three nodes; an empty room lives 30 s here (a phone knocks later)."""
+    redis = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        nodes = start_nodes(tmp_path_factory.mktemp("nodes"), redis, 3, ROOMS)
+        try:
+            yield nodes
+        finally:
+            for node in nodes:
+                node.stop()
+    finally:
+        redis.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -61,18 +80,18 @@ async def console(node: KreisServer) -> KreisClient:
     return client
 
 
-async def room_with_dial_in(nodes: list[KreisServer]) -> tuple[KreisClient, int, str]:
-    """Starts SLUG (lobby and dial-in on) from a console on node 0; returns the console,
-    the index of the node that owns the room (placed by load) and the room's PIN."""
+async def room_with_dial_in(nodes: list[KreisServer], slug: str) -> tuple[KreisClient, int, str]:
+    """Starts `slug` (lobby and dial-in on) from a console on node 0; returns the
+    console, the index of the node that owns the room (placed by load) and its PIN."""
     creator = await console(nodes[0])
     before = [room_count(n) for n in nodes]
-    msg = {"type": "create_room", "slug": SLUG, "lobby": True, "password": None}
+    msg = {"type": "create_room", "slug": slug, "lobby": True, "password": None}
     await creator.request({**msg, "dial_in": True}, "room_created")
     state = await creator.expect("room_state")
-    while state.get("room") != SLUG or not state.get("dial_in_pin"):
+    while state.get("room") != slug or not state.get("dial_in_pin"):
         state = await creator.expect("room_state")
     grown = [room_count(n) - b for n, b in zip(nodes, before, strict=True)]
-    assert sorted(grown) == [0, 0, 1], grown
+    assert grown.count(1) == 1, grown
     return creator, grown.index(1), str(state["dial_in_pin"])
 
 
@@ -80,17 +99,17 @@ def free_rtp_port() -> int:
     return 42000 + free_sip_port() % 8000
 
 
-async def test_a_caller_reaches_a_room_on_another_node_by_its_pin(tmp_path: Path) -> None:
-    redis = start_redis(tmp_path / "redis")
-    nodes: list[KreisServer] = []
+async def test_a_caller_reaches_a_room_on_another_node_by_its_pin(
+    cluster: list[KreisServer], tmp_path: Path
+) -> None:
+    nodes = cluster
     phone = BaresipPhone(tmp_path / "phone", NUMBER, 440)
     creator: KreisClient | None = None
     leader: KreisClient | None = None
     guest: RoomParticipant | None = None
     gateway: DialInCommand | None = None
     try:
-        nodes = start_nodes(tmp_path / "nodes", redis, 3, {"empty_timeout_seconds": 30})
-        creator, owner, pin = await room_with_dial_in(nodes)
+        creator, owner, pin = await room_with_dial_in(nodes, SLUG)
         entry = (owner + 1) % 3  # the only node the gateway knows: not the owner
         print(f"room on node {owner}, gateway on node {entry}")
         gateway = DialInCommand(
@@ -153,11 +172,55 @@ async def test_a_caller_reaches_a_room_on_another_node_by_its_pin(tmp_path: Path
             assert all(e["id"] == entrant["id"] for e in phones), msg
     finally:
         await asyncio.to_thread(phone.stop)
-        for client in (guest, leader, creator):
+        for client in (guest, leader):
             if client is not None:
                 await client.close()
+        if creator is not None:
+            await creator.send({"type": "end_room", "room": SLUG})
+            await creator.close()
         code = gateway.stop() if gateway is not None else 0
-        for node in nodes:
-            node.stop()
-        redis.stop()
     assert code == 0, gateway.log()[-3000:] if gateway is not None else ""
+
+
+async def test_an_audio_only_gateway_gets_no_video_from_another_node(
+    cluster: list[KreisServer],
+) -> None:
+    """The gateway says `receive: audio` before its `dial_in`, to the node it knows; the
+    room's owner must hear it too (the relay replays it on the link), or it offers the
+    phone's connection every camera of the room."""
+    nodes = cluster
+    slug = "fernsprech-kamera"
+    creator, owner, pin = await room_with_dial_in(nodes, slug)
+    leader = await console(nodes[owner])
+    camera = Participant(KreisClient(nodes[owner].url, kind="browser"), audio_only=False)
+    gateway = KreisClient(nodes[(owner + 1) % 3].url, kind="gateway")
+    try:
+        await leader.request({"type": "watch", "room": slug}, "room_state")
+        await camera.client.connect()
+        await camera.start()
+        await camera.client.send({"type": "join", "room": slug, "name": "Kamera"})
+        knock = await wait_entrant(leader, slug, "Kamera")
+        await leader.send({"type": "admit", "room": slug, "id": knock["id"]})
+        await camera.client.expect("joined", timeout=10)
+        await camera.publish([(PatternTrack(), "camera"), (tone_track(1000), "mic")])
+
+        await gateway.connect()
+        await gateway.request({"type": "gateway_auth", "secret": GATEWAY_SECRET}, "gateway_ok")
+        await gateway.send({"type": "receive", "kinds": ["audio"]})
+        await gateway.send({"type": "dial_in", "pin": pin, "caller": "…47"})
+        assert (await gateway.expect("lobby_status", timeout=10))["state"] == "waiting"
+        entrant = await wait_entrant(leader, slug, "Telefon")
+        await leader.send({"type": "admit", "room": slug, "id": entrant["id"]})
+        await gateway.expect("joined", timeout=10)
+        offer = await gateway.expect("down_offer", timeout=10)
+        kinds = sorted(str(t["kind"]) for t in offer["tracks"])
+        print("tracks offered to the gateway:", kinds)
+        assert kinds == ["audio"], kinds
+        assert "m=video" not in offer["sdp"]
+    finally:
+        await gateway.close()
+        await camera.close()
+        await camera.client.close()
+        await leader.close()
+        await creator.send({"type": "end_room", "room": slug})
+        await creator.close()
