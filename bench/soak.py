@@ -5,8 +5,9 @@ participants (bench/lightclient.py: real signalling, ICE, DTLS and SRTP, no code
 come and go in a few rooms: each batch joins, publishes audio and video, sends media
 until every participant has received every other's two streams, then leaves, half of
 them politely (`leave`) and half abruptly (sockets and peer connections dropped). The
-time is cut into rounds; after each round every participant is gone, the workers
-idle a few seconds, and their resident memory (VmRSS) is read.
+time is cut into rounds; after each round every participant is gone (the server's
+/metrics counts nobody), the workers idle a few seconds, and their resident memory
+(VmRSS) is read.
 
     python -m bench.soak --seconds 600 --rounds 5
 
@@ -24,7 +25,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,10 @@ from bench.server import CLIENT_PORTS, BenchServer, leader, start
 from tests.kreis_server import worker_pids
 
 SETTLE_SECONDS = 5.0
-"""Idle time after a round before the workers' memory is read."""
+"""Idle time after a round (once the server counts nobody in a room) before the
+workers' memory is read."""
+EMPTY_TIMEOUT = 30.0
+"""Seconds the server may take to see every participant of a round gone."""
 MEDIA_TIMEOUT = 60.0
 """Seconds a batch may take to get every stream to every participant."""
 
@@ -48,6 +54,22 @@ class Round:
     """Batches in which every participant received every other's audio and video."""
     media_failures: list[str] = field(default_factory=list)
     rss_mb: dict[int, float] = field(default_factory=dict)
+
+
+def participants(url: str) -> float:
+    """Admitted participants the server counts (its /metrics, every kind)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    found = re.findall(r"^kreis_participants(?:\{[^}]*\})? (\S+)$", text, re.M)
+    return sum(float(v) for v in found)
+
+
+async def wait_empty(url: str) -> None:
+    """Until the server counts nobody in a room (abrupt leavers take a moment), bounded;
+    the workers are idle from then on."""
+    deadline = time.monotonic() + EMPTY_TIMEOUT
+    while await asyncio.to_thread(participants, url) > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
 
 
 def rss_mb(pid: int) -> float:
@@ -128,6 +150,7 @@ async def soak(
                         current.media_checks += 1
                 if time.monotonic() >= until:
                     break
+            await wait_empty(server.url)
             await asyncio.sleep(SETTLE_SECONDS)
             current.rss_mb = {pid: rss_mb(pid) for pid in pids}
             results.append(current)

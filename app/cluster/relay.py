@@ -25,6 +25,8 @@ Up messages are routed like this (everything else stays on the entry):
   `chat` to a room): to the room's owner, or here when the room is here or nowhere; a
   new room (`create_room`) goes to the least-loaded serving node;
 - `dial_in`: to the owner of the PIN;
+- `receive`: kept, and replayed on every new link after the sign-in (a gateway says it
+  wants audio only before its `dial_in`), and sent over the member link once there is one;
 - after a forwarded `join` or `dial_in`, the in-room messages (`up_offer`, `hand`, …,
   `leave`): over that link;
 - `list_rooms`: answered here, merged from every node that holds a room of the group.
@@ -159,6 +161,9 @@ class Route:
     """The link of the room the client joined (or knocks at) on another node."""
     join: str = ""
     """The client's last `join`, replayed when a room it waits for opens elsewhere."""
+    receive: str = ""
+    """The client's last `receive` (an audio-only gateway or console says so before it
+    enters), replayed on every new link after the sign-in."""
 
 
 Dispatch = Callable[[str], Awaitable[None]]
@@ -193,6 +198,8 @@ class Relay:
             return False
         if kind in ("ping", "login"):  # a login is checked here; links carry its group
             return False
+        if kind == "receive":
+            route.receive = text
         try:
             return await self._route(conn, route, kind, data, text)
         except LinkFailed:
@@ -212,7 +219,7 @@ class Relay:
         self, conn: Connection, route: Route, kind: str, data: dict[str, Any], text: str
     ) -> bool:
         if route.member is not None and (
-            kind in IN_ROOM or (kind == "chat" and not data.get("room"))
+            kind in IN_ROOM or kind == "receive" or (kind == "chat" and not data.get("room"))
         ):
             await route.member.send(text)
             if kind == "leave":
@@ -323,6 +330,8 @@ class Relay:
             for signin in route.signin:
                 await ws.send_str(signin)
                 await self._expect(ws, ("gateway_ok",))
+            if route.receive:
+                await ws.send_str(route.receive)  # no answer to wait for
         except (TimeoutError, LinkFailed, ConnectionError, RuntimeError) as exc:
             await ws.close()
             raise LinkFailed(str(exc)) from None
