@@ -30,6 +30,7 @@ from cluster_nodes import start_nodes, start_redis
 from kreis_server import GATEWAY_SECRET, GROUP, PASSWORD, KreisServer
 
 from app.client import KreisClient
+from app.cluster.node import QUICK_SECONDS
 from app.participant import PatternTrack, tone_track
 from app.participant import RoomParticipant as Participant
 from tests.sipgw.participant import RoomParticipant, wait_entrant
@@ -92,6 +93,9 @@ async def room_with_dial_in(nodes: list[KreisServer], slug: str) -> tuple[KreisC
         state = await creator.expect("room_state")
     grown = [room_count(n) - b for n, b in zip(nodes, before, strict=True)]
     assert grown.count(1) == 1, grown
+    # The owner writes a new PIN to Redis within its quick check (QUICK_SECONDS, 0.5 s);
+    # a caller a human reads the PIN to is never faster than that.
+    await asyncio.sleep(2 * QUICK_SECONDS)
     return creator, grown.index(1), str(state["dial_in_pin"])
 
 
