@@ -10,6 +10,7 @@ participant it held is told `media_restart` and offers afresh.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -20,8 +21,12 @@ from app import protocol as p
 if TYPE_CHECKING:
     from app.config import Config
     from app.rooms import Member, Room
+    from sfu.memory import HeapTrimmer
 
 log = logging.getLogger(__name__)
+
+TRIM_TICK = 1.0
+"""Seconds between asking the in-process router's heap trimmer whether it is time."""
 
 
 class Media:
@@ -51,13 +56,36 @@ class Media:
             )
         else:
             self.router = Router(settings)
+        self.trimmer: HeapTrimmer | None = None
+        """With the router in this process: gives the heap's free pages back once
+        participants have left, as an SFU worker process does (sfu/memory.py)."""
+        if m.workers <= 1:
+            from sfu.memory import HeapTrimmer
+
+            self.trimmer = HeapTrimmer()
+        self._trim_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.router.start()
+        if self.trimmer is not None:
+            self._trim_task = asyncio.create_task(self._trim_when_idle(self.trimmer))
 
     async def stop(self) -> None:
+        if self._trim_task is not None:
+            self._trim_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trim_task
+            self._trim_task = None
         await self.router.stop()
         self._peers.clear()
+
+    async def _trim_when_idle(self, trimmer: HeapTrimmer) -> None:
+        while True:
+            await asyncio.sleep(TRIM_TICK)
+            try:
+                trimmer.tick(self.router.stats.participants)
+            except Exception:
+                log.exception("trimming the heap failed")
 
     @property
     def healthy(self) -> bool:
@@ -92,6 +120,8 @@ class Media:
         # A participant whose media never started is unknown to the SFU: nothing to undo.
         with contextlib.suppress(UnknownParticipant):
             await self.router.remove_participant(room.id, member.id)
+        if self.trimmer is not None:
+            self.trimmer.left()
 
     def media_state(self, room: Room, member: Member) -> None:
         for source, on in (

@@ -7,6 +7,7 @@ real server; these run in a second.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -83,3 +84,33 @@ def test_a_busy_worker_trims_at_most_once_an_interval() -> None:
     released = clock.released
     assert len(released) == 3
     assert all(b - a >= TRIM_INTERVAL for a, b in zip([start, *released], released, strict=False))
+
+
+async def test_the_in_process_router_trims_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `[media] workers = 1` (the default) the router runs in the server process,
+    which trims the same way once everyone has left."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from app import media as app_media
+    from app.config import config_from_dict
+
+    monkeypatch.setattr(app_media, "TRIM_TICK", 0.02)
+    media = app_media.Media(config_from_dict({}, tmp_path))
+    now = [0.0]
+    released: list[bool] = []
+    media.trimmer = HeapTrimmer(release=lambda: released.append(True) or True, clock=lambda: now[0])
+    await media.start()
+    try:
+        nobody: Any = SimpleNamespace(id="x")
+        await media.left(nobody, nobody)  # unknown to the SFU: only the departure counts
+        now[0] += IDLE_DELAY + 0.1
+        for _ in range(100):
+            if released:
+                break
+            await asyncio.sleep(0.02)
+        assert released == [True]
+    finally:
+        await media.stop()
