@@ -33,6 +33,10 @@ class SipConfig:
 
     listen_address: str = "127.0.0.1"
     """Address the SIP transports bind to."""
+    public_address: str = ""
+    """Address callers reach this machine at when it sits behind NAT (a router
+    forwarding the SIP and RTP ports): written into Via, Contact, Record-Route and the
+    SDP instead of `listen_address`. Empty: `listen_address`."""
     udp_port: int = 5060
     """UDP port (0 disables UDP)."""
     tcp_port: int = 5060
@@ -198,6 +202,18 @@ def _networks(table: dict[str, Any], key: str) -> tuple[Any, ...] | None:
     return tuple(nets)
 
 
+def _public_address(table: dict[str, Any]) -> str:
+    raw = str(_get(table, "sip", "public_address", str, "")).strip()
+    if raw:
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise ConfigError(
+                f"[sip] public_address must be an IP address, not {raw[:60]!r}"
+            ) from None
+    return raw
+
+
 def _gateways(table: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     raw = _get(table, "sip", "gateways", list, [])
     out = []
@@ -274,6 +290,7 @@ def parse_sip(table: dict[str, Any]) -> SipConfig:
         raise ConfigError("[sip] rtp_port leaves too few ports for all processes")
     return SipConfig(
         listen_address=_get(table, "sip", "listen_address", str, defaults.listen_address),
+        public_address=_public_address(table),
         udp_port=_port(table, "udp_port", defaults.udp_port),
         tcp_port=_port(table, "tcp_port", defaults.tcp_port),
         tls_port=_port(table, "tls_port", defaults.tls_port),

@@ -125,22 +125,24 @@ def transport_configs(
     ipv6 = ":" in config.listen_address
     out: list[tuple[int, pj.TransportConfig]] = []
 
-    def make(port: int, address: str = config.listen_address) -> pj.TransportConfig:
+    def make(
+        port: int, address: str = config.listen_address, public: str = ""
+    ) -> pj.TransportConfig:
         tc = pj.TransportConfig()
         tc.port = port
         tc.boundAddress = address
-        tc.publicAddress = address
+        tc.publicAddress = public or address
         return tc
 
-    if role is not None:
+    if role is not None:  # behind Kamailio, which advertises the public address
         return [(pj.PJSIP_TRANSPORT_UDP, make(role.sip_port, FRONT_ADDRESS))]
 
     if config.udp_port:
         kind = pj.PJSIP_TRANSPORT_UDP6 if ipv6 else pj.PJSIP_TRANSPORT_UDP
-        out.append((kind, make(config.udp_port)))
+        out.append((kind, make(config.udp_port, public=config.public_address)))
     if config.tcp_port:
         kind = pj.PJSIP_TRANSPORT_TCP6 if ipv6 else pj.PJSIP_TRANSPORT_TCP
-        out.append((kind, make(config.tcp_port)))
+        out.append((kind, make(config.tcp_port, public=config.public_address)))
     # Never TLS: the wheel's OpenSSL is 1.0.2k (2017). SIP over TLS ends at Kamailio
     # (`sipgw.kamailio`, Debian's OpenSSL 3), which hands calls on over loopback UDP.
     return out

@@ -65,6 +65,10 @@ def account_configs(config: Config, role: BackendRole | None = None) -> list[pj.
         acc.mediaConfig.transportConfig.port = role.rtp_port if role else sip.rtp_port
         acc.mediaConfig.transportConfig.portRange = 2 * sip.max_calls + 16
         acc.mediaConfig.transportConfig.boundAddress = sip.listen_address
+        # Behind NAT the SDP names the public address (the router forwards the RTP
+        # ports); the media leg goes to the gateway itself, not through Kamailio.
+        if sip.public_address:
+            acc.mediaConfig.transportConfig.publicAddress = sip.public_address
         if ":" in sip.listen_address:
             acc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
         # SRTP (SDES) whenever the caller offers keys; a TLS caller must (see

@@ -106,9 +106,12 @@ def render_dispatcher(sip: SipConfig, destinations: list[Gateway]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _socket(proto: str, host: str, port: int) -> str:
+def _socket(proto: str, host: str, port: int, public: str = "") -> str:
     host = f"[{host}]" if ":" in host else host
-    return f"{proto}:{host}:{port}"
+    if not public:
+        return f"{proto}:{host}:{port}"
+    shown = f"[{public}]" if ":" in public else public
+    return f"{proto}:{host}:{port} advertise {shown}:{port}"
 
 
 def _allow_test(sip: SipConfig) -> str:
@@ -137,12 +140,12 @@ def render_config(
     the control socket."""
     listens = []
     if sip.udp_port:
-        listens.append(_socket("udp", sip.listen_address, sip.udp_port))
+        listens.append(_socket("udp", sip.listen_address, sip.udp_port, sip.public_address))
     if sip.tcp_port:
-        listens.append(_socket("tcp", sip.listen_address, sip.tcp_port))
+        listens.append(_socket("tcp", sip.listen_address, sip.tcp_port, sip.public_address))
     tls_module = tls_params = ""
     if tls_wanted(sip):
-        listens.append(_socket("tls", sip.listen_address, sip.tls_port))
+        listens.append(_socket("tls", sip.listen_address, sip.tls_port, sip.public_address))
         tls_module = 'loadmodule "tls.so"\n'
         # Debian's OpenSSL 3 (kamailio-tls-modules); callers need no certificate.
         tls_params = (
@@ -156,7 +159,8 @@ def render_config(
     if sip.registrar:
         uac_modules = 'loadmodule "db_text.so"\nloadmodule "uac.so"\n'
         contact_port = sip.udp_port or sip.tcp_port
-        host = f"[{sip.listen_address}]" if ":" in sip.listen_address else sip.listen_address
+        contact = sip.public_address or sip.listen_address
+        host = f"[{contact}]" if ":" in contact else contact
         uac_params = (
             f'modparam("uac", "reg_db_url", "text://{run_dir}/db")\n'
             f'modparam("uac", "reg_contact_addr", "{host}:{contact_port}")\n'

@@ -232,3 +232,29 @@ async def test_mute_request_is_announced(start_gateway: Any, phones: Any) -> Non
     )
     assert said > 0.6 and said > 2 * other, f"not the mute request: {said:.2f} vs {other:.2f}"
     assert link.mic == []  # announced, not forced: the caller mutes with *6
+
+
+async def test_behind_nat_the_answer_names_the_public_address(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    """With `public_address` (a router forwards SIP and RTP), the gateway's 200 OK names
+    it in Contact and in the SDP's connection line, never the address it listens on."""
+    public = "192.0.2.9"
+    gw = await start_gateway(public_address=public)
+    answered_only = (
+        scenarios._HEAD
+        + '<scenario name="answer only">\n'
+        + scenarios._INVITE
+        + scenarios._ANSWERED
+        + "</scenario>\n"
+    )
+    xml = scenarios.write(tmp_path / "nat.xml", answered_only)
+    trace = tmp_path / "messages.log"
+    extra = ["-trace_msg", "-message_file", str(trace)]
+    await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 20, extra)
+    text = trace.read_text(errors="replace")
+    answer = text[text.index("SIP/2.0 200 OK") :]
+    assert f"c=IN IP4 {public}" in answer, answer[:1500]
+    contact = next(line for line in answer.splitlines() if line.lower().startswith("contact:"))
+    assert public in contact and "127.0.0.1" not in contact, contact
+    assert gw.alive()

@@ -117,3 +117,34 @@ def test_the_trunk_registration_table_for_uac() -> None:
     assert len(re.split(r"(?<!\\):", row)) == 16, row
     assert "192.0.2.20\\:5080" in row and "ge\\:heim" in row
     assert render_uacreg(parse_sip({})) == {}
+
+
+def test_behind_nat_the_public_address_is_what_callers_are_told() -> None:
+    """`public_address`: pjsip's Via/Contact (alone) or Kamailio's advertised sockets
+    (edge) name it, and every gateway's SDP names it for RTP; a bad value is refused."""
+    from sipgw.config import parse
+    from sipgw.endpoint import transport_configs
+    from sipgw.gateway import account_configs
+    from sipgw.kamailio import render_config
+
+    public = "203.0.113.9"
+    gateway = {"secret": "geheimnis-fuer-den-test", "server_url": "ws://127.0.0.1:1/ws"}
+    config = parse(
+        {"gateway": gateway, "sip": {"listen_address": "10.0.0.5", "public_address": public}}
+    )
+    sip = config.sip
+    assert [tc.publicAddress for _, tc in transport_configs(sip)] == [public, public]
+    assert [tc.boundAddress for _, tc in transport_configs(sip)] == ["10.0.0.5"] * 2
+    role = backend_role(sip, 0, 6000)
+    for acc in [*account_configs(config), *account_configs(config, role)]:
+        assert acc.mediaConfig.transportConfig.publicAddress == public
+        assert acc.mediaConfig.transportConfig.boundAddress == "10.0.0.5"
+    cfg = render_config(sip, 6000, Path("/nonexistent"))
+    assert f"listen=udp:10.0.0.5:5060 advertise {public}:5060" in cfg, cfg
+    assert f"listen=tcp:10.0.0.5:5060 advertise {public}:5060" in cfg
+    assert "listen=udp:127.0.0.1:6000\n" in cfg  # towards the gateways: not advertised
+    plain = parse({"gateway": gateway, "sip": {"listen_address": "10.0.0.5"}})
+    assert [tc.publicAddress for _, tc in transport_configs(plain.sip)] == ["10.0.0.5"] * 2
+    assert "advertise" not in render_config(plain.sip, 6000, Path("/nonexistent"))
+    with pytest.raises(ConfigError, match="public_address"):
+        parse({"gateway": gateway, "sip": {"public_address": "router.example"}})
