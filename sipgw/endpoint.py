@@ -31,7 +31,7 @@ import pjsua2 as pj
 
 from sipgw.config import FRONT_ADDRESS, MAX_CALL_SLOTS, BackendRole, SipConfig
 from sipgw.errors import SipStartError
-from sipgw.pjmedia_private import set_g722_pcm_shift
+from sipgw.pjmedia_private import allow_only, set_g722_pcm_shift
 
 log = logging.getLogger(__name__)
 pjlog = logging.getLogger("sipgw.pjsip")
@@ -293,6 +293,7 @@ class PjsipThread:
             ep.libStart()
             self._prefer_codecs(ep)
             set_g722_pcm_shift(1)  # G.722 as spandsp levels it (sipgw/pjmedia_private.py)
+            log.debug("Allow: %s", ", ".join(allow_only()))  # only what is handled
             self.setup_result = self._setup(ep)
         except pj.Error as exc:
             self._start_error = RuntimeError(mask(str(exc.info())))

@@ -19,6 +19,7 @@ import pytest
 
 from sipgw.announce import Prompts
 from sipgw.link import LinkEvent
+from sipgw.pjmedia_private import HANDLED
 from tests.sipgw import sipp_scenarios as scenarios
 from tests.sipgw.fakes import FakeLink, FakeServer
 from tests.sipgw.phones import RATE, prompt_match, run_sipp, tone_level, tone_ratio
@@ -234,13 +235,9 @@ async def test_mute_request_is_announced(start_gateway: Any, phones: Any) -> Non
     assert link.mic == []  # announced, not forced: the caller mutes with *6
 
 
-async def test_behind_nat_the_answer_names_the_public_address(
-    start_gateway: Any, tmp_path: Path
-) -> None:
-    """With `public_address` (a router forwards SIP and RTP), the gateway's 200 OK names
-    it in Contact and in the SDP's connection line, never the address it listens on."""
-    public = "192.0.2.9"
-    gw = await start_gateway(public_address=public)
+async def first_answer(gw: Any, tmp_path: Path) -> str:
+    """The gateway's 200 OK to one INVITE, as SIPp received it (the call is left to
+    time out: SIPp sends nothing after the answer)."""
     answered_only = (
         scenarios._HEAD
         + '<scenario name="answer only">\n'
@@ -248,12 +245,36 @@ async def test_behind_nat_the_answer_names_the_public_address(
         + scenarios._ANSWERED
         + "</scenario>\n"
     )
-    xml = scenarios.write(tmp_path / "nat.xml", answered_only)
+    xml = scenarios.write(tmp_path / "answer.xml", answered_only)
     trace = tmp_path / "messages.log"
     extra = ["-trace_msg", "-message_file", str(trace)]
     await asyncio.to_thread(run_sipp, xml, gw.target, tmp_path, 20, extra)
     text = trace.read_text(errors="replace")
-    answer = text[text.index("SIP/2.0 200 OK") :]
+    return text[text.index("SIP/2.0 200 OK") :]
+
+
+async def test_allow_lists_only_what_the_gateway_handles(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    """pjsua would list MESSAGE, SUBSCRIBE, NOTIFY and REFER, which the gateway refuses
+    or ignores; its answers list only the methods it handles."""
+    gw = await start_gateway()
+    answer = await first_answer(gw, tmp_path)
+    allow = next(line for line in answer.splitlines() if line.lower().startswith("allow:"))
+    methods = {m.strip() for m in allow.split(":", 1)[1].split(",")}
+    assert {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO"} <= methods, allow
+    assert methods <= set(HANDLED), allow
+    assert gw.alive()
+
+
+async def test_behind_nat_the_answer_names_the_public_address(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    """With `public_address` (a router forwards SIP and RTP), the gateway's 200 OK names
+    it in Contact and in the SDP's connection line, never the address it listens on."""
+    public = "192.0.2.9"
+    gw = await start_gateway(public_address=public)
+    answer = await first_answer(gw, tmp_path)
     assert f"c=IN IP4 {public}" in answer, answer[:1500]
     contact = next(line for line in answer.splitlines() if line.lower().startswith("contact:"))
     assert public in contact and "127.0.0.1" not in contact, contact
