@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ import aioice.ice
 
 from app import participant as shared
 from app.client import KreisClient
+from bench import own_namespace
 from tests.kreis_server import GATEWAY_SECRET, KreisServer, start_server
 from tests.sipgw.participant import leader_session, wait_entrant
 from tests.sipgw.phones import BaresipPhone, DialInCommand
@@ -197,11 +196,7 @@ async def bench() -> None:
 
 
 def main() -> None:
-    if os.environ.get("KREIS_BENCH_NS") != "1":
-        env = dict(os.environ, KREIS_BENCH_NS="1")
-        network = "ip link set lo up && ip route add default dev lo"
-        script = f"{network} && exec {sys.executable} -m bench.dialin"
-        sys.exit(subprocess.call(["unshare", "-n", "--", "bash", "-c", script], env=env))
+    own_namespace("bench.dialin")
     aioice.ice.get_host_addresses = loopback_only
     asyncio.run(bench())
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import impair
+from bench import impair, own_namespace
 from bench import server as bench_server
 from tests.kreis_server import wait_healthy
 from tests.page_checks import devices_on
@@ -308,11 +308,7 @@ async def run() -> None:
 
 
 def main() -> None:
-    if os.environ.get("KREIS_BENCH_NETNS") != "1":
-        # Its own namespace: iptables and tc must touch nothing but this benchmark.
-        env = dict(os.environ, KREIS_BENCH_NETNS="1")
-        script = f"ip link set lo up && exec {sys.executable} -m bench.network"
-        sys.exit(subprocess.call(["unshare", "-n", "--", "bash", "-c", script], env=env))
+    own_namespace("bench.network")  # iptables and tc touch nothing but this benchmark
     asyncio.run(run())
 
 

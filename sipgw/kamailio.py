@@ -44,6 +44,7 @@ from pathlib import Path
 
 from sipgw.config import FRONT_ADDRESS, SipConfig
 from sipgw.errors import SipStartError
+from sipgw.signals import end_process
 
 log = logging.getLogger(__name__)
 kamlog = logging.getLogger("sipgw.kamailio.process")
@@ -654,17 +655,7 @@ class Kamailio:
     async def stop(self, timeout: float = 10) -> None:
         """Stops Kamailio (SIGTERM, then SIGKILL) and deletes its private dir."""
         self.stopping = True
-        proc = self.process
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                log.warning("Kamailio did not stop in time; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await end_process(self.process, timeout, "Kamailio")
         for task in (self._task, self._reg_watch):
             if task is None:
                 continue

@@ -28,7 +28,7 @@ from typing import Any
 
 from sipgw.config import FRONT_ADDRESS, Config
 from sipgw.kamailio import Kamailio, die_with_parent
-from sipgw.signals import stop_on_signals
+from sipgw.signals import end_process, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +135,7 @@ class BackendProcess:
             log.info("backend %d is ready", self.index)
 
     async def stop(self, timeout: float = 10) -> None:
-        proc = self.process
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                log.warning("backend %d did not stop in time; killing it", self.index)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await end_process(self.process, timeout, f"backend {self.index}")
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

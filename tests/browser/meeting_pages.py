@@ -38,6 +38,20 @@ async def open_room(
     await page.click("#join")
 
 
+async def alice_and_bob(
+    server: Any, people: Any, leaders: list[Any], slug: str
+) -> tuple[Page, Page]:
+    """A room started by a protocol leader (kept in `leaders`), Alice and Bob in it with
+    camera and microphone on."""
+    leaders.append(await start_room(server, slug))
+    alice, bob = await people.page(), await people.page()
+    await open_room(alice, slug, "Alice")
+    await open_room(bob, slug, "Bob")
+    await wait_state(alice, "room")
+    await wait_state(bob, "room")
+    return alice, bob
+
+
 async def state_of(page: Page) -> str:
     return str(await page.evaluate("window.kreis.state"))
 

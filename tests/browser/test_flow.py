@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from meeting_pages import (
+    alice_and_bob,
     inbound,
     next_entrant,
     open_room,
@@ -55,12 +56,7 @@ async def listed_ids(page: Any) -> set[str]:
 
 async def test_leave_and_rejoin(shared_server: Any, people: Any, leaders: list[Any]) -> None:
     slug = "gehen-und-wiederkommen"
-    leaders.append(await start_room(shared_server, slug))
-    alice, bob = await people.page(), await people.page()
-    await open_room(alice, slug, "Alice")
-    await open_room(bob, slug, "Bob")
-    await wait_state(alice, "room")
-    await wait_state(bob, "room")
+    alice, bob = await alice_and_bob(shared_server, people, leaders, slug)
     alice_id, bob_id = await my_id(alice), await my_id(bob)
     await frames_rising(bob, alice_id, "Bob sees Alice")
 
@@ -301,12 +297,7 @@ async def test_language_switch_is_remembered(shared_server: Any, people: Any) ->
 
 async def test_chat_and_raised_hand(shared_server: Any, people: Any, leaders: list[Any]) -> None:
     slug = "reden-und-melden"
-    leaders.append(await start_room(shared_server, slug))
-    alice, bob = await people.page(), await people.page()
-    await open_room(alice, slug, "Alice")
-    await open_room(bob, slug, "Bob")
-    await wait_state(alice, "room")
-    await wait_state(bob, "room")
+    alice, bob = await alice_and_bob(shared_server, people, leaders, slug)
     alice_id = await my_id(alice)
 
     text = "<b>nicht fett</b> & gut"

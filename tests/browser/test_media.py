@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from meeting_pages import (
+    alice_and_bob,
     inbound,
     next_entrant,
     open_room,
@@ -80,12 +81,7 @@ async def test_mute_and_camera_off_are_seen_and_stop_the_packets(
     shared_server: Any, people: Any, leaders: list[Any]
 ) -> None:
     slug = "stumm-und-dunkel-probe"
-    leaders.append(await start_room(shared_server, slug))
-    alice, bob = await people.page(), await people.page()
-    await open_room(alice, slug, "Alice")
-    await open_room(bob, slug, "Bob")
-    await wait_state(alice, "room")
-    await wait_state(bob, "room")
+    alice, bob = await alice_and_bob(shared_server, people, leaders, slug)
     alice_id = (await alice.evaluate("window.kreis.me"))["id"]
     await wait_for(lambda: receiving(bob, 1, 1), 30, "Bob receives Alice")
 
@@ -149,12 +145,7 @@ async def test_screen_share_reaches_the_others(
     shared_server: Any, people: Any, leaders: list[Any]
 ) -> None:
     slug = "bildschirm-zeigen-bitte"
-    leaders.append(await start_room(shared_server, slug))
-    alice, bob = await people.page(), await people.page()
-    await open_room(alice, slug, "Alice")
-    await open_room(bob, slug, "Bob")
-    await wait_state(alice, "room")
-    await wait_state(bob, "room")
+    alice, bob = await alice_and_bob(shared_server, people, leaders, slug)
     alice_id = (await alice.evaluate("window.kreis.me"))["id"]
     await wait_for(lambda: receiving(bob, 1, 1), 30, "Bob receives Alice")
 
@@ -199,6 +190,45 @@ async def test_screen_share_reaches_the_others(
     await alice.click("#btn-screen")  # stop sharing: the tile goes away
     await screen_tile.wait_for(state="detached", timeout=10000)
     assert "has-enlarged" not in (await bob.locator("#tiles").get_attribute("class") or "")
+
+
+async def test_others_video_off_for_a_weak_link_keeps_voices(
+    shared_server: Any, people: Any, leaders: list[Any]
+) -> None:
+    """ "Others' video off" (More menu): the server stops offering this page any camera
+    video (no frames arrive, the down connection has no camera track) while voices go
+    on; switched on again, the cameras come back."""
+    slug = "video-der-anderen-aus"
+    alice, bob = await alice_and_bob(shared_server, people, leaders, slug)
+    alice_id = (await alice.evaluate("window.kreis.me"))["id"]
+    await wait_for(lambda: receiving(bob, 1, 1), 30, "Bob receives Alice")
+
+    await bob.click("#btn-more")
+    item = bob.locator("#menu-video-in")
+    assert await item.inner_text() in (
+        "Others' video off (for a weak connection)",
+        "Video der anderen aus (bei schwacher Verbindung)",
+    )
+    await item.click()
+
+    async def no_camera() -> bool:
+        return alice_id not in by_sender(await stats(bob), "video", "camera")
+
+    await wait_for(no_camera, 15, "no camera track of Alice's at Bob")
+    voice = by_sender(await stats(bob), "audio", "mic")[alice_id]["totalAudioEnergy"]
+    await asyncio.sleep(2.0)
+    later = await stats(bob)
+    assert alice_id not in by_sender(later, "video", "camera"), later
+    assert by_sender(later, "audio", "mic")[alice_id]["totalAudioEnergy"] > voice
+    await bob.click("#btn-more")
+    assert await item.get_attribute("aria-pressed") == "true"
+    await item.click()
+
+    async def camera_back() -> bool:
+        cam = by_sender(await stats(bob), "video", "camera").get(alice_id)
+        return bool(cam and cam["framesDecoded"] > 0)
+
+    await wait_for(camera_back, 20, "Alice's camera back at Bob")
 
 
 async def test_lobby_entrant_receives_no_media(

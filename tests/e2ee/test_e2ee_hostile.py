@@ -307,6 +307,16 @@ async def test_key_swap_without_the_secret_never_hands_out_the_current_key(
 # --- 4: a reveal that breaks its commitment ---------------------------------------------------
 
 
+async def one_safety_number(pages: list[Page]) -> None:
+    """Waits until both pages show the same safety number."""
+
+    async def both() -> bool:
+        sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
+        return sas[0] is not None and sas[0] == sas[1]
+
+    await wait_for(both, 20, "one safety number")
+
+
 async def test_a_reveal_that_breaks_its_commitment_is_shown(server_factory: Any) -> None:
     server = server_factory("commit")
     slug = "zusage-gebrochen"
@@ -315,12 +325,7 @@ async def test_a_reveal_that_breaks_its_commitment_is_shown(server_factory: Any)
             chromium, server, relay, slug, ["Ahorn", "Birke"], f"#s={new_secret()}"
         )
         a, b = ids
-
-        async def both() -> bool:
-            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
-            return sas[0] is not None and sas[0] == sas[1]
-
-        await wait_for(both, 20, "one safety number")
+        await one_safety_number(pages)
 
         def bad_reveal(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:
             if msg.get("type") != "participants" or sock.id != a:
@@ -358,12 +363,7 @@ async def test_safety_rounds_abandoned_after_a_reveal_are_counted_and_end(
             chromium, server, relay, slug, ["Ahorn", "Birke"], f"#s={new_secret()}"
         )
         a, b = ids
-
-        async def both() -> bool:
-            sas = [await p.evaluate("window.kreisE2ee.sas") for p in pages]
-            return sas[0] is not None and sas[0] == sas[1]
-
-        await wait_for(both, 20, "one safety number")
+        await one_safety_number(pages)
         bumps: list[str] = []
 
         def abandon(sock: RelayedSocket, msg: dict[str, Any]) -> dict[str, Any]:

@@ -178,6 +178,13 @@ const TEXTS = {
   close: ["Close", "Schließen"],
   invite_copy_menu: ["Copy invite link", "Einladungslink kopieren"],
   shortcuts_title: ["Keyboard shortcuts", "Tastenkürzel"],
+  others_video_off: ["Others' video off (for a weak connection)", "Video der anderen aus (bei schwacher Verbindung)"],
+  others_video_on: ["Others' video on", "Video der anderen an"],
+  others_video_gone: [
+    "You no longer receive the others' video: you still hear everyone and see shared screens.",
+    "Du empfängst das Video der anderen nicht mehr: du hörst weiter alle und siehst geteilte Bildschirme.",
+  ],
+  others_video_back: ["The others' video is coming back.", "Das Video der anderen kommt zurück."],
   shortcut_mic: ["Microphone on/off", "Mikrofon an/aus"],
   shortcut_camera: ["Camera on/off", "Kamera an/aus"],
   shortcut_hand: ["Raise or lower hand", "Hand heben oder senken"],

@@ -33,6 +33,7 @@ export class RoomView {
     this.iceServers = [];
     this.participants = [];
     this.hand = false;
+    this.othersVideo = true; // false: the person turned the others' cameras off for themselves
     this.panel = null;
     this.speakerTimer = null;
     this.lastLoud = 0;
@@ -53,6 +54,10 @@ export class RoomView {
       this.closeMenu();
       this.toggleScreen();
     });
+    $("menu-video-in").addEventListener("click", () => {
+      this.closeMenu();
+      this.setOthersVideo(!this.othersVideo);
+    });
     $("menu-shortcuts").addEventListener("click", () => {
       this.closeMenu();
       this.showShortcuts();
@@ -68,7 +73,33 @@ export class RoomView {
     });
     this.people.onLowerHand = (id) => this.sig.send({ type: "lower_hand", room: this.me && this.me.room, id });
     media.onScreenEnded = () => this.stopScreen();
-    onLangChange(() => this.renderAll());
+    onLangChange(() => {
+      this.renderAll();
+      this.renderVideoIn();
+    });
+    this.renderVideoIn();
+  }
+
+  /**
+   * Others' cameras on or off for us alone (a weak link keeps their voices and screens):
+   * the server then offers no camera video to this page at all.
+   */
+  setOthersVideo(on) {
+    this.othersVideo = on;
+    this.sendReceive();
+    this.renderVideoIn();
+    notice(t(on ? "others_video_back" : "others_video_gone"));
+  }
+
+  sendReceive() {
+    const kinds = this.othersVideo ? ["audio", "video", "screen"] : ["audio", "screen"];
+    this.sig.send({ type: "receive", kinds });
+  }
+
+  renderVideoIn() {
+    const button = $("menu-video-in");
+    button.textContent = t(this.othersVideo ? "others_video_off" : "others_video_on");
+    button.setAttribute("aria-pressed", String(!this.othersVideo));
   }
 
   /** Starts the devices the person chose before joining (off while they waited). */
@@ -86,6 +117,8 @@ export class RoomView {
     this.closePeers();
     const firstEntry = !this.me || this.me.room !== joined.room;
     this.me = { id: joined.id, role: joined.role, room: joined.room };
+    // A resume is a new connection: the server forgets what we chose to receive.
+    if (!this.othersVideo) this.sendReceive();
     this.leftAsLeader = false;
     this.iceServers = iceServers || [];
     this.handsSeen = new Set();
