@@ -130,6 +130,15 @@ class BaresipPhone:
         rtp = 10000 + self.port % 20000
         self.rtp_ports = range(rtp, rtp + 11)
         """Where this phone's media comes from and goes to."""
+        self._extra_config = extra_config
+        display = f'"{display_name}" ' if display_name else ""
+        self._account = (f"{display}<sip:{number}@127.0.0.1:", f">;regint=0{account_params}\n")
+        self._write_config()
+        self.log = self.dir / "baresip.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_config(self) -> None:
+        """baresip's config and account, for the SIP port `self.port`."""
         (self.dir / "config").write_text(
             f"""poll_method poll
 sip_listen 127.0.0.1:{self.port}
@@ -140,7 +149,7 @@ ausrc_srate 16000
 auplay_srate 16000
 ausrc_channels 1
 auplay_channels 1
-rtp_ports {rtp}-{rtp + 10}
+rtp_ports {self.rtp_ports[0]}-{self.rtp_ports[-1]}
 module_path /usr/lib/baresip/modules
 module stdio.so
 module g722.so
@@ -152,29 +161,32 @@ module srtp.so
 module_app account.so
 module_app menu.so
 snd_path {self.rec}
-{extra_config}
+{self._extra_config}
 """,
             encoding="utf-8",
         )
-        display = f'"{display_name}" ' if display_name else ""
-        (self.dir / "accounts").write_text(
-            f"{display}<sip:{number}@127.0.0.1:{self.port}>;regint=0{account_params}\n",
-            encoding="utf-8",
-        )
-        self.log = self.dir / "baresip.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        head, tail = self._account
+        (self.dir / "accounts").write_text(f"{head}{self.port}{tail}", encoding="utf-8")
 
     def start(self) -> BaresipPhone:
+        """Starts baresip and waits until it is ready. A SIP port taken by another
+        process between choosing and binding it (a busy loopback) means another port."""
         exe = shutil.which("baresip")
         assert exe, "baresip is not installed"
-        self.proc = subprocess.Popen(
-            [exe, "-4", "-f", str(self.dir), "-t", "120"],
-            stdin=subprocess.PIPE,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_for("baresip is ready", 10)
-        return self
+        for attempt in range(3):
+            if attempt:
+                self.port = free_sip_port()
+                self._write_config()
+            self.proc = subprocess.Popen(
+                [exe, "-4", "-f", str(self.dir), "-t", "120"],
+                stdin=subprocess.PIPE,
+                stdout=self.log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            if self.wait_for("baresip is ready", 10) and self.proc.poll() is None:
+                return self
+            self.stop()
+        raise AssertionError("baresip did not start:\n" + self.output()[-2000:])
 
     def send(self, text: str) -> None:
         assert self.proc is not None and self.proc.stdin is not None
