@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,3 +170,12 @@ async def admit_newest(leader: KreisClient, slug: str, timeout: float = 10) -> s
             entrant = str(queue["entrants"][-1]["id"])
             await leader.send({"type": "admit", "room": slug, "id": entrant})
             return entrant
+
+
+def room_count(node: KreisServer) -> int:
+    """Live rooms on `node`, from its /metrics."""
+    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    match = re.search(r"^kreis_rooms (\S+)$", text, re.M)
+    assert match, text
+    return int(float(match.group(1)))

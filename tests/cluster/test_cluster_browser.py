@@ -9,16 +9,14 @@ page leaves at every step of a reconnect)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from chromium_flags import CHROMIUM_ARGS, launched
-from cluster_nodes import admit_newest
+from cluster_nodes import admit_newest, room_count
 from kreis_server import GROUP, PASSWORD, KreisServer
 from page_checks import devices_on, media, start_room, wait_for
 from playwright.async_api import Browser, BrowserContext, Page
@@ -76,13 +74,6 @@ async def pages(browser: Browser) -> AsyncIterator[Pages]:
     assert not opened.errors, opened.errors
 
 
-def rooms_on(node: KreisServer) -> int:
-    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as answer:
-        match = re.search(r"^kreis_rooms (\S+)$", answer.read().decode(), re.M)
-    assert match
-    return int(float(match.group(1)))
-
-
 async def state(page: Page) -> str:
     return str(await page.evaluate("window.kreis && window.kreis.state"))
 
@@ -95,9 +86,9 @@ async def sees_and_hears(page: Page, others: int) -> bool:
 async def owner_of_new_room(nodes: list[KreisServer], slug: str) -> tuple[Any, int]:
     """Starts `slug` through node 0 (a protocol leader, like the console); returns the
     leader and the index of the node the room was placed on."""
-    before = [rooms_on(n) for n in nodes]
+    before = [room_count(n) for n in nodes]
     leader = await start_room(nodes[0], slug, lobby=False)
-    after = [rooms_on(n) for n in nodes]
+    after = [room_count(n) for n in nodes]
     placed = [i for i in range(len(nodes)) if after[i] > before[i]]
     assert len(placed) == 1, (before, after)
     return leader, placed[0]
@@ -275,7 +266,7 @@ async def test_owner_killed_everyone_back_on_another_node_without_knocking(
 ) -> None:
     slug = "ausfall-raum"
     began = time.monotonic()
-    before = [rooms_on(n) for n in nodes]
+    before = [room_count(n) for n in nodes]
     creator = KreisClient(nodes[0].url, kind="console")
     await creator.connect()
     await creator.request({"type": "login", "group": GROUP, "password": PASSWORD}, "login_ok")
@@ -283,7 +274,7 @@ async def test_owner_killed_everyone_back_on_another_node_without_knocking(
         {"type": "create_room", "slug": slug, "lobby": True, "password": None, "dial_in": False},
         "room_created",
     )
-    after = [rooms_on(n) for n in nodes]
+    after = [room_count(n) for n in nodes]
     owner = next(i for i in range(len(nodes)) if after[i] > before[i])
     entry = nodes[(owner + 1) % len(nodes)]  # everyone comes in through a non-owner
     console = Console(entry.url, slug)
@@ -338,7 +329,7 @@ async def test_owner_killed_everyone_back_on_another_node_without_knocking(
             f"(per page: {figures}; seen by the test's polling: {seen_figures})"
         )
         alive = [n for i, n in enumerate(nodes) if i != owner]
-        assert sum(rooms_on(n) for n in alive) >= 1  # the room runs on another node
+        assert sum(room_count(n) for n in alive) >= 1  # the room runs on another node
         # nobody knocked: every returning page went straight in; the leader still leads
         for name, p in named.items():
             steps = [n for n, _ in await marks_since(p, killed_at)]

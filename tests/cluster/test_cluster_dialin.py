@@ -18,15 +18,13 @@ failure overall, instead of being asked again.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import aioice.ice
 import pytest
-from cluster_nodes import start_nodes, start_redis
+from cluster_nodes import room_count, start_nodes, start_redis
 from kreis_server import GATEWAY_SECRET, GROUP, PASSWORD, KreisServer
 
 from app.client import KreisClient
@@ -65,13 +63,6 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     """aioice leaves loopback out of its candidates; the test namespace has nothing else
     (for the in-test participant; the gateway process patches itself, DialInCommand)."""
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
-
-
-def room_count(node: KreisServer) -> int:
-    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as answer:
-        match = re.search(r"^kreis_rooms (\S+)$", answer.read().decode(), re.M)
-    assert match
-    return int(float(match.group(1)))
 
 
 async def console(node: KreisServer) -> KreisClient:

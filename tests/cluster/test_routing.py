@@ -23,6 +23,7 @@ from cluster_nodes import (
     admit_newest,
     cluster_table,
     launch_node,
+    room_count,
     start_redis,
     wait_nodes,
 )
@@ -31,14 +32,6 @@ from kreis_server import GATEWAY_SECRET, GROUP, PASSWORD, ROOT, KreisServer, fre
 from app.client import KreisClient
 
 pytestmark = pytest.mark.cluster
-
-
-def room_count(node: KreisServer) -> int:
-    with urllib.request.urlopen(node.url + "/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    match = re.search(r"^kreis_rooms (\S+)$", text, re.M)
-    assert match, text
-    return int(float(match.group(1)))
 
 
 def metric(node: KreisServer, name: str) -> float:
