@@ -99,12 +99,10 @@ export class SafetyRound {
     const higher = parsed.filter((c) => c && c.epoch === epoch && c.round > this.round);
     if (higher.length && !this.gaveUp) {
       if (this.revealed) this.abandoned += 1;
-      if (this.gaveUp) {
-        this.sas = null;
-        return changed;
+      if (!this.gaveUp) {
+        await this.restart(selfId, selfKey, Math.max(...higher.map((c) => c.round)));
+        changed = true;
       }
-      await this.restart(selfId, selfKey, Math.max(...higher.map((c) => c.round)));
-      changed = true;
     }
     if (this.gaveUp) {
       this.sas = null;
