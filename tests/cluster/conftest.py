@@ -13,7 +13,8 @@ from kreis_server import KreisServer
 pytestmark = pytest.mark.cluster
 
 ROOMS = {"empty_timeout_seconds": 3}
-"""Empty rooms end quickly here, so a test can wait for 'every room has ended'."""
+"""Empty rooms end quickly here, so a test can wait for 'every room has ended'. A test
+module may set its own `ROOMS` for its nodes."""
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,10 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def nodes(
-    tmp_path_factory: pytest.TempPathFactory, redis: RedisServer
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis: RedisServer
 ) -> Iterator[list[KreisServer]]:
-    started = start_nodes(tmp_path_factory.mktemp("nodes"), redis, 3, ROOMS)
+    rooms = getattr(request.module, "ROOMS", ROOMS)
+    started = start_nodes(tmp_path_factory.mktemp("nodes"), redis, 3, rooms)
     try:
         yield started
     finally:

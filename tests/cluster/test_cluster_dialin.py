@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aioice.ice
 import pytest
-from cluster_nodes import room_count, start_nodes, start_redis
+from cluster_nodes import room_count
 from kreis_server import GATEWAY_SECRET, GROUP, PASSWORD, KreisServer
 
 from app.client import KreisClient
@@ -38,24 +37,10 @@ from tests.sipgw.phones import tone_ratio as phone_tone_ratio
 pytestmark = [pytest.mark.cluster, pytest.mark.sip, pytest.mark.timeout(150)]
 
 ROOMS = {"empty_timeout_seconds": 30}
+"""This module's nodes (conftest.py `nodes`): an empty room lives 30 s, a phone knocks later."""
 SLUG = "fernsprech-runde"
 NUMBER = "0301234547"
 WRONG_PINS = ("918273645", "546372819", "102938475")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[KreisServer]]:
-    """A Redis and three nodes; an empty room lives 30 s here (a phone knocks later)."""
-    redis = start_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        nodes = start_nodes(tmp_path_factory.mktemp("nodes"), redis, 3, ROOMS)
-        try:
-            yield nodes
-        finally:
-            for node in nodes:
-                node.stop()
-    finally:
-        redis.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -95,9 +80,8 @@ def free_rtp_port() -> int:
 
 
 async def test_a_caller_reaches_a_room_on_another_node_by_its_pin(
-    cluster: list[KreisServer], tmp_path: Path
+    nodes: list[KreisServer], tmp_path: Path
 ) -> None:
-    nodes = cluster
     phone = BaresipPhone(tmp_path / "phone", NUMBER, 440)
     creator: KreisClient | None = None
     leader: KreisClient | None = None
@@ -178,12 +162,11 @@ async def test_a_caller_reaches_a_room_on_another_node_by_its_pin(
 
 
 async def test_an_audio_only_gateway_gets_no_video_from_another_node(
-    cluster: list[KreisServer],
+    nodes: list[KreisServer],
 ) -> None:
     """The gateway says `receive: audio` before its `dial_in`, to the node it knows; the
     room's owner must hear it too (the relay replays it on the link), or it offers the
     phone's connection every camera of the room."""
-    nodes = cluster
     slug = "fernsprech-kamera"
     creator, owner, pin = await room_with_dial_in(nodes, slug)
     leader = await console(nodes[owner])

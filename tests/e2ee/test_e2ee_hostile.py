@@ -229,9 +229,7 @@ async def test_key_swap_gets_a_fresh_key_the_relay_cannot_use(server_factory: An
         a, b = ids
         before = (await e2ee(pages[0]))["keyIds"]["self"]
         sent_before = len(relay.keys)
-        relay.down_hooks.append(swap_key(a, b, identity))
-        sock = relay.by_id(a)
-        await sock.send_down(swap_key(a, b, identity)(sock, sock.last["participants"]))
+        await rewrite_from_now(relay, a, swap_key(a, b, identity))
 
         async def fresh() -> bool:
             return bool((await e2ee(pages[0]))["keyIds"]["self"] != before)
@@ -273,12 +271,9 @@ async def test_key_swap_without_the_secret_never_hands_out_the_current_key(
         earlier = [f for f, _ in frames_of(await tapped(server, a)) if f.endswith(MAGIC)]
         assert earlier
         sent_before = len(relay.keys)
-        relay.down_hooks.append(swap_key(a, b, identity))
-        sock = relay.by_id(a)
-        await sock.send_down(swap_key(a, b, identity)(sock, sock.last["participants"]))
-        a_key = next(
-            e["public_key"] for e in sock.last["participants"]["participants"] if e["id"] == a
-        )
+        await rewrite_from_now(relay, a, swap_key(a, b, identity))
+        listed = relay.by_id(a).last["participants"]["participants"]
+        a_key = next(e["public_key"] for e in listed if e["id"] == a)
 
         def got() -> list[tuple[int, bytes]]:
             out = []
@@ -305,6 +300,14 @@ async def test_key_swap_without_the_secret_never_hands_out_the_current_key(
 
 
 # --- 4: a reveal that breaks its commitment ---------------------------------------------------
+
+
+async def rewrite_from_now(relay: HostileRelay, who: str, hook: Any) -> None:
+    """`hook` rewrites every message down to `who` from now on, starting with the last
+    `participants` list, sent to it again rewritten."""
+    relay.down_hooks.append(hook)
+    sock = relay.by_id(who)
+    await sock.send_down(hook(sock, sock.last["participants"]))
 
 
 async def one_safety_number(pages: list[Page]) -> None:
@@ -338,9 +341,7 @@ async def test_a_reveal_that_breaks_its_commitment_is_shown(server_factory: Any)
                     ]
             return msg
 
-        relay.down_hooks.append(bad_reveal)
-        sock = relay.by_id(a)
-        await sock.send_down(bad_reveal(sock, sock.last["participants"]))
+        await rewrite_from_now(relay, a, bad_reveal)
         await until(pages[0], "window.kreisE2ee.trust.problems.length > 0", 10, "a problem")
         trust = await pages[0].evaluate("window.kreisE2ee.trust")
         assert trust["problems"] == [b], trust
@@ -385,9 +386,7 @@ async def test_safety_rounds_abandoned_after_a_reveal_are_counted_and_end(
                     bumps.append(entry["commit"])
             return msg
 
-        relay.down_hooks.append(abandon)
-        sock = relay.by_id(a)
-        await sock.send_down(abandon(sock, sock.last["participants"]))
+        await rewrite_from_now(relay, a, abandon)
         await until(pages[0], "window.kreisE2ee.trust.gaveUp === true", 20, "a gives up")
         trust = await pages[0].evaluate("window.kreisE2ee.trust")
         assert trust["abandoned"] == 3, trust
