@@ -30,6 +30,7 @@ from sfu import aiortc_private as private
 from sfu import rtcp
 from sfu.conn import DownTrackInfo
 from sfu.keyframe import PADDING_SIZE, padding_packet, starts_keyframe
+from sfu.layers import TOP_LAYER, LayerGate
 from sfu.rtpheader import RtpView, build_extensions, build_packet, seq_newer
 from sfu.stats import Stats
 
@@ -143,6 +144,8 @@ class RtpDownTrack:
         self._sr_sent: dict[int, tuple[float, bool]] = {}
         self.feedback = LinkFeedback()
         """The subscriber's feedback as seen on this track."""
+        self.gate = LayerGate()
+        """Which VP8 temporal layers this subscriber gets (sfu/layers.py)."""
         private.silence_sender(transceiver.sender, self.on_started, self.on_rtcp)
 
     @property
@@ -165,6 +168,29 @@ class RtpDownTrack:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def set_layer(self, layer: int) -> None:
+        """Forward temporal layers up to layer (fewer at once, more from a keyframe,
+        which is asked for)."""
+        layer = max(0, min(TOP_LAYER, layer))
+        gate = self.gate
+        if layer == gate.wanted:
+            return
+        gate.wanted = layer
+        if layer > gate.layer and self._up is not None:
+            self._up.request_keyframe()
+
+    def need(self, layer: int | None = None) -> float:
+        """Bits/s this track takes with temporal layers up to layer (default: the
+        current one); the whole stream when the publisher sends no layers."""
+        up = self._up
+        if up is None:
+            return 0.0
+        rates = up.layer_bitrates
+        if not rates:
+            return up.bitrate
+        top = self.gate.wanted if layer is None else layer
+        return sum(rates[: top + 1])
 
     def set_paused(self, paused: bool) -> None:
         """Stops (True) or restarts (False) sending to this subscriber. A restarted video
@@ -266,10 +292,20 @@ class RtpDownTrack:
                 return
             if age > SEGMENT_WINDOW:
                 self._seg_first_seq = (seq - SEGMENT_WINDOW) & 0xFFFF
-        out_seq = (seq + self._seq_offset) & 0xFFFF
+        gate = self.gate
+        vp8 = view.vp8
+        shift = 0
+        if gate.active:
+            if vp8 is not None and not gate.admit(seq, vp8):
+                self._stats.layer_dropped_packets += 1
+                return
+            shift = gate.shift_for(seq)
+        out_seq = (seq + self._seq_offset - shift) & 0xFFFF
         out_ts = (view.timestamp + self._ts_offset) & 0xFFFFFFFF
         ext = _mapped_extensions(view, self._ext_map) if view.extensions else b""
         data = build_packet(view, out_pt, out_seq, out_ts, self.ssrc, ext)
+        if vp8 is not None and gate.active:
+            data = gate.rewrite(data, len(data) - len(view.data) + view.payload_offset, vp8)
         now = time.monotonic()
         self._cache[out_seq & (CACHE_SIZE - 1)] = (out_seq, data, now)
         tokens = self._retx_tokens + RETX_SHARE * len(data)
@@ -310,6 +346,7 @@ class RtpDownTrack:
         self._src_ssrc = view.ssrc
         self._seg_first_seq = seq
         self._resync = False
+        self.gate.reset()
 
     # --- feedback from the subscriber --------------------------------------------
 
@@ -374,7 +411,8 @@ class RtpDownTrack:
                 continue
             stats.nacks_missed += 1
             # Never reached the SFU (or long gone): ask the publisher, in its numbers.
-            in_seq = (seq - self._seq_offset) & 0xFFFF
+            guess = (seq - self._seq_offset + self.gate.seq_shift) & 0xFFFF
+            in_seq = (seq - self._seq_offset + self.gate.shift_for(guess)) & 0xFFFF
             if (in_seq - self._seg_first_seq) & 0xFFFF < 0x8000:
                 upstream.append(in_seq)
         up = self._up
@@ -422,6 +460,8 @@ class RtpDownTrack:
         for _ in range(max(1, nbytes // PADDING_SIZE)):
             seq = (self._last_seq + 1) & 0xFFFF
             data = padding_packet(pt, seq, self._last_ts, self.ssrc)
+            # Kept like media: a NACK for it is answered here, not sent to a publisher.
+            self._cache[seq & (CACHE_SIZE - 1)] = (seq, data, time.monotonic())
             if not self._writer.write_rtp(data):
                 return False
             self._last_seq = seq

@@ -8,6 +8,10 @@ header in front of the untouched payload (and padding) for each subscriber.
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sfu.layers import Vp8Info
 
 _FIXED = struct.Struct("!BBHII")
 _EXT_HEAD = struct.Struct("!HH")
@@ -28,6 +32,7 @@ class RtpView:
         "sequence_number",
         "ssrc",
         "timestamp",
+        "vp8",
     )
 
     def __init__(self, data: bytes) -> None:
@@ -57,6 +62,8 @@ class RtpView:
         self.timestamp = ts
         self.ssrc = ssrc
         self.payload_offset = offset
+        self.vp8: Vp8Info | None = None
+        """VP8 payload descriptor fields, filled in by the up-track (sfu.layers)."""
         self.extensions = extensions
 
 

@@ -27,6 +27,8 @@ class Stats:
     """Of those, dropped on arrival from publishers (test_drop_rate, before decryption)."""
     unforwardable_packets: int = 0
     """Packets with a payload type the subscriber did not negotiate, or too old."""
+    layer_dropped_packets: int = 0
+    """VP8 packets of temporal layers a subscriber's link was judged not to carry."""
     nacks_received: int = 0
     """Sequence numbers subscribers reported lost."""
     nacks_answered: int = 0
@@ -49,6 +51,10 @@ class Stats:
     """REMB messages sent to publishers (the best subscriber's estimate)."""
     video_pauses: int = 0
     """Times a subscriber's link could not carry its video and the video was paused."""
+    layer_downs: int = 0
+    """Times a subscriber's link was judged to carry fewer VP8 temporal layers."""
+    layer_ups: int = 0
+    """Times a probe showed a subscriber's link carries one more layer again."""
     video_resumes: int = 0
     """Times a probe showed the link recovered and the video was resumed."""
     probes_sent: int = 0

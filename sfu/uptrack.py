@@ -28,6 +28,7 @@ from aiortc.rtp import AnyRtcpPacket
 
 from sfu import rtcp
 from sfu.conn import TrackInfo
+from sfu.layers import TOP_LAYER, vp8_info
 from sfu.rtpheader import RtpView, seq_newer
 from sfu.stats import Stats
 
@@ -126,6 +127,11 @@ class RtpUpTrack:
         self._rate_start = time.monotonic()
         self.bitrate = 0.0
         """Incoming bits/s over the last RATE_WINDOW (what a subscriber needs for it)."""
+        self._layer_bytes = [0] * (TOP_LAYER + 1)
+        self.layer_bitrates: tuple[float, ...] = ()
+        """Incoming bits/s per VP8 temporal layer (layer 0 first) over the last
+        RATE_WINDOW; empty while the publisher sends no temporal layers."""
+        self._vp8_pts: frozenset[int] = frozenset()
         self._last_pli = 0.0
         self._pli_timer: asyncio.TimerHandle | None = None
         self._pli_wanted = False
@@ -149,6 +155,9 @@ class RtpUpTrack:
     ) -> None:
         """Takes the codecs and extensions of a (re)negotiated up connection."""
         self.codecs = {c.payloadType: c for c in codecs if c.payloadType is not None}
+        self._vp8_pts = frozenset(
+            pt for pt, c in self.codecs.items() if c.mimeType.lower() == "video/vp8"
+        )
         self.extensions = dict(extensions)
         self.generation += 1
         for down in self._downs:
@@ -184,6 +193,12 @@ class RtpUpTrack:
             self._new_source(view.ssrc)
         self._received += 1
         self._rate_bytes += len(data)
+        if view.payload_type in self._vp8_pts:
+            start = view.payload_offset
+            end = len(data) - (data[-1] if data[0] & 0x20 else 0)
+            info = view.vp8 = vp8_info(data[start : min(end, start + 8)])
+            if info is not None:
+                self._layer_bytes[max(0, info[0])] += len(data)
         self._track_sequence(view.sequence_number)
         if self._missing:
             self._nack_overdue()
@@ -308,7 +323,10 @@ class RtpUpTrack:
         span = now - self._rate_start
         if span > 0:
             self.bitrate = self._rate_bytes * 8 / span
+            layers = self._layer_bytes
+            self.layer_bitrates = tuple(b * 8 / span for b in layers) if any(layers[1:]) else ()
         self._rate_bytes, self._rate_start = 0, now
+        self._layer_bytes = [0] * (TOP_LAYER + 1)
         if self.ssrc is None or self._max_seq is None:
             return
         highest = self._cycles + self._max_seq
