@@ -19,6 +19,14 @@ report (LSR/DLSR); the extra round-trip time over the usual one is how long the 
 queued, so PROBE_BYTES / extra is what the link drains. When that carries the video,
 the video resumes (at the next keyframe). A REMB cannot decide this: while paused it
 hears nothing, and after a pause Chromium's estimate climbs only about 8 % a second.
+
+Less before nothing: publishers whose browser can send their camera in three VP8
+temporal layers (sfu/layers.py). When the estimate falls below FEWER_BELOW (but not
+PAUSE_BELOW) of the video sent while the link queues, on two ticks in a row, the
+subscriber gets one temporal layer fewer: half the frames for about a third less. After
+LAYER_RETRY seconds it gets all layers again (from a keyframe); a link still too weak
+soon gives one up again. Layer 0 alone carries about half the bits, so a link far under
+the video (the capped case of bench.network) is paused as before.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sfu.downtrack import RtpDownTrack
+from sfu.layers import TOP_LAYER
 from sfu.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -36,7 +45,11 @@ logger = logging.getLogger(__name__)
 TICK = 0.5
 """Seconds between decisions."""
 PAUSE_BELOW = 0.5
-"""Pause when the subscriber's fallen estimate is below this share of its video."""
+"""Pause when the subscriber's fallen estimate is below this share of its video…"""
+FEWER_BELOW = 0.8
+"""…and leave out one temporal layer when it is below this share (and above that)."""
+LAYER_RETRY = 10.0
+"""Seconds after leaving out a layer before all layers are tried again."""
 PAUSE_LOSS = 0.3
 """…or when its receiver reports lose this share of the video packets."""
 MIN_NEED = 200_000
@@ -68,6 +81,10 @@ class DownLink:
 
     paused: bool = False
     """Video to this subscriber is paused because its link cannot carry it."""
+    layer: int = TOP_LAYER
+    """Highest VP8 temporal layer its link was judged to carry (sfu/layers.py)."""
+    cap: int = TOP_LAYER
+    """Highest layer the subscriber asked for (`receive` with `fewer_frames`: 0)."""
     since: float = 0.0
     """time.monotonic() of the last pause or resume."""
     strikes: int = 0
@@ -90,27 +107,46 @@ class DownLink:
             self.paused = False
             return
         need = sum(d.up.bitrate for d in videos if d.up is not None)
+        layered = all(d.up.layer_bitrates for d in videos if d.up is not None)
         if self.paused:
             for d in videos:
                 d.set_paused(True)  # a track that came while paused
             self._probe(videos, need, stats, now)
             return
+        for d in videos:
+            d.set_layer(self.sent_layer)  # a track that came, or a changed cap
+        if self.layer < TOP_LAYER and now - self.since >= LAYER_RETRY:
+            self._set_layer(videos, TOP_LAYER, now)
+            logger.info("down link: all temporal layers again")
+            return
         if now - self.since < GRACE or need < MIN_NEED:
             self.strikes = 0
             return
+        sent = sum(d.need() for d in videos)  # with the layers this subscriber gets
         feedback = [d.feedback for d in videos]
         latest = max(feedback, key=lambda f: f.remb_at)
         falls = sum(f.remb_falls for f in feedback)
         fell = falls > self.falls_at_change and latest.remb_at > self.since
         queued = self._queueing()
-        overused = (
-            fell
-            and latest.remb is not None
-            and latest.remb < PAUSE_BELOW * need
-            and (queued is None or queued >= QUEUE_DELAY)
+        estimate = (
+            latest.remb
+            if fell and latest.remb is not None and (queued is None or queued >= QUEUE_DELAY)
+            else None
         )
+        overused = estimate is not None and estimate < PAUSE_BELOW * need
         lossy = max(f.fraction_lost for f in feedback) >= PAUSE_LOSS
-        self.strikes = self.strikes + 1 if overused or lossy else 0
+        fewer = (
+            layered
+            and self.sent_layer > 0
+            and estimate is not None
+            and estimate < FEWER_BELOW * sent
+        )
+        self.strikes = self.strikes + 1 if overused or lossy or fewer else 0
+        if self.strikes >= STRIKES and not (overused or lossy):
+            self._set_layer(videos, self.sent_layer - 1, now)
+            stats.layer_downs += 1
+            logger.info("down link a little over: temporal layers 0-%d", self.layer)
+            return
         if self.strikes >= STRIKES:
             self._set(videos, True, now)
             stats.video_pauses += 1
@@ -166,11 +202,27 @@ class DownLink:
                 stats.probes_sent += 1
                 return
 
+    def _set_layer(self, videos: list[RtpDownTrack], layer: int, now: float) -> None:
+        self.layer = layer
+        self.since = now
+        self.strikes = 0
+        self.falls_at_change = sum(d.feedback.remb_falls for d in videos)
+        for d in videos:
+            d.set_layer(self.sent_layer)
+
+    @property
+    def sent_layer(self) -> int:
+        """The highest layer forwarded: what the link carries, at most what was asked."""
+        return min(self.layer, self.cap)
+
     def _set(self, videos: list[RtpDownTrack], paused: bool, now: float) -> None:
         self.paused = paused
+        self.layer = TOP_LAYER
         self.since = now
         self.strikes = 0
         self.probe_track = None
         self.falls_at_change = sum(d.feedback.remb_falls for d in videos)
         for d in videos:
+            if not paused:
+                d.set_layer(self.sent_layer)
             d.set_paused(paused)

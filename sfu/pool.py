@@ -252,9 +252,12 @@ class WorkerPool:
             w = self._worker_for(room)
             self._notify(w, "set_forwarding", room, participant, source, enabled)
 
-    def set_receive(self, room: str, participant: str, kinds: frozenset[str]) -> None:
+    def set_receive(
+        self, room: str, participant: str, kinds: frozenset[str], fewer_frames: bool = False
+    ) -> None:
         if participant in self._members.get(room, {}):
-            self._notify(self._worker_for(room), "set_receive", room, participant, kinds)
+            w = self._worker_for(room)
+            self._notify(w, "set_receive", room, participant, kinds, fewer_frames)
 
     def request_keyframe(self, room: str, participant: str) -> None:
         if participant in self._members.get(room, {}):

@@ -26,6 +26,7 @@ from sfu import downlink
 from sfu.conn import DownTrackInfo, TrackInfo
 from sfu.downlink import DownLink
 from sfu.errors import BadSdp, UnknownParticipant
+from sfu.layers import TOP_LAYER
 from sfu.peer import DownConnection, DownKey, UpConnection
 from sfu.settings import MediaSettings
 from sfu.stats import Stats
@@ -191,12 +192,18 @@ class Router:
                 if up.info.source == source:
                     up.set_forwarding(enabled)
 
-    def set_receive(self, room: str, participant: str, kinds: frozenset[str]) -> None:
+    def set_receive(
+        self, room: str, participant: str, kinds: frozenset[str], fewer_frames: bool = False
+    ) -> None:
         """Forward to participant only tracks of these kinds (`receive_kind`): an
-        audio-only participant gets a down offer without any video m-line. Unknown
-        participants are ignored."""
+        audio-only participant gets a down offer without any video m-line; with
+        fewer_frames, cameras only in their lowest temporal layer. Unknown participants
+        are ignored."""
         p = self._rooms.get(room, {}).get(participant)
-        if p is not None and p.receive != kinds:
+        if p is None:
+            return
+        p.link.cap = 0 if fewer_frames else TOP_LAYER
+        if p.receive != kinds:
             p.receive = frozenset(kinds) & RECEIVE_ALL
             self._want_offer(p)
 

@@ -162,6 +162,7 @@ async def test_a_reordered_packet_is_not_nacked_a_lost_one_is() -> None:
 @dataclass
 class FakeUp:
     bitrate: float
+    layer_bitrates: tuple[float, ...] = ()
 
 
 @dataclass
@@ -173,9 +174,18 @@ class FakeDown:
     feedback: LinkFeedback = field(default_factory=LinkFeedback)
     paused: bool = False
     probes: int = 0
+    layer: int = 2
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
+
+    def set_layer(self, layer: int) -> None:
+        self.layer = layer
+
+    def need(self, layer: int | None = None) -> float:
+        rates = self.up.layer_bitrates
+        top = self.layer if layer is None else layer
+        return sum(rates[: top + 1]) if rates else self.up.bitrate
 
     def probe(self, nbytes: int) -> bool:
         self.probes += 1
@@ -272,3 +282,64 @@ def test_probes_nobody_answers_do_not_keep_video_paused_for_good() -> None:
         t += downlink.TICK
         link.tick(videos, stats, t)  # type: ignore[arg-type]
     assert not link.paused and stats.probes_sent == downlink.SILENT_PROBES
+
+
+def test_a_link_a_little_over_gets_fewer_layers_one_far_over_is_paused() -> None:
+    """With publishers sending three temporal layers, a link whose estimate falls a
+    little under what it is sent (and queues) gets one layer fewer at a time and all of
+    them again after LAYER_RETRY; one that falls far under is paused as before."""
+    stats = Stats()
+    link = DownLink()
+    # Layer 0 carries about half the bits (measured with Chromium): 1.65, 1.95, 3 Mbit/s
+    layers = (550_000.0, 100_000.0, 350_000.0)
+    videos = [FakeDown("video", FakeUp(sum(layers), layers)) for _ in range(3)]
+    audio = FakeDown("audio", FakeUp(40_000))
+    tracks: list[Any] = [*videos, audio]
+    audio.feedback.rtt = 0.002
+    t = 100.0
+    link.tick(tracks, stats, t)
+
+    def estimate(bits: int, queue: float = 0.400) -> None:
+        nonlocal t
+        for _ in range(downlink.STRIKES):
+            for f in (v.feedback for v in videos):
+                f.remb, f.remb_falls, f.remb_at = bits, f.remb_falls + 1, t
+            audio.feedback.rtt = 0.002 + queue
+            t += downlink.TICK
+            link.tick(tracks, stats, t)
+        audio.feedback.rtt = 0.002
+
+    t += downlink.GRACE
+    estimate(2_000_000, queue=0.010)  # under 80 %, but no queue: jitter, not a weak link
+    assert link.layer == 2 and stats.layer_downs == 0
+    estimate(2_000_000)  # 67 % of 3 Mbit/s, queueing
+    assert link.layer == 1 and not link.paused and all(v.layer == 1 for v in videos)
+    t += downlink.GRACE
+    estimate(1_550_000)  # 79 % of the 1.95 Mbit/s it now gets
+    assert link.layer == 0 and all(v.layer == 0 for v in videos)
+    t += downlink.GRACE
+    estimate(1_550_000)  # layer 0 is the least there is, and 52 % of 3 Mbit/s no pause
+    assert link.layer == 0 and not link.paused and stats.layer_downs == 2
+    t += downlink.LAYER_RETRY
+    link.tick(tracks, stats, t)
+    assert link.layer == 2 and all(v.layer == 2 for v in videos)
+    t += downlink.GRACE
+    estimate(1_000_000)  # 33 %: far over, paused at once
+    assert link.paused and all(v.paused for v in videos) and not audio.paused
+    assert stats.layer_downs == 2 and stats.video_pauses == 1
+
+
+def test_fewer_frames_asked_for_hold_whatever_the_link() -> None:
+    """`receive` with fewer_frames: layer 0 only, also when the link would carry all."""
+    stats = Stats()
+    link = DownLink()
+    layers = (550_000.0, 100_000.0, 350_000.0)
+    videos = [FakeDown("video", FakeUp(sum(layers), layers)) for _ in range(2)]
+    link.cap = 0
+    link.tick(videos, stats, 100.0)  # type: ignore[arg-type]
+    assert all(v.layer == 0 for v in videos)
+    link.tick(videos, stats, 100.0 + downlink.LAYER_RETRY + 1)  # type: ignore[arg-type]
+    assert all(v.layer == 0 for v in videos)
+    link.cap = 2
+    link.tick(videos, stats, 200.0)  # type: ignore[arg-type]
+    assert all(v.layer == 2 for v in videos)
