@@ -16,14 +16,10 @@ down-track. Fewer layers take effect at the next frame; more layers wait for a k
 
 from __future__ import annotations
 
-from sfu.rtpheader import seq_newer
+from sfu.rtpheader import Vp8Info, seq_newer
 
 TOP_LAYER = 2
 """The highest temporal layer id publishers send (L1T3)."""
-
-Vp8Info = tuple[int, int, int, int, bool, bool]
-"""(temporal layer id or -1, picture id or -1, its offset in the payload, its mask,
-first packet of a frame, keyframe start)."""
 
 
 def vp8_info(payload: bytes | memoryview) -> Vp8Info | None:

@@ -8,10 +8,11 @@ header in front of the untouched payload (and padding) for each subscriber.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sfu.layers import Vp8Info
+Vp8Info = tuple[int, int, int, int, bool, bool]
+"""VP8 payload descriptor fields (sfu.layers.vp8_info): temporal layer id or -1,
+picture id or -1, its offset in the payload, its mask, first packet of a frame,
+keyframe start."""
 
 _FIXED = struct.Struct("!BBHII")
 _EXT_HEAD = struct.Struct("!HH")
