@@ -75,6 +75,8 @@ class Connection:
     watching: set[str] = field(default_factory=set)
     receive: frozenset[str] | None = None
     """What media this connection wants sent (`receive`); None: everything."""
+    fewer_frames: bool = False
+    """`receive` asked for the others' cameras at a quarter of their frame rate."""
     _outbox: asyncio.Queue[str | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT)
     )

@@ -443,8 +443,9 @@ async def got_down_answer(hub: Hub, conn: Connection, msg: p.DownAnswer) -> None
 
 async def got_receive(hub: Hub, conn: Connection, msg: p.Receive) -> None:
     conn.receive = frozenset(msg.kinds)
+    conn.fewer_frames = msg.fewer_frames
     if conn.member is not None and conn.room is not None and hub.media is not None:
-        hub.media.receive(conn.room, conn.member, conn.receive)
+        hub.media.receive(conn.room, conn.member, conn.receive, conn.fewer_frames)
 
 
 async def got_keyframe(hub: Hub, conn: Connection, msg: p.Keyframe) -> None:

@@ -106,12 +106,16 @@ class Media:
 
         self.router.add_participant(room.id, member.id, send_down_offer)
         wanted = getattr(peer, "receive", None)
-        if wanted is not None:
+        fewer = bool(getattr(peer, "fewer_frames", False))
+        if wanted is not None or fewer:
             # Said before admission: it holds before the first down offer is built.
-            self.router.set_receive(room.id, member.id, wanted)
+            kinds = wanted if wanted is not None else frozenset({"audio", "video", "screen"})
+            self.router.set_receive(room.id, member.id, kinds, fewer)
 
-    def receive(self, room: Room, member: Member, kinds: frozenset[str]) -> None:
-        self.router.set_receive(room.id, member.id, kinds)
+    def receive(
+        self, room: Room, member: Member, kinds: frozenset[str], fewer_frames: bool = False
+    ) -> None:
+        self.router.set_receive(room.id, member.id, kinds, fewer_frames)
 
     async def left(self, room: Room, member: Member) -> None:
         from sfu import UnknownParticipant

@@ -315,10 +315,13 @@ class Receive(UpMessage):
     """What this participant wants the SFU to send it: `audio` (microphones), `video`
     (cameras), `screen` (screen shares). Before `join`/`dial_in` it holds from the
     first down offer on (a phone or the console's audio never sees a video m-line);
-    later it changes what is forwarded (a browser on a weak link drops video)."""
+    later it changes what is forwarded (a browser on a weak link drops video).
+    `fewer_frames`: cameras that come in temporal layers reach this participant at
+    about a quarter of their frame rate (saves data on a weak or metered link)."""
 
     type: ClassVar[str] = "receive"
     kinds: list[Literal["audio", "video", "screen"]] = field(metadata={"max": 3})
+    fewer_frames: bool = False
 
 
 @dataclass

@@ -185,6 +185,16 @@ const TEXTS = {
     "Du empfängst das Video der anderen nicht mehr: du hörst weiter alle und siehst geteilte Bildschirme.",
   ],
   others_video_back: ["The others' video is coming back.", "Das Video der anderen kommt zurück."],
+  fewer_frames_on: ["Fewer frames of others' video (saves data)", "Weniger Bilder im Video der anderen (spart Daten)"],
+  fewer_frames_off: ["All frames of others' video", "Alle Bilder im Video der anderen"],
+  fewer_frames_set: [
+    "You now receive the others' video with about a quarter of its frames.",
+    "Du empfängst das Video der anderen jetzt mit etwa einem Viertel der Bilder.",
+  ],
+  fewer_frames_unset: [
+    "The others' video comes with all its frames again.",
+    "Das Video der anderen kommt wieder mit allen Bildern.",
+  ],
   shortcut_mic: ["Microphone on/off", "Mikrofon an/aus"],
   shortcut_camera: ["Camera on/off", "Kamera an/aus"],
   shortcut_hand: ["Raise or lower hand", "Hand heben oder senken"],

@@ -67,6 +67,14 @@ function preferVp8(transceiver) {
 }
 
 /**
+ * The camera goes out in three VP8 temporal layers (every 4th frame, every 2nd, all):
+ * the SFU gives a receiver whose link is weak fewer frames, at the same picture size,
+ * instead of no video (sfu/layers.py). Chromium (156) accepts this without listing it
+ * in its capabilities; a browser that refuses it sends one layer.
+ */
+const TEMPORAL_LAYERS = "L1T3";
+
+/**
  * Drops a=msid from inactive m-sections of a remote offer. A section that was retired
  * (someone left, or stopped sharing) can still carry the msid that a newer section for
  * the same person and source now uses, and Chromium refuses duplicate msids outright.
@@ -187,10 +195,19 @@ export class UpConnection {
   }
 
   addSource(source, track) {
-    const transceiver = this.pc.addTransceiver(track || KIND_OF[source], {
-      direction: "sendonly",
-      streams: [],
-    });
+    const init = { direction: "sendonly", streams: [] };
+    let transceiver = null;
+    if (source === "camera") {
+      try {
+        transceiver = this.pc.addTransceiver(track || "video", {
+          ...init,
+          sendEncodings: [{ scalabilityMode: TEMPORAL_LAYERS }],
+        });
+      } catch (_) {
+        transceiver = null; // one layer then: a weak receiver gets no video rather than less
+      }
+    }
+    transceiver = transceiver || this.pc.addTransceiver(track || KIND_OF[source], init);
     if (KIND_OF[source] === "video") preferVp8(transceiver);
     mediaHooks.transceiver(transceiver, KIND_OF[source], "up");
     this.transceivers.set(source, transceiver);
@@ -277,6 +294,7 @@ export class UpConnection {
           bytesSent: s.bytesSent || 0,
           retransmittedBytesSent: s.retransmittedBytesSent || 0,
           frameWidth: s.frameWidth || 0,
+          scalabilityMode: s.scalabilityMode || "",
         });
       }
     }

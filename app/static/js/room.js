@@ -34,6 +34,7 @@ export class RoomView {
     this.participants = [];
     this.hand = false;
     this.othersVideo = true; // false: the person turned the others' cameras off for themselves
+    this.fewerFrames = false; // true: the others' cameras at a quarter of their frame rate
     this.panel = null;
     this.speakerTimer = null;
     this.lastLoud = 0;
@@ -57,6 +58,10 @@ export class RoomView {
     $("menu-video-in").addEventListener("click", () => {
       this.closeMenu();
       this.setOthersVideo(!this.othersVideo);
+    });
+    $("menu-fewer-frames").addEventListener("click", () => {
+      this.closeMenu();
+      this.setFewerFrames(!this.fewerFrames);
     });
     $("menu-shortcuts").addEventListener("click", () => {
       this.closeMenu();
@@ -91,15 +96,29 @@ export class RoomView {
     notice(t(on ? "others_video_back" : "others_video_gone"));
   }
 
+  /**
+   * The others' cameras with all their frames or about a quarter of them (the SFU then
+   * forwards only their lowest temporal layer to us: less data, same picture size).
+   */
+  setFewerFrames(on) {
+    this.fewerFrames = on;
+    this.sendReceive();
+    this.renderVideoIn();
+    notice(t(on ? "fewer_frames_set" : "fewer_frames_unset"));
+  }
+
   sendReceive() {
     const kinds = this.othersVideo ? ["audio", "video", "screen"] : ["audio", "screen"];
-    this.sig.send({ type: "receive", kinds });
+    this.sig.send({ type: "receive", kinds, fewer_frames: this.fewerFrames });
   }
 
   renderVideoIn() {
     const button = $("menu-video-in");
     button.textContent = t(this.othersVideo ? "others_video_off" : "others_video_on");
     button.setAttribute("aria-pressed", String(!this.othersVideo));
+    const fewer = $("menu-fewer-frames");
+    fewer.textContent = t(this.fewerFrames ? "fewer_frames_off" : "fewer_frames_on");
+    fewer.setAttribute("aria-pressed", String(this.fewerFrames));
   }
 
   /** Starts the devices the person chose before joining (off while they waited). */
@@ -118,7 +137,7 @@ export class RoomView {
     const firstEntry = !this.me || this.me.room !== joined.room;
     this.me = { id: joined.id, role: joined.role, room: joined.room };
     // A resume is a new connection: the server forgets what we chose to receive.
-    if (!this.othersVideo) this.sendReceive();
+    if (!this.othersVideo || this.fewerFrames) this.sendReceive();
     this.leftAsLeader = false;
     this.iceServers = iceServers || [];
     this.handsSeen = new Set();
