@@ -107,10 +107,14 @@ def run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=10)
 
 
-def loss(probability: float, sport: tuple[int, int]) -> list[str]:
-    """Drops UDP packets from the given source ports at random; returns the rule."""
+def loss(
+    probability: float, sport: tuple[int, int] | None = None, dport: int | None = None
+) -> list[str]:
+    """Drops UDP packets from the given source ports (or to one destination port) at
+    random; returns the rule."""
+    ports = ["--sport", f"{sport[0]}:{sport[1]}"] if sport else ["--dport", str(dport)]
     rule = [
-        "OUTPUT", "-o", "lo", "-p", "udp", "--sport", f"{sport[0]}:{sport[1]}",
+        "OUTPUT", "-o", "lo", "-p", "udp", *ports,
         "-m", "statistic", "--mode", "random", "--probability", str(probability), "-j", "DROP",
     ]  # fmt: skip
     run("iptables", "-A", *rule)

@@ -2,7 +2,9 @@
 
     python -m bench.network          (re-runs itself inside its own network namespace)
 
-One room, four people (A, B, C, D), fake camera and microphone. The conditions follow
+One room, four people (A, B, C, D), fake camera and a fake microphone that talks
+(bench/speech.py; KREIS_BENCH_AUDIO=beep for Chromium's beep). The cameras send three
+VP8 temporal layers where the browser can (sfu/layers.py). The conditions follow
 each other in one run, each measured over a window after a settling time:
 
     clean      nothing impaired (the baseline every ratio refers to)
@@ -41,6 +43,7 @@ from typing import Any
 
 from bench import impair, own_namespace
 from bench import server as bench_server
+from bench.speech import speech_wav
 from tests.kreis_server import wait_healthy
 from tests.page_checks import devices_on
 
@@ -53,6 +56,10 @@ SETTLE = 6.0
 CAP_SHARE = 0.4
 CAP_KBIT = (150, 500)
 """D's cap: CAP_SHARE of what D received in the clean window, within these bounds."""
+AUDIO = os.environ.get("KREIS_BENCH_AUDIO", "speech")
+"""What the fake microphones send: "speech" (bench/speech.py) or "beep" (Chromium's
+own: a short beep twice a second, digital silence between, which Opus cannot protect
+with in-band FEC)."""
 CAP_BUFFER = 25_000
 RESUME_LIMIT = 10.0
 
@@ -119,17 +126,23 @@ def diff(name: str, a: dict[str, Any], b: dict[str, Any], ids: dict[str, str]) -
 
 
 def sfu_events(log_dir: Path) -> dict[str, int]:
-    """How often the SFU's log says it paused or resumed video to a subscriber."""
+    """How often the SFU's log says it paused or resumed video to a subscriber, or gave
+    it fewer or more temporal layers."""
     text = "".join(p.read_text(errors="replace") for p in log_dir.glob("**/*") if p.is_file())
-    return {"paused": text.count("video paused"), "resumed": text.count("video resumed")}
+    return {
+        "paused": text.count("video paused"),
+        "resumed": text.count("video resumed"),
+        "fewer layers": text.count("a little over: temporal layers"),
+        "all layers again": text.count("all temporal layers again"),
+    }
 
 
 async def measure(
     name: str, pages: dict[str, Any], ids: dict[str, str], log_dir: Path | None = None
 ) -> Window:
+    before = sfu_events(log_dir) if log_dir else {}
     await asyncio.sleep(SETTLE)
     a = await snapshot(pages)
-    before = sfu_events(log_dir) if log_dir else {}
     await asyncio.sleep(WINDOW)
     b = await snapshot(pages)
     if log_dir:
@@ -230,13 +243,18 @@ async def run() -> None:
 
     # A loaded machine can take longer than wait_healthy's 30 s to start the server.
     bench_server.wait_healthy = functools.partial(wait_healthy, timeout=240)  # type: ignore[attr-defined]
-    srv = bench_server.start()
+    # The SFU worker's decisions (pauses, layers) are counted from its log lines.
+    srv = bench_server.start(env={"KREIS_SFU_WORKER_LOG": "INFO"})
     delayer: subprocess.Popen[bytes] | None = None
     try:
         slug = "netzprobe"
         leader = await bench_server.leader(srv.url, [slug])
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            args = list(CHROMIUM_ARGS)
+            if AUDIO == "speech":
+                wav = speech_wav(Path(srv.tmp.name))
+                args.append(f"--use-file-for-fake-audio-capture={wav}")
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args)
             pages: dict[str, Any] = {}
             for name in NAMES:
                 context = await browser.new_context(base_url=srv.url, locale="en-US")
@@ -247,8 +265,14 @@ async def run() -> None:
             for name, page in pages.items():
                 await wait_for(lambda p=page: all_videos(p, PEOPLE - 1), 420, f"{name} sees all")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
-            print("four people in the room", flush=True)
-            logs = Path(srv.tmp.name) / "logs"
+            modes = {
+                o["scalabilityMode"] or "one layer"
+                for p in pages.values()
+                for o in (await p.evaluate("window.kreis.stats()"))["outbound"]
+                if o["source"] == "camera"
+            }
+            print(f"{PEOPLE} people in the room; cameras sent as {', '.join(sorted(modes))}")
+            logs = Path(srv.tmp.name)
             windows = [await measure("clean", pages, ids, logs)]
 
             rule = impair.loss(0.10, bench_server.SERVER_PORTS)
@@ -279,6 +303,11 @@ async def run() -> None:
             windows.append(await measure("clean2", pages, ids, logs))
             await browser.close()
         await leader.close()
+        if os.environ.get("KREIS_BENCH_VERBOSE"):
+            for path in (Path(srv.tmp.name) / "logs").glob("*.log"):
+                for line in path.read_text().splitlines():
+                    if "down link" in line or "probe" in line:
+                        print("   ", line[:160])
     finally:
         if delayer is not None:
             delayer.terminate()
