@@ -266,7 +266,7 @@ async def run() -> None:
                 await wait_for(lambda p=page: all_videos(p, PEOPLE - 1), 420, f"{name} sees all")
             ids = {n: (await p.evaluate("window.kreis.me"))["id"] for n, p in pages.items()}
             modes = {
-                o["scalabilityMode"] or "one layer"
+                o.get("scalabilityMode") or "one layer"
                 for p in pages.values()
                 for o in (await p.evaluate("window.kreis.stats()"))["outbound"]
                 if o["source"] == "camera"
@@ -324,6 +324,10 @@ async def run() -> None:
     recovered = resumed is not None and resumed <= RESUME_LIMIT
     for key, value in clean.fps.items():
         if final.fps.get(key, 0.0) < 0.85 * value:
+            print(
+                f"  not recovered: {key[0]}<-{key[1]}"
+                f" {final.fps.get(key, 0.0):.1f} of {value:.1f} fps"
+            )
             recovered = False
     loss_concealed = sum(loss10.concealed.values()) / len(loss10.concealed)
     retx_pct = 100.0 * jitter.retx_kbit / max(1.0, jitter.sent_kbit)
