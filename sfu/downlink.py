@@ -107,7 +107,7 @@ class DownLink:
             self.paused = False
             return
         need = sum(d.up.bitrate for d in videos if d.up is not None)
-        layered = all(d.up.layer_bitrates for d in videos if d.up is not None)
+        layered = any(d.up.layer_bitrates for d in videos if d.up is not None)
         if self.paused:
             for d in videos:
                 d.set_paused(True)  # a track that came while paused

@@ -15,7 +15,8 @@ namespace (`tc`, `iptables`, root there as every test here runs).
   (the SFU reports her loss to Ada's encoder, which then adds in-band FEC).
 - Fewer frames: Cleo asks for the others' cameras with fewer frames (More menu); she
   then decodes about a quarter of the frames Bea decodes of the same camera (its lowest
-  VP8 temporal layer, sfu/layers.py), and all of them again when she switches back.
+  VP8 temporal layer, sfu/layers.py), and all of them again when she switches back;
+  with E2EE on as well (the layers are read outside the encrypted frames).
 """
 
 from __future__ import annotations
@@ -146,9 +147,13 @@ async def test_a_capped_downlink_pauses_only_its_own_video(
     assert took <= 15
 
 
-async def meeting(shared_server: Any, people: Any, leaders: list[Any], slug: str, n: int) -> Any:
+async def meeting(
+    shared_server: Any, people: Any, leaders: list[Any], slug: str, n: int, e2ee: bool = False
+) -> Any:
     """n people in a new room, every camera arriving at every other page."""
     leaders.append(await start_room(shared_server, slug))
+    if e2ee:
+        await leaders[-1].send({"type": "set_e2ee", "room": slug, "on": True})
     pages = [await people.page() for _ in range(n)]
     for page, name in zip(pages, ("Ada", "Bea", "Cleo"), strict=False):
         page.set_default_timeout(90_000)
@@ -187,12 +192,18 @@ async def test_ten_percent_loss_costs_little_audio(
     assert hidden <= 0.05
 
 
+@pytest.mark.parametrize("e2ee", [False, True], ids=["clear", "e2ee"])
 async def test_fewer_frames_gives_a_quarter_of_the_frames(
-    shared_server: Any, people: Any, leaders: list[Any]
+    shared_server: Any, people: Any, leaders: list[Any], e2ee: bool
 ) -> None:
-    pages, ids = await meeting(shared_server, people, leaders, "weniger-bilder", 3)
+    slug = f"weniger-bilder-{'e2ee' if e2ee else 'klar'}"
+    pages, ids = await meeting(shared_server, people, leaders, slug, 3, e2ee)
     _, bea, cleo = pages
     ada_id = ids[0]
+    before: dict[str, Any] = {}
+    if e2ee:  # the layers are read and renumbered outside the encrypted frames
+        before = await cleo.evaluate("window.kreisE2ee.stats()")
+        assert before["state"] == "on" and before["decrypted"] > 0
 
     async def decoded(page: Any) -> float:
         a = await stats(page)
@@ -214,3 +225,7 @@ async def test_fewer_frames_gives_a_quarter_of_the_frames(
     bea_fps, cleo_fps = await asyncio.gather(decoded(bea), decoded(cleo))
     print(f"back to all frames: Bea {bea_fps:.1f} fps, Cleo {cleo_fps:.1f}")
     assert cleo_fps >= 0.8 * bea_fps
+    if e2ee:
+        after = await cleo.evaluate("window.kreisE2ee.stats()")
+        assert after["state"] == "on" and after["decrypted"] > before["decrypted"]
+        assert after["passedClear"] == before["passedClear"], "clear frames passed"
