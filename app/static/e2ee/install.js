@@ -170,6 +170,7 @@ export function installE2EE({
   };
 
   sig.on("*", async (msg) => {
+    if (msg.type === "pong") return; // keep-alive: nothing here changes
     if (msg.type === "down_offer") {
       downTracks = new Map((msg.tracks ?? []).map((t) => [String(t.mid), t]));
       return;
@@ -204,9 +205,16 @@ export function installE2EE({
     return el;
   }
 
+  let bannerShown = "";
+
   function renderBanner() {
     if (!bannerElement) return;
     const trust = e2ee.trust();
+    // Rebuilt only when it changes: a button replaced under the pointer loses the click
+    // (it was rebuilt with every pong, every 1.2 s).
+    const shown = trust.held ? `${lang()}/${trust.required}` : "";
+    if (shown === bannerShown) return;
+    bannerShown = shown;
     bannerElement.replaceChildren();
     bannerElement.hidden = !trust.held;
     if (!trust.held) return;
