@@ -5,6 +5,8 @@ these first bytes stay in clear, so this works for encrypted frames too.
 
 from __future__ import annotations
 
+from sfu.layers import vp8_info
+
 
 def starts_keyframe(mime_type: str, payload: bytes) -> bool | None:
     """True/False for the codecs we know, None for others (the caller cannot wait)."""
@@ -17,26 +19,8 @@ def starts_keyframe(mime_type: str, payload: bytes) -> bool | None:
 
 
 def _vp8(p: bytes) -> bool:
-    if not p:
-        return False
-    first = p[0]
-    if not first & 0x10 or first & 0x07:  # S: start of a partition; PID 0
-        return False
-    i = 1
-    if first & 0x80:  # X: extension byte follows
-        if len(p) < 2:
-            return False
-        ext = p[1]
-        i = 2
-        if ext & 0x80:  # I: picture id, 7 or 15 bits
-            if len(p) <= i:
-                return False
-            i += 2 if p[i] & 0x80 else 1
-        if ext & 0x40:  # L: TL0PICIDX
-            i += 1
-        if ext & 0x30:  # T or K: TID/KEYIDX
-            i += 1
-    return len(p) > i and not p[i] & 0x01  # P bit of the VP8 header: 0 = keyframe
+    info = vp8_info(p)  # the one reader of the VP8 payload descriptor (sfu/layers.py)
+    return info is not None and info[5]
 
 
 def _h264(p: bytes) -> bool:
