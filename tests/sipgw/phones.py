@@ -127,7 +127,10 @@ class BaresipPhone:
         self.rec.mkdir(exist_ok=True)
         self.port = free_sip_port()
         self.tone = write_tone(self.dir / "mic.wav", tone_hz, burst=burst)
-        rtp = 10000 + self.port % 20000
+        # Even: baresip (libre's rtp_listen) rounds its random pick down to an even
+        # port, so an odd start would put RTP one below the range (1 call in 10) and
+        # leave only RTCP where `rtp_ports` says.
+        rtp = 10000 + (self.port % 20000) // 2 * 2
         self.rtp_ports = range(rtp, rtp + 11)
         """Where this phone's media comes from and goes to."""
         self._extra_config = extra_config
