@@ -11,8 +11,12 @@ each other in one run, each measured over a window after a settling time:
     loss10     10 % random loss on every packet from the SFU to the browsers
     jitter     40 ± 10 ms delay on every UDP packet on loopback (so: reordering), no loss
     capped     D's downlink (the SFU → D connection) capped at 40 % of what D received in
-               the clean window (150 to 500 kbit/s): two shared cores encode only about
-               200 kbit/s per camera, so a fixed 500 kbit/s cap often capped nothing
+               the clean window (250 to 500 kbit/s): two shared cores encode only about
+               200 kbit/s per camera, so a fixed 500 kbit/s cap often capped nothing.
+               Not below 250: three talking microphones (Opus with in-band FEC) are
+               about 3 × 29 kbit/s of payload (measured) and 3 × 25 of IP/UDP/SRTP headers at 50
+               packets a second; a cap under that would leave no room for the voices
+               themselves, whatever the SFU did with the video
     clean2     the cap lifted: every stream must be back to its clean frame rate
 
 Per window: the lowest frame rate any receiver decodes, the share of concealed audio
@@ -54,7 +58,7 @@ CAPPED = NAMES[-1]
 WINDOW = float(os.environ.get("KREIS_BENCH_WINDOW", "20"))
 SETTLE = 6.0
 CAP_SHARE = 0.4
-CAP_KBIT = (150, 500)
+CAP_KBIT = (250, 500)
 """D's cap: CAP_SHARE of what D received in the clean window, within these bounds."""
 AUDIO = os.environ.get("KREIS_BENCH_AUDIO", "speech")
 """What the fake microphones send: "speech" (bench/speech.py) or "beep" (Chromium's
@@ -76,6 +80,8 @@ class Window:
     """All publishers together, audio + video, kbit/s."""
     received_kbit: dict[str, float]
     """receiver → everything it received from the others (camera and mic), kbit/s."""
+    audio_kbit: dict[str, float]
+    """receiver → the part of it that is the others' microphones, kbit/s (RTP payload)."""
     retx_kbit: float
 
 
@@ -94,23 +100,26 @@ def diff(name: str, a: dict[str, Any], b: dict[str, Any], ids: dict[str, str]) -
     width: dict[tuple[str, str], int] = {}
     concealed: dict[str, float] = {}
     received: dict[str, float] = {}
+    audio: dict[str, float] = {}
     sent = retx = 0.0
     for r in NAMES:
         before = {(s["participant"], s["kind"]): s for s in a[r]["inbound"]}
         samples = hidden = 0
-        received[r] = 0.0
+        received[r] = audio[r] = 0.0
         for s in b[r]["inbound"]:
             if s["source"] not in ("camera", "mic"):
                 continue
             old = before.get((s["participant"], s["kind"]))
             if old is None:
                 continue
-            received[r] += (s["bytesReceived"] - old["bytesReceived"]) * 8 / 1000 / dt
+            kbit = (s["bytesReceived"] - old["bytesReceived"]) * 8 / 1000 / dt
+            received[r] += kbit
             sender = who.get(s["participant"], "?")
             if s["kind"] == "video":
                 fps[(r, sender)] = (s["framesDecoded"] - old["framesDecoded"]) / dt
                 width[(r, sender)] = s["frameWidth"]
             else:
+                audio[r] += kbit
                 samples += s["totalSamplesReceived"] - old["totalSamplesReceived"]
                 hidden += s["concealedSamples"] - old["concealedSamples"]
         concealed[r] = 100.0 * hidden / samples if samples else 100.0
@@ -122,7 +131,7 @@ def diff(name: str, a: dict[str, Any], b: dict[str, Any], ids: dict[str, str]) -
                 retx += (
                     (o["retransmittedBytesSent"] - old["retransmittedBytesSent"]) * 8 / 1000 / dt
                 )
-    return Window(name, fps, width, concealed, sent, received, retx)
+    return Window(name, fps, width, concealed, sent, received, audio, retx)
 
 
 def sfu_events(log_dir: Path) -> dict[str, int]:
@@ -293,7 +302,11 @@ async def run() -> None:
 
             got = windows[0].received_kbit[CAPPED]
             cap = int(min(CAP_KBIT[1], max(CAP_KBIT[0], CAP_SHARE * got)))
-            print(f"  {CAPPED} received {got:.0f} kbit/s clean; capped at {cap} kbit/s")
+            voices = windows[0].audio_kbit[CAPPED]
+            print(
+                f"  {CAPPED} received {got:.0f} kbit/s clean ({voices:.0f} of it voices,"
+                f" RTP payload); capped at {cap} kbit/s"
+            )
             impair.cap_port(await down_port(pages[CAPPED]), cap, CAP_BUFFER)
             windows.append(await measure("capped", pages, ids, logs))
             impair.uncap()
