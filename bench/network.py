@@ -47,6 +47,7 @@ from typing import Any
 
 from bench import impair, own_namespace
 from bench import server as bench_server
+from bench.measure import CLK_TCK, cpu_seconds, runqueue_wait_seconds
 from bench.speech import speech_wav
 from tests.kreis_server import wait_healthy
 from tests.page_checks import devices_on
@@ -146,17 +147,44 @@ def sfu_events(log_dir: Path) -> dict[str, int]:
     }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent busy so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # minus idle and iowait
+
+
+def cpu_now(server_pid: int) -> tuple[float, float, float]:
+    """(server CPU s, server's runqueue wait s, machine busy s) so far."""
+    return cpu_seconds(server_pid), runqueue_wait_seconds(server_pid), machine_busy_seconds()
+
+
 async def measure(
-    name: str, pages: dict[str, Any], ids: dict[str, str], log_dir: Path | None = None
+    name: str,
+    pages: dict[str, Any],
+    ids: dict[str, str],
+    log_dir: Path | None = None,
+    server_pid: int | None = None,
 ) -> Window:
+    """One window. With `server_pid`, also prints the CPU the server used (and waited
+    for) and how busy the whole machine was: a window slower than the clean one on a
+    saturated machine says little about the network."""
     before = sfu_events(log_dir) if log_dir else {}
     await asyncio.sleep(SETTLE)
     a = await snapshot(pages)
+    cpu_a = cpu_now(server_pid) if server_pid else None
     await asyncio.sleep(WINDOW)
     b = await snapshot(pages)
     if log_dir:
         after = sfu_events(log_dir)
         print(f"  {name}: SFU " + ", ".join(f"{k} {after[k] - before[k]}" for k in after))
+    if server_pid and cpu_a:
+        dt = b["_t"] - a["_t"]
+        server, waited, busy = (y - x for x, y in zip(cpu_a, cpu_now(server_pid), strict=True))
+        print(
+            f"  {name}: server {server / dt:.2f} cores (waited {waited / dt:.2f} s/s),"
+            f" machine {busy / dt:.2f} of {os.cpu_count()} cores busy"
+        )
     w = diff(name, a, b, ids)
     slow = [f"{r}<-{p} {v:.1f}" for (r, p), v in sorted(w.fps.items()) if v < 5]
     print(f"  measured {name}" + (f"; under 5 fps: {', '.join(slow)}" if slow else ""), flush=True)
@@ -282,10 +310,10 @@ async def run() -> None:
             }
             print(f"{PEOPLE} people in the room; cameras sent as {', '.join(sorted(modes))}")
             logs = Path(srv.tmp.name)
-            windows = [await measure("clean", pages, ids, logs)]
+            windows = [await measure("clean", pages, ids, logs, srv.pid)]
 
             rule = impair.loss(0.10, bench_server.SERVER_PORTS)
-            windows.append(await measure("loss10", pages, ids, logs))
+            windows.append(await measure("loss10", pages, ids, logs, srv.pid))
             impair.remove(rule)
 
             delayer = subprocess.Popen(
@@ -294,7 +322,7 @@ async def run() -> None:
             )
             await asyncio.sleep(1)
             rule = impair.queue_udp(7)
-            windows.append(await measure("jitter", pages, ids, logs))
+            windows.append(await measure("jitter", pages, ids, logs, srv.pid))
             impair.remove(rule)
             delayer.terminate()
             delayer.wait(timeout=5)
@@ -308,12 +336,12 @@ async def run() -> None:
                 f" RTP payload); capped at {cap} kbit/s"
             )
             impair.cap_port(await down_port(pages[CAPPED]), cap, CAP_BUFFER)
-            windows.append(await measure("capped", pages, ids, logs))
+            windows.append(await measure("capped", pages, ids, logs, srv.pid))
             impair.uncap()
             resumed = await resume_time(pages[CAPPED], time.monotonic(), RESUME_LIMIT)
             shown = "never" if resumed is None else f"{resumed:.1f} s"
             print(f"  video to {CAPPED} resumed after {shown}")
-            windows.append(await measure("clean2", pages, ids, logs))
+            windows.append(await measure("clean2", pages, ids, logs, srv.pid))
             await browser.close()
         await leader.close()
         if os.environ.get("KREIS_BENCH_VERBOSE"):
