@@ -204,6 +204,7 @@ def test_one_weak_link_pauses_its_video_and_a_probe_brings_it_back() -> None:
     audio.feedback.rtt = 0.002
     t = 100.0
     link.tick(tracks, stats, t)
+    t += downlink.GRACE  # a call starting is not judged
     # a healthy link: the estimate dipped, but stays above half of what it receives
     for f in (v.feedback for v in videos):
         f.remb, f.remb_falls, f.remb_at = 4_000_000, 1, t
@@ -273,6 +274,33 @@ def test_a_falling_estimate_without_a_queue_does_not_pause() -> None:
         t += downlink.TICK
         link.tick(tracks, stats, t)
     assert link.paused and stats.video_pauses == 1
+
+
+def test_low_rate_cameras_on_a_link_their_voices_fill_are_paused() -> None:
+    """Three cameras a busy machine turned down to 50 kbit/s each and three voices of
+    40: a link that carries 170 kbit/s in all cannot carry them, and the voices come
+    first. Compared with the video alone (150 kbit/s) the estimate would look ample."""
+    stats = Stats()
+    link = DownLink()
+    videos = [FakeDown("video", FakeUp(50_000)) for _ in range(3)]
+    voices = [FakeDown("audio", FakeUp(40_000)) for _ in range(3)]
+    tracks: list[Any] = [*videos, *voices]
+    voices[0].feedback.rtt = 0.002
+    t = 100.0
+    for n in range(int(downlink.GRACE / downlink.TICK)):  # a call starting, lossy
+        for f in (v.feedback for v in videos):
+            f.remb, f.remb_falls, f.remb_at, f.fraction_lost = 170_000, n + 1, t, 0.5
+        link.tick(tracks, stats, t)
+        t += downlink.TICK
+    assert not link.paused
+    for n in range(downlink.STRIKES):
+        for f in (v.feedback for v in videos):
+            f.remb, f.remb_falls, f.remb_at, f.fraction_lost = 170_000, 10 + n, t, 0.0
+        voices[0].feedback.rtt = 0.002 + 0.400
+        t += downlink.TICK
+        link.tick(tracks, stats, t)
+    assert link.paused and all(v.paused for v in videos)
+    assert not any(v.paused for v in voices)
 
 
 def test_probes_nobody_answers_do_not_keep_video_paused_for_good() -> None:
