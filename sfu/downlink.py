@@ -6,13 +6,12 @@ own link cannot carry the video, the SFU pauses video to that subscriber alone (
 keeps flowing) and the publishers keep sending what everybody else's links carry.
 
 Pausing: the subscriber's REMB fell (its delay-based detector saw the link overused)
-and what it leaves after the voices is below PAUSE_BELOW of the video it receives,
-while the round-trip time of our sender reports shows a queue (QUEUE_DELAY over the
-link's usual minimum), or its receiver reports show heavy loss, on two ticks in a row.
-The queue is the proof: Chromium's estimate also falls under jitter, random loss or a
-busy machine, where pausing only took video away from a link that carried it
-(bench.network: 3 pauses each in its 10 % loss and its 40 ± 10 ms jitter windows). A
-link that cannot carry its video queues it.
+to below PAUSE_BELOW of the video it receives while the round-trip time of our sender
+reports shows a queue (QUEUE_DELAY over the link's usual minimum), or its receiver
+reports show heavy loss, on two ticks in a row. The queue is the proof: Chromium's
+estimate also falls under jitter, random loss or a busy machine, where pausing only took
+video away from a link that carried it (bench.network: 3 pauses each in its 10 % loss
+and its 40 ± 10 ms jitter windows). A link that cannot carry its video queues it.
 
 Resuming: every PROBE_EVERY seconds a paused subscriber gets a probe, PROBE_BYTES of
 RTP padding back to back and a sender report behind them. The receiver echoes the
@@ -46,8 +45,9 @@ logger = logging.getLogger(__name__)
 TICK = 0.5
 """Seconds between decisions."""
 PAUSE_BELOW = 0.5
-"""Pause when the subscriber's fallen estimate, less what its voices take, is below
-this share of its video…"""
+"""Pause when the subscriber's fallen estimate is below this share of its video…
+(Chromium's REMB here measures the video alone: aiortc offers abs-send-time, which its
+estimator reads, on video only. The voices are not subtracted from it.)"""
 FEWER_BELOW = 0.8
 """…and leave out one temporal layer when it is below this share (and above that)."""
 LAYER_RETRY = 10.0
@@ -59,7 +59,7 @@ MIN_NEED = 64_000
 covered by GRACE from the first tick that sees video. A higher floor (it was 200 kbit/s)
 left links alone whose cameras a busy machine had turned down to about 50 kbit/s each:
 bench.network saw the capped person's video queue at 0.3 fps and 5.5 % of its voices
-concealed, with no pause."""
+concealed, with no pause (three such cameras need 150 kbit/s)."""
 STRIKES = 2
 """Ticks in a row the link must look overloaded before video pauses."""
 GRACE = 3.0
@@ -115,7 +115,6 @@ class DownLink:
         if not self.since:
             self.since = now  # the first video: GRACE before the link is judged
         need = sum(d.up.bitrate for d in videos if d.up is not None)
-        voices = sum(d.up.bitrate for d in tracks if d.kind == "audio" and d.up is not None)
         layered = any(d.up.layer_bitrates for d in videos if d.up is not None)
         if self.paused:
             for d in videos:
@@ -137,10 +136,8 @@ class DownLink:
         falls = sum(f.remb_falls for f in feedback)
         fell = falls > self.falls_at_change and latest.remb_at > self.since
         queued = self._queueing()
-        # The estimate is for the whole connection; the voices come first, the video
-        # gets what is left (three low-rate cameras may need less than three voices).
         estimate = (
-            latest.remb - voices
+            latest.remb
             if fell and latest.remb is not None and (queued is None or queued >= QUEUE_DELAY)
             else None
         )
