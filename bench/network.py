@@ -14,9 +14,9 @@ each other in one run, each measured over a window after a settling time:
                the clean window (250 to 500 kbit/s): two shared cores encode only about
                200 kbit/s per camera, so a fixed 500 kbit/s cap often capped nothing.
                Not below 250: three talking microphones (Opus with in-band FEC) are
-               about 3 × 29 kbit/s of payload (measured) and 3 × 25 of IP/UDP/SRTP headers at 50
-               packets a second; a cap under that would leave no room for the voices
-               themselves, whatever the SFU did with the video
+               about 3 × 29 kbit/s of payload (measured) and 3 × 25 of IP/UDP/SRTP
+               headers at 50 packets a second; a cap under that would leave no room
+               for the voices themselves, whatever the SFU did with the video
     clean2     the cap lifted: every stream must be back to its clean frame rate
 
 Per window: the lowest frame rate any receiver decodes, the share of concealed audio
